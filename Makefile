@@ -1,0 +1,42 @@
+# Two commands: `make run` (build the warehouse on the synthetic shop) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: run test test-browser install dev bench bench-clv bench-incremental docs clean
+
+$(BIN)/clv: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# The dbt manifest must exist before Dagster loads the code location.
+dbt_project/target/manifest.json: $(BIN)/clv $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && ../$(BIN)/dbt parse --quiet
+	@touch $@
+
+install: $(BIN)/clv dbt_project/target/manifest.json
+
+run: install
+	$(BIN)/clv run
+
+test: install
+	$(BIN)/python -m pytest -m "not browser" -q
+
+test-browser: install
+	$(BIN)/python -m pytest -m browser -q
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python benchmarks/pipeline.py --orders 10000000
+
+bench-incremental: install
+	$(BIN)/python benchmarks/pipeline.py --orders 10000000 --mode incremental
+
+clean:
+	rm -rf data/warehouse.duckdb* data/published data/exports data/report data/docs data/landing

@@ -1,0 +1,32 @@
+-- Orders as known at the as-of date: valid statuses only, one row per order_id, revenue net of refunds.
+with point_in_time as (
+    select *
+    from {{ ref('stg_orders') }}
+    where order_date <= {{ as_of_date() }}
+      and status not in ('cancelled', 'test')
+),
+
+latest_version as (
+    -- An order loaded twice (e.g. re-exported with a changed date) counts once: the latest file/line wins.
+    select *
+    from point_in_time
+    qualify row_number() over (partition by order_id order by source_file desc, source_line desc) = 1
+)
+
+select
+    order_id,
+    customer_id,
+    ordered_at,
+    order_date,
+    net_revenue,
+    discount_amount,
+    discount_code,
+    -- A refund booked after the as-of date is not known at that point in time.
+    case when refunded_at is not null and cast(refunded_at as date) > {{ as_of_date() }} then 0.0
+         else refunded_amount end                                   as refunded_amount,
+    coalesce(latest_version.cost, net_revenue * (1 - {{ var('default_margin_rate') }})) as cost,
+    latest_version.cost is null                                     as margin_is_estimated,
+    channel,
+    product_category,
+    (discount_amount > 0 or discount_code is not null)              as is_discounted
+from latest_version

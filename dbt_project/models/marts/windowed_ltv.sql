@@ -1,0 +1,29 @@
+-- A cohort month is reported for a window only when every customer of it has been observed for the whole window.
+with per_customer as (
+    select * from {{ ref('int_customer_window_value') }}
+),
+
+cohorts as (
+    select
+        cohort_month,
+        window_days,
+        count(*)                                             as customers,
+        sum(case when orders > 1 then 1 else 0 end)          as repeat_customers,
+        sum(revenue)                                         as revenue,
+        sum(gross_margin)                                    as gross_margin,
+        min(case when is_observed then 1 else 0 end)         as fully_observed
+    from per_customer
+    group by cohort_month, window_days
+)
+
+select
+    cohort_month,
+    cast(window_days as integer)                 as window_days,
+    cast(customers as bigint)                    as customers,
+    revenue,
+    gross_margin,
+    revenue / customers                          as revenue_per_customer,
+    gross_margin / customers                     as margin_per_customer,
+    repeat_customers * 1.0 / customers           as repeat_rate_in_window
+from cohorts
+where fully_observed = 1

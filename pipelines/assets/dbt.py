@@ -1,0 +1,49 @@
+"""The dbt project as Dagster assets: sources map onto the ingest assets, tests become asset checks."""
+
+
+import json
+import os
+from typing import Any, Mapping
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from pipelines.assets.ingest import latest_loaded_day
+from pipelines.resources import WarehouseResource
+from pipelines.run_window import run_window
+from pipelines.settings import DBT_PROJECT_DIR
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+class ClvDbtTranslator(DagsterDbtTranslator):
+    """Keys follow the warehouse: raw/<table> for sources (the ingest assets), <schema>/<model> for models."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return {"staging": "staging", "intermediate": "staging", "marts": "marts"}.get(dbt_resource_props.get("schema"), "marts")
+
+
+translator = ClvDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=translator, project=dbt_project)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    settings = warehouse.settings()
+    with warehouse.connect() as con:
+        latest = latest_loaded_day(con)
+    window = run_window(context, settings, latest)
+    # dbt runs in a subprocess: hand it the same warehouse and engine limits.
+    os.environ["CLV_WAREHOUSE"] = str(settings.warehouse)
+    os.environ["CLV_DUCKDB_THREADS"] = str(settings.duckdb_threads)
+    os.environ["CLV_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    dbt_vars = {**window.dbt_vars(), "default_margin_rate": settings.default_margin_rate}
+    context.log.info(f"dbt build as of {dbt_vars['as_of'] or 'the newest loaded day'}; "
+                     f"fct_orders rebuilds order dates from {dbt_vars['window_start'] or 'the beginning'}.")
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -1,0 +1,175 @@
+"""Ingest: source files (or the synthetic shop) → validated raw.* tables, one daily partition per order date."""
+
+
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from pipelines import warehouse as wh
+from pipelines.markdown import frame_to_markdown
+from pipelines.partitions import daily_partitions, single_run_backfill
+from pipelines.resources import WarehouseResource
+from pipelines.run_window import RunWindow, run_window
+from pipelines.sources import files as src
+from pipelines.sources.landing import source_directory
+
+ORDERS = dg.AssetKey(["raw", "orders"])
+SPEND = dg.AssetKey(["raw", "marketing_spend"])
+CART = dg.AssetKey(["raw", "cart_events"])
+
+
+def latest_loaded_day(con) -> date | None:
+    row = con.execute("select max(window_end) from raw.load_log where asset = 'orders'").fetchone()
+    return row[0] if row else None
+
+
+def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> tuple[RunWindow, src.Window]:
+    """The order dates this run (re)loads. raw/orders reads its partition range; the smaller raw tables are not
+    partitioned (Dagster's bookkeeping per partition and asset would cost more than loading them) and follow the
+    same range from the run's tags, or reload everything when the run loads no partition."""
+    settings = warehouse.settings()
+    with warehouse.connect() as con:
+        wh.ensure_raw_schema(con)
+        latest = latest_loaded_day(con)
+    window = run_window(context, settings, latest)
+    end = window.partition_end or window.as_of or latest
+    if end is None:
+        raise dg.Failure("Nothing to load: this run names no partition and no day has been loaded yet. "
+                         "Materialise raw/orders for a partition range first (or run `clv run`).")
+    start = window.load_start or settings.start_date
+    load = src.Window(start=start, end=end, as_of=window.as_of or end, first_partition=settings.start_date)
+    context.log.info(
+        f"Loading order dates {load.start}..{load.end} (partitions {window.partition_start or load.start}..{end} "
+        f"plus a {settings.lookback_days}-day look-back); the source is read as known on {load.as_of}.")
+    return window, load
+
+
+def _log_load(con, asset: str, load: src.Window, source: str, loaded: int, rejected: int) -> None:
+    con.execute(
+        "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+        [asset, load.start, load.end, load.as_of, source, loaded, rejected],
+    )
+
+
+def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame_to_markdown(frame, max_rows=rows))
+
+
+@dg.asset(
+    key=ORDERS, group_name="ingest", kinds={"duckdb", "polars"},
+    partitions_def=daily_partitions, backfill_policy=single_run_backfill,
+    description="Valid orders (raw.orders), partitioned by order date; rows that fail validation go to "
+                "raw.rejected_orders with file, line and reason (see this asset's metadata).",
+)
+def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = warehouse.settings()
+    _, load = _window(context, warehouse)
+    directory, today = source_directory(settings, log=context.log.info)
+    order_files = src.discover(directory, "orders")
+    result = src.load_orders(order_files, load, today=today)
+    with warehouse.connect() as con:
+        wh.replace_window(con, "raw.orders", "order_date", load.start, load.end, result.valid,
+                          select_sql="* exclude (email), sha256(email) as email_sha256")
+        wh.replace_rejected(con, "orders", load.start, load.end, result.rejected)
+        _log_load(con, "orders", load, settings.source, result.valid.height, result.rejected.height)
+        total = con.execute("select count(*) from raw.orders").fetchone()[0]
+    by_kind = result.rejected.group_by("kind").len().sort("kind")
+    counts = {row["kind"]: row["len"] for row in by_kind.iter_rows(named=True)}
+    context.log.info(
+        f"Read {result.rows_read:,} rows from {len(order_files)} file(s); loaded {result.valid.height:,} valid orders "
+        f"dated {load.start}..{load.end}; quarantined {counts.get('invalid', 0)} invalid rows, "
+        f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions.")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": total,
+        "rows_loaded_this_run": result.valid.height,
+        "window": f"{load.start}..{load.end}",
+        "as_of": str(load.as_of),
+        "source": settings.source,
+        "files": ", ".join(result.files),
+        "preview": _preview(result.valid.drop("email")),
+        "rejected_invalid": counts.get("invalid", 0),
+        "rejected_exact_duplicates": counts.get("duplicate", 0),
+        "superseded_versions": counts.get("superseded", 0),
+        "rejection_reasons": _preview(result.rejected.group_by("reason").len().sort("len", descending=True), rows=15),
+    })
+
+
+@dg.asset(key=SPEND, group_name="ingest", kinds={"duckdb"},
+          description="Daily marketing spend per channel (optional input), reloaded for the run's order dates.")
+def raw_marketing_spend(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = warehouse.settings()
+    _, load = _window(context, warehouse)
+    directory, today = source_directory(settings, log=context.log.info)
+    result = src.load_marketing_spend(src.discover(directory, "marketing_spend"), load, today=today)
+    with warehouse.connect() as con:
+        wh.replace_window(con, "raw.marketing_spend", "date", load.start, load.end, result.valid)
+        wh.replace_rejected(con, "marketing_spend", load.start, load.end, result.rejected)
+        _log_load(con, "marketing_spend", load, settings.source, result.valid.height, result.rejected.height)
+    context.log.info(f"Loaded {result.valid.height:,} spend rows; quarantined {result.rejected.height}.")
+    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.valid.height,
+                                          "rows_rejected_this_run": result.rejected.height,
+                                          "files": ", ".join(result.files) or "none supplied"})
+
+
+@dg.asset(key=CART, group_name="ingest", kinds={"duckdb"},
+          description="Cart events (optional input) for the cart-abandoner segment, reloaded for the run's dates.")
+def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = warehouse.settings()
+    _, load = _window(context, warehouse)
+    directory, today = source_directory(settings, log=context.log.info)
+    result = src.load_cart_events(src.discover(directory, "cart_events"), load, today=today)
+    with warehouse.connect() as con:
+        wh.replace_window(con, "raw.cart_events", "event_date", load.start, load.end, result.valid)
+        wh.replace_rejected(con, "cart_events", load.start, load.end, result.rejected)
+        _log_load(con, "cart_events", load, settings.source, result.valid.height, result.rejected.height)
+    context.log.info(f"Loaded {result.valid.height:,} cart events; quarantined {result.rejected.height}.")
+    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.valid.height,
+                                          "rows_rejected_this_run": result.rejected.height,
+                                          "files": ", ".join(result.files) or "none supplied"})
+
+
+# ---------------------------------------------------------------- checks
+@dg.asset_check(asset=ORDERS, description="The newest order is at most CLV_FRESHNESS_HOURS old (default 36 h).")
+def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    settings = warehouse.settings()
+    with warehouse.connect(read_only=True) as con:
+        newest = con.execute("select max(ordered_at) from raw.orders").fetchone()[0]
+    if newest is None:
+        return dg.AssetCheckResult(passed=False, description="raw.orders is empty")
+    age_hours = (datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
+    return dg.AssetCheckResult(passed=age_hours <= settings.freshness_hours,
+                               metadata={"newest_order": str(newest), "age_hours": round(age_hours, 1),
+                                         "threshold_hours": settings.freshness_hours})
+
+
+@dg.asset_check(asset=ORDERS, description="Invalid rows stay below CLV_REJECT_RATE_THRESHOLD of the rows read.")
+def reject_rate_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    settings = warehouse.settings()
+    with warehouse.connect(read_only=True) as con:
+        invalid = con.execute("select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'").fetchone()[0]
+        valid = con.execute("select count(*) from raw.orders").fetchone()[0]
+    rate = invalid / (invalid + valid) if invalid + valid else 0.0
+    return dg.AssetCheckResult(passed=rate <= settings.reject_rate_threshold,
+                               metadata={"invalid_rows": invalid, "valid_rows": valid, "reject_rate": round(rate, 6),
+                                         "threshold": settings.reject_rate_threshold})
+
+
+@dg.asset_check(asset=ORDERS, description="The day's row count did not drop by more than CLV_ROW_DROP_THRESHOLD "
+                                          "against the average of the previous 7 loaded days.")
+def no_row_count_drop(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    settings = warehouse.settings()
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            """select order_date, count(*) from raw.orders
+               where order_date > (select max(order_date) from raw.orders) - interval 8 day
+               group by 1 order by 1""").fetchall()
+    if len(rows) < 2:
+        return dg.AssetCheckResult(passed=True, description="not enough history to compare")
+    latest_day, latest = rows[-1]
+    previous = [n for _, n in rows[:-1]]
+    baseline = sum(previous) / len(previous)
+    drop = 1 - latest / baseline if baseline else 0.0
+    return dg.AssetCheckResult(passed=drop <= settings.row_drop_threshold,
+                               metadata={"day": str(latest_day), "rows": latest, "baseline_rows": round(baseline, 1),
+                                         "drop": round(drop, 3), "threshold": settings.row_drop_threshold})

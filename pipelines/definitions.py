@@ -1,0 +1,17 @@
+"""Assembles the code location; the logic lives in the modules it imports."""
+
+import dagster as dg
+
+from pipelines.assets import dbt as dbt_assets_module
+from pipelines.assets import ingest
+from pipelines.jobs import clv_pipeline_job
+from pipelines.resources import WarehouseResource, dbt_resource
+from pipelines.schedules import daily_schedule
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([ingest, dbt_assets_module]),
+    asset_checks=dg.load_asset_checks_from_modules([ingest]),
+    jobs=[clv_pipeline_job],
+    schedules=[daily_schedule],
+    resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
+)

@@ -1,0 +1,47 @@
+"""Dagster resources: the DuckDB warehouse (with the one-writer run lock) and the dbt CLI."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+from dagster import ConfigurableResource, InitResourceContext
+from dagster_dbt import DbtCliResource
+
+from pipelines import warehouse as wh
+from pipelines.settings import DBT_PROJECT_DIR, Settings
+
+
+class WarehouseResource(ConfigurableResource):
+    """Settings come from `CLV_*` variables at run time, so the CLI flags, the UI and the schedule agree."""
+
+    hold_run_lock: bool = True
+
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
+        if not self.hold_run_lock:
+            yield self
+            return
+        log = context.log.info if context.log else print
+        with wh.exclusive_warehouse(self.settings().warehouse, log=log):
+            yield self
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        settings = self.settings()
+        with wh.connect(settings.warehouse, read_only=read_only, threads=settings.duckdb_threads,
+                        memory_limit=settings.duckdb_memory_limit) as con:
+            yield con
+
+
+def dbt_resource() -> DbtCliResource:
+    # The dbt next to this interpreter (the project's venv), whether or not the venv is on PATH.
+    executable = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                          dbt_executable=str(executable) if executable.exists() else "dbt")

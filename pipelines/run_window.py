@@ -1,0 +1,60 @@
+"""What a run covers: the partition range it loads (plus the look-back) and its point in time (as-of).
+
+Unpartitioned assets (dbt marts, models, reports) read the same range from the run's tags, so every asset of
+one run agrees on one as-of date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from dagster import AssetExecutionContext
+
+from pipelines.settings import Settings, explicit_as_of
+
+AS_OF_TAG = "clv/as_of"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    partition_start: date | None   # first partition this run loads (None: the run loads no partition)
+    partition_end: date | None
+    load_start: date | None        # partition_start minus the look-back, clamped to the first partition
+    as_of: date | None             # None: use everything loaded
+
+    def dbt_vars(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "window_start": self.load_start.isoformat() if self.load_start else None,
+        }
+
+
+def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
+        return day, day
+    return None, None
+
+
+def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWindow:
+    """The as-of date is explicit (CLV_AS_OF / --as-of / the clv/as_of tag) or the newest loaded day, so
+    re-running an old day never rolls the marts back in time."""
+    start, end = partition_range_from_tags(tags)
+    load_start = max(settings.start_date, start - timedelta(days=settings.lookback_days)) if start else None
+    explicit = date.fromisoformat(tags[AS_OF_TAG]) if tags.get(AS_OF_TAG) else explicit_as_of()
+    if explicit:
+        as_of = explicit
+    else:
+        candidates = [d for d in (end, latest_loaded) if d is not None]
+        as_of = max(candidates) if candidates else None
+    return RunWindow(start, end, load_start, as_of)
+
+
+def run_window(context: AssetExecutionContext, settings: Settings, latest_loaded: date | None) -> RunWindow:
+    return resolve(dict(context.run.tags), settings, latest_loaded)

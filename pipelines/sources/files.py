@@ -1,0 +1,385 @@
+"""The `files` source: a directory of CSV or Parquet files, validated in polars (vectorised, no row loops).
+
+Contract (README "Data contract"): `orders*.csv|parquet` (required), `marketing_spend*`, `cart_events*`.
+Every row either lands in the valid frame or in the rejected frame with file, line and reason; nothing is dropped
+silently. A file that cannot be read as a table raises `SourceFileError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+ORDER_REQUIRED = ("order_id", "customer_id", "ordered_at", "net_revenue")
+ORDER_OPTIONAL = (
+    "currency", "discount_amount", "discount_code", "refunded_amount", "refunded_at", "cost",
+    "channel", "status", "product_category", "email",
+)
+SPEND_REQUIRED = ("date", "channel", "spend")
+CART_REQUIRED = ("customer_id", "event_at", "event_type")
+CART_OPTIONAL = ("cart_value",)
+
+# Before this nobody ran an online shop with our data; after tomorrow is the future. Either is a typo, not an order.
+EARLIEST_PLAUSIBLE = datetime(2000, 1, 1)
+
+REJECTED_SCHEMA = {
+    "source_table": pl.String,
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+    "kind": pl.String,          # invalid | duplicate | superseded
+    "reason": pl.String,
+    "record": pl.String,
+    "event_date": pl.Date,
+}
+
+RAW_ORDERS_SCHEMA = {
+    "order_id": pl.String,
+    "customer_id": pl.String,
+    "ordered_at": pl.Datetime("us"),
+    "order_date": pl.Date,
+    "net_revenue": pl.Float64,
+    "currency": pl.String,
+    "discount_amount": pl.Float64,
+    "discount_code": pl.String,
+    "refunded_amount": pl.Float64,
+    "refunded_at": pl.Datetime("us"),
+    "cost": pl.Float64,
+    "channel": pl.String,
+    "status": pl.String,
+    "product_category": pl.String,
+    "email": pl.String,  # hashed by the warehouse writer (DuckDB sha256); never stored in clear
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+}
+
+
+class SourceFileError(ValueError):
+    """A source file is not a usable table (unreadable, empty, or missing required columns)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Inclusive range of order dates a run loads; `as_of` is what the source is allowed to know."""
+
+    start: date
+    end: date
+    as_of: date
+    first_partition: date = date(2000, 1, 1)  # rows dated before it belong to no partition: rejected, not lost
+
+
+@dataclass
+class LoadResult:
+    valid: pl.DataFrame
+    rejected: pl.DataFrame
+    files: list[str]
+    rows_read: int
+
+
+def discover(raw_dir: Path, prefix: str) -> list[Path]:
+    if not raw_dir.is_dir():
+        raise SourceFileError(f"{raw_dir}: raw directory does not exist")
+    found = [
+        p for p in sorted(raw_dir.iterdir())
+        if p.is_file() and p.name.startswith(prefix)
+        and (p.suffix in (".csv", ".parquet") or p.name.endswith(".csv.gz"))
+    ]
+    return found
+
+
+# ---------------------------------------------------------------- reading
+def _read_csv(path: Path) -> pl.DataFrame:
+    """All columns as strings (nothing is lost to type sniffing), with the physical line number of each row."""
+    try:
+        frame = pl.read_csv(
+            path, infer_schema=False, truncate_ragged_lines=True, row_index_name="_line", row_index_offset=2,
+        )
+        # A second, cheap pass over raw lines counts fields, to reject rows with too few/many of them.
+        lines = pl.read_csv(
+            path, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
+            infer_schema=False, skip_rows=1,
+        )
+    except Exception as exc:  # polars raises several exception types for non-tables
+        raise SourceFileError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from exc
+    if frame.width <= 1:
+        raise SourceFileError(f"{path}: not a CSV table (no header with named columns)")
+    expected_fields = frame.width - 1
+    if lines.height == frame.height:
+        field_count = (
+            lines["_raw"].str.replace_all(r'"[^"]*"', "").str.count_matches(",").fill_null(0) + 1
+        )
+        frame = frame.with_columns(_fields=field_count.cast(pl.Int64), _expected=pl.lit(expected_fields, pl.Int64))
+    else:  # quoted multi-line fields: line alignment is unknowable, skip the field-count check
+        frame = frame.with_columns(_fields=pl.lit(expected_fields, pl.Int64), _expected=pl.lit(expected_fields, pl.Int64))
+    return frame.with_columns(pl.col("_line").cast(pl.Int64))
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path, row_index_name="_line", row_index_offset=1)
+    except Exception as exc:
+        raise SourceFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
+    return frame.with_columns(pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
+
+
+def read_table(path: Path, required: tuple[str, ...]) -> pl.DataFrame:
+    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns if not c.startswith("_")})
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise SourceFileError(f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(c for c in frame.columns if not c.startswith('_'))}")
+    return frame.with_columns(_file=pl.lit(path.name))
+
+
+# ---------------------------------------------------------------- parsing expressions
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).cast(pl.String).str.strip_chars() == "")
+
+
+def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
+    """Naive UTC timestamp from ISO dates/timestamps (with optional 'T', fraction, 'Z' or offset)."""
+    if dtype == pl.Date:
+        return pl.col(col).cast(pl.Datetime("us"))
+    if isinstance(dtype, pl.Datetime):
+        expr = pl.col(col)
+        if dtype.time_zone is not None:
+            expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return expr.cast(pl.Datetime("us"))
+    text = pl.col(col).cast(pl.String).str.strip_chars().str.replace("T", " ").str.replace(r"Z$", "+00:00")
+    with_offset = text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_zone="UTC")
+    return pl.coalesce(
+        with_offset.dt.replace_time_zone(None),
+        text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+        text.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
+        text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
+    )
+
+
+def parse_amount(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+
+
+def _amount_problem(col: str, required: bool) -> pl.Expr:
+    """Reason text for a bad amount, null when fine. Optional amounts may be blank (read as 0)."""
+    value = parse_amount(col)
+    missing = pl.lit(f"missing {col}") if required else pl.lit(None, pl.String)
+    return (
+        pl.when(_blank(col)).then(missing)
+        .when(value.is_null()).then(pl.format(f"non-numeric {col} '{{}}'", pl.col(col).cast(pl.String)))
+        .when(value.is_nan() | value.is_infinite()).then(pl.lit(f"non-finite {col}"))
+        .when(value < 0).then(pl.lit(f"negative {col}"))
+        .otherwise(pl.lit(None, pl.String))
+    )
+
+
+def _date_problem(col: str, parsed: pl.Expr, latest: datetime, first_partition: date | None = None) -> pl.Expr:
+    problem = (
+        pl.when(_blank(col)).then(pl.lit(f"missing {col}"))
+        .when(parsed.is_null()).then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
+        .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest)).then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
+    )
+    if first_partition is not None:
+        problem = problem.when(parsed.dt.date() < first_partition).then(
+            pl.format(f"{col} '{{}}' is before the first partition {first_partition} (set CLV_START_DATE earlier)",
+                      pl.col(col).cast(pl.String)))
+    return problem.otherwise(pl.lit(None, pl.String))
+
+
+def _field_count_problem() -> pl.Expr:
+    return (
+        pl.when(pl.col("_fields") < pl.col("_expected")).then(pl.format("too few fields ({} of {})", "_fields", "_expected"))
+        .when(pl.col("_fields") > pl.col("_expected")).then(pl.format("too many fields ({} of {})", "_fields", "_expected"))
+        .otherwise(pl.lit(None, pl.String))
+    )
+
+
+def _first_problem(problems: list[pl.Expr]) -> pl.Expr:
+    return pl.coalesce(problems)
+
+
+def _record(columns: list[str]) -> pl.Expr:
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=",")
+
+
+def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    absent = [c for c in columns if c not in frame.columns]
+    return frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
+
+
+def _optional_text(col: str) -> pl.Expr:
+    text = pl.col(col).cast(pl.String).str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)
+
+
+# ---------------------------------------------------------------- orders
+def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition: date) -> pl.DataFrame:
+    # The rejected record keeps every field but the e-mail, which must not be stored in clear anywhere.
+    data_cols = [c for c in frame.columns if not c.startswith("_") and c != "email"]
+    frame = _ensure_columns(frame, ORDER_OPTIONAL)
+    ordered_at = parse_timestamp("ordered_at", frame.schema["ordered_at"])
+    refunded_at = parse_timestamp("refunded_at", frame.schema["refunded_at"])
+    problems = [
+        _field_count_problem(),
+        pl.when(_blank("order_id")).then(pl.lit("missing order_id")),
+        pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
+        _date_problem("ordered_at", ordered_at, latest, first_partition),
+        _amount_problem("net_revenue", required=True),
+        _amount_problem("discount_amount", required=False),
+        _amount_problem("refunded_amount", required=False),
+        _amount_problem("cost", required=False),
+        pl.when(~_blank("refunded_at") & refunded_at.is_null()).then(
+            pl.format("unparseable refunded_at '{}'", pl.col("refunded_at").cast(pl.String))),
+        pl.when(parse_amount("refunded_amount").fill_null(0) > parse_amount("net_revenue") + 0.005).then(
+            pl.lit("refunded_amount exceeds net_revenue")),
+    ]
+    return frame.select(
+        order_id=pl.col("order_id").cast(pl.String).str.strip_chars(),
+        customer_id=pl.col("customer_id").cast(pl.String).str.strip_chars(),
+        ordered_at=ordered_at,
+        net_revenue=parse_amount("net_revenue").round(2),
+        currency=_optional_text("currency"),
+        discount_amount=parse_amount("discount_amount").fill_null(0.0).round(2),
+        discount_code=_optional_text("discount_code"),
+        refunded_amount=parse_amount("refunded_amount").fill_null(0.0).round(2),
+        refunded_at=refunded_at,
+        cost=parse_amount("cost").round(2),
+        channel=_optional_text("channel").str.to_lowercase(),
+        status=_optional_text("status").str.to_lowercase(),
+        product_category=_optional_text("product_category").str.to_lowercase(),
+        email=pl.col("email"),
+        source_file=pl.col("_file"),
+        source_line=pl.col("_line"),
+        _problem=_first_problem(problems),
+        _record=_record(data_cols),
+    )
+
+
+def load_orders(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+    """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
+    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED), latest, window.first_partition) for p in files]
+    if not parts:
+        raise SourceFileError("no orders*.csv|parquet file found")
+    rows = pl.concat(parts, how="vertical_relaxed")
+    rows_read = rows.height
+    order_date = pl.col("ordered_at").dt.date()
+    in_window = order_date.is_between(window.start, window.end)
+    rows = rows.filter(in_window | pl.col("_problem").is_not_null())
+    # Point in time: a refund booked after the as-of date is not known yet.
+    late_refund = pl.col("refunded_at").is_not_null() & (pl.col("refunded_at").dt.date() > window.as_of)
+    rows = rows.with_columns(
+        refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
+        refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
+    )
+    invalid = rows.filter(pl.col("_problem").is_not_null())
+    valid = rows.filter(pl.col("_problem").is_null())
+
+    # Exact duplicates count once; the other copies are recorded, not loaded.
+    content_cols = [c for c in valid.columns if c not in ("source_file", "source_line", "_problem", "_record")]
+    valid = valid.with_columns(_first=pl.struct("source_file", "source_line").first().over(content_cols))
+    dup_mask = pl.struct("source_file", "source_line") != pl.col("_first")
+    duplicates = valid.filter(dup_mask).with_columns(
+        _problem=pl.format("exact duplicate of {}:{}", pl.col("_first").struct.field("source_file"),
+                           pl.col("_first").struct.field("source_line")), _kind=pl.lit("duplicate"))
+    valid = valid.filter(~dup_mask).drop("_first")
+    # Same order_id, different content: a later export (file name order, then line) supersedes earlier versions.
+    valid = valid.sort("source_file", "source_line")
+    latest_version = pl.struct("source_file", "source_line").last().over("order_id")
+    valid = valid.with_columns(_latest=latest_version)
+    is_old = pl.struct("source_file", "source_line") != pl.col("_latest")
+    superseded = valid.filter(is_old).with_columns(
+        _problem=pl.format("superseded by {}:{}", pl.col("_latest").struct.field("source_file"),
+                           pl.col("_latest").struct.field("source_line")), _kind=pl.lit("superseded"))
+    valid = valid.filter(~is_old).drop("_latest")
+
+    rejected = pl.concat([
+        _as_rejected(invalid.with_columns(_kind=pl.lit("invalid")), "orders"),
+        _as_rejected(duplicates.drop("_first"), "orders"),
+        _as_rejected(superseded.drop("_latest"), "orders"),
+    ])
+    valid = valid.with_columns(order_date=order_date, email=_optional_text("email").str.to_lowercase()).select(list(RAW_ORDERS_SCHEMA))
+    return LoadResult(valid=valid.cast(RAW_ORDERS_SCHEMA), rejected=rejected, files=[p.name for p in files], rows_read=rows_read)
+
+
+def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    date_col = "ordered_at" if "ordered_at" in frame.columns else "event_at"
+    event_date = pl.col(date_col).dt.date() if date_col in frame.columns else pl.lit(None, pl.Date)
+    return frame.select(
+        source_table=pl.lit(table),
+        source_file=pl.col("source_file"),
+        source_line=pl.col("source_line"),
+        kind=pl.col("_kind"),
+        reason=pl.col("_problem"),
+        record=pl.col("_record"),
+        event_date=event_date,
+    ).cast(REJECTED_SCHEMA)
+
+
+# ---------------------------------------------------------------- marketing spend and cart events
+def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    parts = []
+    for path in files:
+        frame = read_table(path, SPEND_REQUIRED)
+        data_cols = [c for c in frame.columns if not c.startswith("_")]
+        spend_date = parse_timestamp("date", frame.schema["date"])
+        parts.append(frame.select(
+            event_at=spend_date,
+            channel=_optional_text("channel").str.to_lowercase(),
+            spend=parse_amount("spend").round(2),
+            source_file=pl.col("_file"), source_line=pl.col("_line"),
+            _problem=_first_problem([
+                _field_count_problem(), _date_problem("date", spend_date, latest, window.first_partition),
+                pl.when(_blank("channel")).then(pl.lit("missing channel")),
+                _amount_problem("spend", required=True),
+            ]),
+            _record=_record(data_cols),
+        ))
+    if not parts:
+        return LoadResult(pl.DataFrame(schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64,
+                                               "source_file": pl.String, "source_line": pl.Int64}),
+                          pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
+    rows = pl.concat(parts, how="vertical_relaxed")
+    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
+    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), "marketing_spend")
+    valid = rows.filter(pl.col("_problem").is_null()).select(
+        date=pl.col("event_at").dt.date(), channel="channel", spend="spend", source_file="source_file", source_line="source_line")
+    return LoadResult(valid, rejected, [p.name for p in files], sum(p.height for p in parts))
+
+
+def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    parts = []
+    for path in files:
+        frame = _ensure_columns(read_table(path, CART_REQUIRED), CART_OPTIONAL)
+        data_cols = [c for c in frame.columns if not c.startswith("_")]
+        event_at = parse_timestamp("event_at", frame.schema["event_at"])
+        parts.append(frame.select(
+            customer_id=pl.col("customer_id").cast(pl.String).str.strip_chars(),
+            event_at=event_at,
+            event_type=_optional_text("event_type").str.to_lowercase(),
+            cart_value=parse_amount("cart_value").round(2),
+            source_file=pl.col("_file"), source_line=pl.col("_line"),
+            _problem=_first_problem([
+                _field_count_problem(),
+                pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
+                _date_problem("event_at", event_at, latest, window.first_partition),
+                pl.when(_blank("event_type")).then(pl.lit("missing event_type")),
+                _amount_problem("cart_value", required=False),
+            ]),
+            _record=_record(data_cols),
+        ))
+    if not parts:
+        return LoadResult(pl.DataFrame(schema={"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_date": pl.Date,
+                                               "event_type": pl.String, "cart_value": pl.Float64,
+                                               "source_file": pl.String, "source_line": pl.Int64}),
+                          pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
+    rows = pl.concat(parts, how="vertical_relaxed")
+    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
+    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), "cart_events")
+    valid = rows.filter(pl.col("_problem").is_null()).select(
+        "customer_id", "event_at", event_date=pl.col("event_at").dt.date(), event_type="event_type",
+        cart_value="cart_value", source_file="source_file", source_line="source_line")
+    return LoadResult(valid, rejected, [p.name for p in files], sum(p.height for p in parts))

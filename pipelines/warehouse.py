@@ -1,0 +1,160 @@
+"""The DuckDB warehouse: connections, raw-layer DDL, partition replacement and atomic table swaps.
+
+No Dagster here: the assets call these functions, and so can tests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import polars as pl
+
+RAW_DDL = """
+create schema if not exists raw;
+create schema if not exists marts;
+create table if not exists raw.orders (
+    order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
+    net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
+    refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
+    product_category varchar, email_sha256 varchar, source_file varchar, source_line bigint, loaded_at timestamp
+);
+create table if not exists raw.rejected_orders (
+    source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
+    event_date date, rejected_at timestamp
+);
+create table if not exists raw.marketing_spend (
+    date date not null, channel varchar not null, spend double not null, source_file varchar, source_line bigint,
+    loaded_at timestamp
+);
+create table if not exists raw.cart_events (
+    customer_id varchar not null, event_at timestamp not null, event_date date not null, event_type varchar not null,
+    cart_value double, source_file varchar, source_line bigint, loaded_at timestamp
+);
+create table if not exists raw.load_log (
+    asset varchar, window_start date, window_end date, as_of date, source varchar, rows_loaded bigint,
+    rows_rejected bigint, loaded_at timestamp
+);
+"""
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "4GB") -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection: dbt runs in its own process and needs the file lock between our steps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only, config={"threads": threads, "memory_limit": memory_limit})
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_DDL)
+
+
+def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
+                   frame: pl.DataFrame, select_sql: str = "*") -> int:
+    """Delete the window's rows and insert the new ones in ONE transaction: a re-run replaces, never duplicates,
+    and a crash leaves the previous rows."""
+    con.register("incoming", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
+        con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming")
+    return frame.height
+
+
+def replace_rejected(con: duckdb.DuckDBPyConnection, source_table: str, start: date, end: date, frame: pl.DataFrame) -> int:
+    """Rejects of a window are replaced like the window; undated rejects are keyed by (file, line)."""
+    con.register("incoming", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            """delete from raw.rejected_orders r where r.source_table = ? and (
+                   r.event_date between ? and ?
+                   or exists (select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line))""",
+            [source_table, start, end],
+        )
+        con.execute("insert into raw.rejected_orders by name select *, current_timestamp as rejected_at from incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming")
+    return frame.height
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl.DataFrame) -> int:
+    """Build-and-swap in one transaction: readers see the old table or the new one, never half of it."""
+    con.register("incoming", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create or replace table {qualified_name} as select * from incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming")
+    return frame.height
+
+
+def append_replacing(con: duckdb.DuckDBPyConnection, qualified_name: str, key_col: str, key_value, frame: pl.DataFrame) -> None:
+    """History tables (one block of rows per as-of date): replace this key's rows, keep the others."""
+    con.register("incoming", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create table if not exists {qualified_name} as select * from incoming where false")
+        con.execute(f"delete from {qualified_name} where {key_col} = ?", [key_value])
+        con.execute(f"insert into {qualified_name} by name select * from incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming")
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    return pl.from_arrow(con.execute(sql, params or []).arrow())
+
+
+@contextmanager
+def exclusive_warehouse(path: Path, log=print, poll_seconds: float = 2.0) -> Iterator[None]:
+    """DuckDB has one writer: runs take this lock for their whole duration, so a second run waits (queues)
+    instead of crashing on DuckDB's own file lock."""
+    lock_path = Path(f"{path}.run-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log(f"Another run holds {lock_path}; waiting for it to finish before writing the warehouse.")
+                    waited = True
+                time.sleep(poll_seconds)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid={os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

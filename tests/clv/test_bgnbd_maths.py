@@ -1,0 +1,169 @@
+"""BG/NBD likelihood, gradient and closed forms against independent computations."""
+
+import numpy as np
+import pytest
+
+import clv_reference as ref
+from pipelines.clv._mle import collapse_identical_rows
+from pipelines.clv.bgnbd import (
+    BgNbdFit,
+    _BgNbdLikelihood,
+    bgnbd_log_likelihood_terms,
+    conditional_expected_purchases,
+    expected_purchases_new_customer,
+    fit_bgnbd,
+    p_alive,
+)
+from pipelines.clv.simulate import BgNbdParams, GammaGammaParams, simulate_rfm
+
+PUBLISHED = (0.243, 4.414, 0.793, 2.426)  # FHL 2005 CDNOW estimates
+
+
+def _fit(r, alpha, a, b) -> BgNbdFit:
+    return BgNbdFit(r, alpha, a, b, log_likelihood=np.nan, converged=True, n_customers=0, iterations=0, message="")
+
+
+CUSTOMERS = [  # (x, t_x, T) in weeks
+    (0, 0.0, 38.86),
+    (1, 1.71, 38.86),
+    (2, 30.43, 38.86),
+    (7, 35.0, 36.0),
+    (7, 5.0, 36.0),
+    (60, 50.0, 52.0),
+    (400, 100.0, 104.0),
+]
+
+
+@pytest.mark.parametrize("x, t_x, T", CUSTOMERS)
+def test_p_alive_matches_posterior_integration(x, t_x, T):
+    expected = ref.p_alive(*PUBLISHED, x, t_x, T)
+    assert float(p_alive(_fit(*PUBLISHED), x, t_x, T)) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("x, t_x, T", CUSTOMERS)
+@pytest.mark.parametrize("t", [1.0, 39.0, 260.0])
+def test_conditional_expected_purchases_matches_quadrature(x, t_x, T, t):
+    expected = ref.conditional_expected_purchases(*PUBLISHED, x, t_x, T, t)
+    actual = float(conditional_expected_purchases(_fit(*PUBLISHED), t, x, t_x, T))
+    assert actual == pytest.approx(expected, rel=1e-7)
+
+
+@pytest.mark.parametrize("params", [PUBLISHED, (2.0, 10.0, 3.0, 5.0), (0.5, 0.5, 0.4, 8.0)])
+@pytest.mark.parametrize("t", [0.5, 52.0, 520.0])
+def test_expected_purchases_new_customer_matches_quadrature(params, t):
+    expected = ref.expected_purchases_new_customer(*params, t)
+    assert float(expected_purchases_new_customer(_fit(*params), t)) == pytest.approx(expected, rel=1e-7)
+
+
+def test_closed_forms_are_vectorised_and_finite_for_extreme_customers():
+    fit = _fit(*PUBLISHED)
+    x = np.array([0, 3, 500, 5000, 5000])
+    t_x = np.array([0.0, 10.0, 100.0, 1000.0, 5.0])
+    T = np.array([10.0, 20.0, 104.0, 1040.0, 1040.0])
+    expected = conditional_expected_purchases(fit, 52.0, x, t_x, T)
+    alive = p_alive(fit, x, t_x, T)
+    assert expected.shape == alive.shape == (5,)
+    assert np.all(np.isfinite(expected)) and np.all(expected >= 0)
+    assert alive[-1] < 1e-300 and expected[-1] < 1e-300  # 5000 purchases, silent for 1035 weeks: gone
+    assert np.all(np.diff(conditional_expected_purchases(fit, [1.0, 10.0, 100.0], 3, 10.0, 20.0)) > 0)
+
+
+def test_log_likelihood_matches_naive_formula():
+    for params in (PUBLISHED, (1.3, 2.0, 1.5, 0.7)):
+        for x, t_x, T in [(0, 0.0, 5.0), (1, 2.0, 5.0), (4, 20.0, 30.0), (12, 11.5, 40.0)]:
+            ll, _ = bgnbd_log_likelihood_terms(params, [x], [t_x], [T])
+            assert ll[0] == pytest.approx(ref.naive_bgnbd_log_likelihood(*params, x, t_x, T), rel=1e-12)
+
+
+def _random_customers(seed: int, n: int = 300):
+    rfm = simulate_rfm(n, BgNbdParams(*PUBLISHED), GammaGammaParams(6.0, 4.0, 15.0), seed=seed)
+    return rfm.frequency, rfm.recency, rfm.T
+
+
+def _central_difference(function, params, step=1e-6):
+    params = np.asarray(params, dtype=float)
+    gradient = np.empty_like(params)
+    for i in range(params.size):
+        h = step * params[i]
+        up, down = params.copy(), params.copy()
+        up[i] += h
+        down[i] -= h
+        gradient[i] = (function(up) - function(down)) / (2 * h)
+    return gradient
+
+
+@pytest.mark.parametrize("params", [PUBLISHED, (1.7, 12.0, 0.6, 0.9)])
+def test_gradient_matches_finite_differences(params):
+    x, t_x, T = _random_customers(seed=1)
+    x = np.append(x, [500, 25])  # include very heavy buyers
+    t_x = np.append(t_x, [90.0, 3.0])
+    T = np.append(T, [104.0, 104.0])
+
+    _, per_row_gradient = bgnbd_log_likelihood_terms(params, x, t_x, T)
+    numeric = _central_difference(lambda p: bgnbd_log_likelihood_terms(p, x, t_x, T)[0].sum(), params)
+    np.testing.assert_allclose(per_row_gradient.sum(axis=0), numeric, rtol=1e-6)
+
+    weights = np.arange(1, x.size + 1, dtype=float)  # the fitter's aggregated evaluator, weighted rows
+    aggregated = _BgNbdLikelihood(x.astype(float), t_x, T, weights)
+    total, gradient = aggregated(np.asarray(params))
+    ll, _ = bgnbd_log_likelihood_terms(params, x, t_x, T)
+    assert total == pytest.approx(float(weights @ ll), rel=1e-12)
+    np.testing.assert_allclose(gradient, weights @ per_row_gradient, rtol=1e-9)
+
+
+def test_heavy_buyer_has_finite_likelihood_and_gradient():
+    ll, gradient = bgnbd_log_likelihood_terms(PUBLISHED, [500, 5000], [50.0, 100.0], [52.0, 2000.0])
+    assert np.all(np.isfinite(ll)) and np.all(np.isfinite(gradient))
+
+
+def test_collapsed_rows_give_the_same_fit_as_every_customer():
+    x, t_x, T = _random_customers(seed=2, n=3000)
+    rows = collapse_identical_rows(x, t_x, T)
+    assert rows.weights.sum() == x.size and rows.weights.size < x.size
+    # Every distinct customer appears once, with its multiplicity.
+    distinct, counts = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
+    order = np.lexsort(tuple(reversed(rows.columns)))
+    np.testing.assert_array_equal(np.column_stack(rows.columns)[order], distinct)
+    np.testing.assert_array_equal(rows.weights[order], counts)
+
+    every_customer = fit_bgnbd(x, t_x, T)
+    from_weights = fit_bgnbd(*rows.columns, weights=rows.weights)
+    np.testing.assert_allclose(every_customer.params, from_weights.params, rtol=1e-8)
+    assert from_weights.n_customers == every_customer.n_customers == x.size
+    # The reported likelihood is the plain sum over all customers.
+    ll, _ = bgnbd_log_likelihood_terms(every_customer.params, x, t_x, T)
+    assert every_customer.log_likelihood == pytest.approx(ll.sum(), rel=1e-12)
+
+
+def test_collapse_handles_off_grid_values():
+    monetary = np.array([12.34, 12.34, 5.0, 12.34, np.pi])
+    frequency = np.array([1, 1, 1, 2, 1])
+    rows = collapse_identical_rows(frequency, monetary)
+    got = sorted(zip(*(c.tolist() for c in rows.columns), rows.weights.tolist()))
+    assert got == [(1.0, np.pi, 1.0), (1.0, 5.0, 1.0), (1.0, 12.34, 2.0), (2.0, 12.34, 1.0)]
+
+
+def test_fit_recovers_simulated_parameters_and_reports_convergence():
+    truth = (0.5, 6.0, 0.9, 3.0)
+    rfm = simulate_rfm(40_000, BgNbdParams(*truth), GammaGammaParams(6.0, 4.0, 15.0), seed=5)
+    fit = fit_bgnbd(rfm.frequency, rfm.recency, rfm.T)
+    assert fit.converged and fit.gradient_norm < 1e-5
+    np.testing.assert_allclose(fit.params, truth, rtol=0.15)
+
+    stopped_early = fit_bgnbd(rfm.frequency, rfm.recency, rfm.T, tolerance=1e-1)
+    assert not stopped_early.converged
+
+
+def test_penalizer_shrinks_parameters():
+    x, t_x, T = _random_customers(seed=4, n=2000)
+    plain = fit_bgnbd(x, t_x, T)
+    penalised = fit_bgnbd(x, t_x, T, penalizer=0.1)
+    assert np.sum(np.square(penalised.params)) < np.sum(np.square(plain.params))
+    assert penalised.log_likelihood < plain.log_likelihood
+
+
+def test_fit_rejects_inconsistent_rfm():
+    with pytest.raises(ValueError):
+        fit_bgnbd([1, 0], [5.0, 1.0], [10.0, 10.0])  # x = 0 with recency > 0
+    with pytest.raises(ValueError):
+        fit_bgnbd([1], [11.0], [10.0])  # recency > T
