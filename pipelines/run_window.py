@@ -14,6 +14,9 @@ from dagster import AssetExecutionContext
 from pipelines.settings import Settings, explicit_as_of
 
 AS_OF_TAG = "clv/as_of"
+# `clv run` materialises the as-of day's partition and reloads all history before it in the same run: Dagster
+# plans every asset of the job once per partition in a range, which costs minutes over years of days.
+LOAD_START_TAG = "clv/load_start"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
@@ -47,6 +50,8 @@ def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWi
     re-running an old day never rolls the marts back in time."""
     start, end = partition_range_from_tags(tags)
     load_start = max(settings.start_date, start - timedelta(days=settings.lookback_days)) if start else None
+    if load_start and tags.get(LOAD_START_TAG):
+        load_start = max(settings.start_date, min(load_start, date.fromisoformat(tags[LOAD_START_TAG])))
     explicit = date.fromisoformat(tags[AS_OF_TAG]) if tags.get(AS_OF_TAG) else explicit_as_of()
     if explicit:
         as_of = explicit

@@ -130,7 +130,7 @@ def append_replacing(con: duckdb.DuckDBPyConnection, qualified_name: str, key_co
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    return pl.from_arrow(con.execute(sql, params or []).arrow())
+    return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
 
 
 @contextmanager

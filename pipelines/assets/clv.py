@@ -1,0 +1,118 @@
+"""Predictive CLV (BG/NBD + Gamma-Gamma), fit history, back-test and segment value: thin wrappers over pipelines.clv."""
+
+import dagster as dg
+import polars as pl
+
+from pipelines import warehouse as wh
+from pipelines.assets.common import marts_as_of, read, table_metadata
+from pipelines.clv import (calibration_holdout_backtest, default_backtest_split, fit_bgnbd, fit_gamma_gamma,
+                           rfm_summary)
+from pipelines.clv.scoring import MAX_LIFESPAN_YEARS, annual_churn_rate, model_fit_rows, score_customers
+from pipelines.payback.cac import cac_by_cohort
+from pipelines.resources import WarehouseResource
+
+CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
+MODEL_FIT = dg.AssetKey(["marts", "clv_model_fit"])
+BACKTEST = dg.AssetKey(["marts", "clv_backtest"])
+MART_DEPS = [dg.AssetKey(["marts", "fct_orders"]), dg.AssetKey(["marts", "dim_customers"]),
+             dg.AssetKey(["staging", "stg_marketing_spend"])]
+
+
+def _orders(warehouse: WarehouseResource) -> pl.LazyFrame:
+    return read(warehouse, "select customer_id, order_date, revenue, gross_margin from marts.fct_orders").lazy()
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(CUSTOMER_CLV, deps=MART_DEPS, group_name="clv", kinds={"polars", "scipy"},
+                     description="Per customer at the as-of date: RFM (weeks), P(alive), expected purchases, expected "
+                                 "order value, discounted 365-day predicted CLV on gross margin, formula CLV, CAC, net CLV, decile."),
+        dg.AssetSpec(MODEL_FIT, deps=MART_DEPS, group_name="clv", kinds={"scipy"},
+                     description="BG/NBD and Gamma-Gamma estimates per as-of date (long format), kept across runs for drift."),
+        dg.AssetSpec(BACKTEST, deps=MART_DEPS, group_name="clv", kinds={"scipy"},
+                     description="Calibration/holdout back-test: predicted vs actual repeat purchases, overall and by frequency."),
+    ],
+)
+def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    settings = warehouse.settings()
+    as_of = marts_as_of(context, warehouse)
+    orders = _orders(warehouse)
+    rfm = rfm_summary(orders, as_of).collect()
+    bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
+    repeaters = rfm.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
+    gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
+    context.log.info(
+        f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+        f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
+        f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
+        f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
+    churn = annual_churn_rate(orders, as_of)
+    lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
+    customers = read(warehouse, "select customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, "
+                                "gross_margin, aov, tenure_days from marts.dim_customers")
+    spend = read(warehouse, "select spend_date, channel, spend from staging.stg_marketing_spend where spend_date <= ?", [as_of])
+    cac = cac_by_cohort(customers.lazy(), spend.lazy())
+    scored = score_customers(rfm, customers, bg, gg, annual_discount_rate=settings.annual_discount_rate,
+                             default_margin_rate=settings.default_margin_rate, lifespan_years=lifespan, cac=cac)
+    scored = scored.with_columns(as_of_date=pl.lit(as_of))
+
+    fit_rows = model_fit_rows(as_of, bg, gg, {
+        "formula": {"annual_churn_rate": churn, "lifespan_years": lifespan},
+        "settings": {"annual_discount_rate": settings.annual_discount_rate,
+                     "default_margin_rate": settings.default_margin_rate},
+    })
+    first_order = rfm["first_purchase_date"].min()
+    calibration_end, holdout_end = default_backtest_split(first_order, as_of)
+    backtest = calibration_holdout_backtest(orders, calibration_end, holdout_end)
+    backtest_rows = pl.concat([
+        backtest.overall.with_columns(frequency_bucket=pl.lit("all")),
+        backtest.by_frequency,
+    ], how="diagonal_relaxed").with_columns(
+        as_of_date=pl.lit(as_of), calibration_end=pl.lit(calibration_end), holdout_end=pl.lit(holdout_end))
+    with warehouse.connect() as con:
+        wh.replace_table(con, "marts.customer_clv", scored)
+        wh.append_replacing(con, "marts.clv_model_fit", "as_of_date", as_of, fit_rows)
+        wh.append_replacing(con, "marts.clv_backtest", "as_of_date", as_of, backtest_rows)
+    yield dg.MaterializeResult(asset_key=CUSTOMER_CLV, metadata={
+        **table_metadata(scored.sort("predicted_clv_365d", descending=True)), "as_of": str(as_of),
+        "mean_predicted_clv_365d": float(scored["predicted_clv_365d"].mean()),
+        "mean_p_alive": float(scored["p_alive"].mean())})
+    yield dg.MaterializeResult(asset_key=MODEL_FIT, metadata={**table_metadata(fit_rows, rows=30),
+                                                              "bg_nbd_converged": bg.converged, "gamma_gamma_converged": gg.converged})
+    overall = backtest.overall.row(0, named=True)
+    yield dg.MaterializeResult(asset_key=BACKTEST, metadata={
+        **table_metadata(backtest_rows), "calibration_end": str(calibration_end), "holdout_end": str(holdout_end),
+        "aggregate_pct_error": float(overall["aggregate_pct_error"]), "mae_per_customer": float(overall["mae_per_customer"])})
+
+
+@dg.asset(key=dg.AssetKey(["marts", "segment_clv"]), deps=[CUSTOMER_CLV, dg.AssetKey(["marts", "customer_segments"])],
+          group_name="clv", kinds={"duckdb"},
+          description="Customers, historical and predicted value per RFM segment and per segment flag.")
+def segment_clv(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    flags = ["is_first_time_buyer", "is_repeat_buyer", "is_big_spender", "is_high_aov", "is_discount_shopper",
+             "is_full_price_buyer", "is_vip", "is_at_risk", "is_cart_abandoner"]
+    joined = read(warehouse, f"""
+        select s.segment, {', '.join('s.' + f for f in flags)}, c.historical_revenue, c.historical_margin,
+               c.predicted_clv_365d, c.p_alive, c.expected_purchases_365d
+        from marts.customer_segments s join marts.customer_clv c using (customer_id)""")
+    long = pl.concat([
+        joined.with_columns(segment_kind=pl.lit("rfm_segment")),
+        *[joined.filter(pl.col(f)).with_columns(segment_kind=pl.lit("flag"), segment=pl.lit(f.removeprefix("is_")))
+          for f in flags],
+    ])
+    summary = long.group_by("segment_kind", "segment").agg(
+        customers=pl.len().cast(pl.Int64),
+        historical_revenue=pl.col("historical_revenue").sum(),
+        historical_margin=pl.col("historical_margin").sum(),
+        historical_revenue_per_customer=pl.col("historical_revenue").mean(),
+        predicted_clv_365d=pl.col("predicted_clv_365d").sum(),
+        predicted_clv_365d_per_customer=pl.col("predicted_clv_365d").mean(),
+        mean_p_alive=pl.col("p_alive").mean(),
+        expected_purchases_365d_per_customer=pl.col("expected_purchases_365d").mean(),
+    ).with_columns(
+        share_of_customers=pl.col("customers") / joined.height,
+        share_of_predicted_clv=pl.col("predicted_clv_365d") / joined["predicted_clv_365d"].sum(),
+    ).sort("segment_kind", "predicted_clv_365d", descending=[True, True])
+    with warehouse.connect() as con:
+        wh.replace_table(con, "marts.segment_clv", summary)
+    return dg.MaterializeResult(metadata=table_metadata(summary, rows=20))

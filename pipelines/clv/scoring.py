@@ -1,0 +1,133 @@
+"""Per-customer CLV table and the long-format fit history, from fitted models (pure polars/numpy)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from pipelines.clv.bgnbd import BgNbdFit, conditional_expected_purchases, p_alive
+from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value
+from pipelines.clv.lifetime_value import predicted_clv
+
+DAYS_PER_WEEK = 7.0
+WEEKS_PER_YEAR = 365.25 / 7.0
+MAX_LIFESPAN_YEARS = 10.0
+
+
+def annual_churn_rate(orders: pl.LazyFrame, as_of: date) -> float | None:
+    """Share of last year's active customers not active this year (years ending at as_of). With less than two
+    years of history, the longest two equal periods are compared and the retention annualised."""
+    bounds = orders.select(pl.col("order_date").min().alias("first")).collect()
+    first = bounds["first"][0]
+    if first is None:
+        return None
+    history_days = (as_of - first).days + 1
+    period = min(365, history_days // 2)
+    if period < 28:
+        return None
+    active = orders.select("customer_id", "order_date").with_columns(
+        period=pl.when(pl.col("order_date") > pl.lit(as_of) - pl.duration(days=period)).then(1)
+        .when(pl.col("order_date") > pl.lit(as_of) - pl.duration(days=2 * period)).then(0)
+        .otherwise(None)
+    ).drop_nulls("period").group_by("customer_id").agg(
+        before=(pl.col("period") == 0).any(), after=(pl.col("period") == 1).any()
+    ).collect()
+    base = active.filter(pl.col("before"))
+    if base.height == 0:
+        return None
+    retention = base.filter(pl.col("after")).height / base.height
+    return 1.0 - retention ** (365.0 / period)
+
+
+def score_customers(
+    rfm: pl.DataFrame,
+    customers: pl.DataFrame,
+    bg: BgNbdFit,
+    gg: GammaGammaFit,
+    *,
+    annual_discount_rate: float,
+    default_margin_rate: float,
+    lifespan_years: float | None,
+    cac: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row per customer. `rfm`: customer_id, frequency, recency, T, monetary_value (weeks).
+    `customers`: customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, gross_margin, aov,
+    tenure_days. `cac` (optional): cohort_month, acquisition_channel, cac."""
+    frame = rfm.join(customers, on="customer_id", how="inner", validate="1:1")
+    x = frame["frequency"].to_numpy().astype(float)
+    t_x = frame["recency"].to_numpy().astype(float)
+    big_t = frame["T"].to_numpy().astype(float)
+    m = frame["monetary_value"].to_numpy().astype(float)
+    revenue = frame["net_revenue"].to_numpy().astype(float)
+    margin = frame["gross_margin"].to_numpy().astype(float)
+    # A customer's own margin rate where revenue allows; the shop default otherwise.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin_rate = np.where(revenue > 0, np.clip(margin / revenue, 0.0, 1.0), default_margin_rate)
+    expected_value = conditional_expected_order_value(gg, x, np.where(x > 0, m, 0.0))
+    lifespan = lifespan_years if lifespan_years is not None else np.nan
+    tenure_years = frame["tenure_days"].to_numpy().astype(float) / 365.25
+    annual_frequency = frame["orders_count"].to_numpy() / np.maximum(tenure_years, 1.0)
+    scored = frame.select(
+        "customer_id", "cohort_month", "acquisition_channel", "frequency", "recency", "T", "monetary_value",
+        "orders_count",
+    ).with_columns(
+        historical_revenue=pl.Series(revenue),
+        historical_margin=pl.Series(margin),
+        p_alive=pl.Series(p_alive(bg, x, t_x, big_t)),
+        expected_purchases_30d=pl.Series(conditional_expected_purchases(bg, 30 / DAYS_PER_WEEK, x, t_x, big_t)),
+        expected_purchases_90d=pl.Series(conditional_expected_purchases(bg, 90 / DAYS_PER_WEEK, x, t_x, big_t)),
+        expected_purchases_365d=pl.Series(conditional_expected_purchases(bg, 365 / DAYS_PER_WEEK, x, t_x, big_t)),
+        expected_order_value=pl.Series(expected_value),
+        margin_rate=pl.Series(margin_rate),
+        predicted_clv_365d=pl.Series(predicted_clv(
+            bg, gg, x, t_x, big_t, np.where(x > 0, m, 0.0), margin_rate=margin_rate,
+            horizon_weeks=365 / DAYS_PER_WEEK, annual_discount_rate=annual_discount_rate)),
+        formula_clv=pl.Series(frame["aov"].to_numpy() * annual_frequency * lifespan),
+    )
+    if cac is not None and cac.height:
+        scored = scored.join(cac.select("cohort_month", "acquisition_channel", "cac"),
+                             on=["cohort_month", "acquisition_channel"], how="left")
+    else:
+        scored = scored.with_columns(cac=pl.lit(None, pl.Float64))
+    return scored.with_columns(
+        net_clv=pl.col("predicted_clv_365d") - pl.col("cac"),
+        formula_clv_net_of_cac=pl.col("formula_clv") - pl.col("cac"),
+        # 1 = the top tenth by predicted CLV; ties broken by customer_id so re-runs agree.
+        clv_decile=(pl.struct(pl.col("predicted_clv_365d").neg(), "customer_id").rank("ordinal") - 1)
+        .mul(10).floordiv(pl.len()).add(1).cast(pl.Int32),
+    ).sort("customer_id")
+
+
+def model_fit_rows(as_of: date, bg: BgNbdFit, gg: GammaGammaFit, extra: dict[str, dict[str, float]]) -> pl.DataFrame:
+    """Long format: one row per (as_of_date, model, parameter)."""
+    rows = []
+    for model, values in (
+        ("bg_nbd", {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "log_likelihood": bg.log_likelihood,
+                    "n_customers": bg.n_customers, "converged": float(bg.converged), "iterations": bg.iterations}),
+        ("gamma_gamma", {"p": gg.p, "q": gg.q, "gamma": gg.gamma, "log_likelihood": gg.log_likelihood,
+                         "n_customers": gg.n_customers, "converged": float(gg.converged), "iterations": gg.iterations}),
+        *extra.items(),
+    ):
+        rows += [{"as_of_date": as_of, "model": model, "parameter": k, "value": float(v) if v is not None else None}
+                 for k, v in values.items()]
+    return pl.DataFrame(rows, schema={"as_of_date": pl.Date, "model": pl.String, "parameter": pl.String, "value": pl.Float64})
+
+
+def expected_margin_by_horizon(
+    scored: pl.DataFrame, bg: BgNbdFit, group_cols: list[str], horizons_months: range
+) -> pl.DataFrame:
+    """Expected future gross margin summed per group, for each horizon h (months after the as-of date):
+    Σ_customers E[purchases in (0, h]] × E[order value] × margin rate. Feeds the predicted payback month."""
+    groups = scored.select(group_cols).unique(maintain_order=True).with_row_index("group_index")
+    indexed = scored.join(groups, on=group_cols, how="left")
+    index = indexed["group_index"].to_numpy()
+    x, t_x, big_t = (indexed[c].to_numpy().astype(float) for c in ("frequency", "recency", "T"))
+    value = (indexed["expected_order_value"] * indexed["margin_rate"]).to_numpy()
+    parts = []
+    for h in horizons_months:
+        purchases = conditional_expected_purchases(bg, h * 365.25 / 12 / DAYS_PER_WEEK, x, t_x, big_t)
+        totals = np.bincount(index, weights=purchases * value, minlength=groups.height)
+        parts.append(groups.with_columns(horizon_months=pl.lit(h, pl.Int32), expected_margin=pl.Series(totals)))
+    return pl.concat(parts).drop("group_index")
