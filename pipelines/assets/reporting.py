@@ -1,0 +1,54 @@
+"""Serve the marts: read-only snapshot + Parquet exports, dbt docs."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.assets.clv import BACKTEST, CUSTOMER_CLV, MODEL_FIT
+from pipelines.assets.payback import CURVE, PAYBACK
+from pipelines.publish import publish
+from pipelines.resources import WarehouseResource
+from pipelines.settings import DBT_PROJECT_DIR
+
+DBT_MARTS = ["fct_orders", "dim_customers", "cohort_retention", "cohort_retention_by_channel", "retention_kpis",
+             "customer_segments", "windowed_ltv", "ltv_drivers"]
+ALL_MARTS = [dg.AssetKey(["marts", m]) for m in DBT_MARTS] + [
+    CUSTOMER_CLV, MODEL_FIT, BACKTEST, dg.AssetKey(["marts", "segment_clv"]), PAYBACK, CURVE]
+PUBLISHED = dg.AssetKey(["reporting", "published_marts"])
+
+
+@dg.asset(key=PUBLISHED, deps=ALL_MARTS, group_name="reporting", kinds={"duckdb", "parquet"},
+          description="Read-only snapshot data/published/warehouse.duckdb and data/exports/<mart>.parquet, "
+                      "swapped in atomically after every successful run.")
+def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = warehouse.settings()
+    counts = publish(settings.warehouse, settings.published_dir, settings.exports_dir)
+    context.log.info(f"Published {len(counts)} marts to {settings.published_dir / 'warehouse.duckdb'} and {settings.exports_dir}.")
+    return dg.MaterializeResult(metadata={
+        "snapshot": dg.MetadataValue.path(str(settings.published_dir / "warehouse.duckdb")),
+        "exports": dg.MetadataValue.path(str(settings.exports_dir)),
+        "row_counts": dg.MetadataValue.json(counts),
+    })
+
+
+@dg.asset(key=dg.AssetKey(["reporting", "dbt_docs"]), deps=ALL_MARTS, group_name="reporting", kinds={"dbt"},
+          description="dbt docs (models, columns, tests, lineage, exposures) as one static page: data/docs/index.html.")
+def dbt_docs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = warehouse.settings()
+    target = settings.data_dir / "docs"
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--target-path", scratch,
+                   "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
+        env = {**os.environ, "CLV_WAREHOUSE": str(settings.warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise dg.Failure(f"dbt docs generate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(scratch) / "static_index.html", target / ".index.html.tmp")
+        (target / ".index.html.tmp").replace(target / "index.html")
+    return dg.MaterializeResult(metadata={"docs": dg.MetadataValue.path(str(target / "index.html"))})
