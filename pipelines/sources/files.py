@@ -116,16 +116,32 @@ def _read_csv(path: Path) -> pl.DataFrame:
     return frame.with_columns(pl.col("_line").cast(pl.Int64))
 
 
-def _read_parquet(path: Path) -> pl.DataFrame:
+def _read_parquet(path: Path, date_col: str | None = None, keep: "DateFilter | None" = None) -> pl.DataFrame:
     try:
-        frame = pl.read_parquet(path, row_index_name="_line", row_index_offset=1)
+        lazy = pl.scan_parquet(path, row_index_name="_line", row_index_offset=1)
+        dtype = lazy.collect_schema().get(date_col) if date_col else None
+        if keep is not None and isinstance(dtype, (pl.Datetime, pl.Date)):
+            # Typed dates let a daily run read only the window's row groups. Rows that would be rejected for their
+            # date (null, impossible, before the first partition) are read too, so they are never silently skipped.
+            day = pl.col(date_col).cast(pl.Date)
+            lazy = lazy.filter(day.is_null() | day.is_between(keep.start, keep.end)
+                               | (day < keep.first_partition) | (day > keep.latest))
+        frame = lazy.collect()
     except Exception as exc:
         raise SourceFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
     return frame.with_columns(pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
 
 
-def read_table(path: Path, required: tuple[str, ...]) -> pl.DataFrame:
-    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
+@dataclass(frozen=True)
+class DateFilter:
+    start: date
+    end: date
+    first_partition: date
+    latest: date
+
+
+def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None) -> pl.DataFrame:
+    frame = _read_parquet(path, date_col, keep) if path.suffix == ".parquet" else _read_csv(path)
     frame = frame.rename({c: c.strip().lower() for c in frame.columns if not c.startswith("_")})
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -134,8 +150,17 @@ def read_table(path: Path, required: tuple[str, ...]) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------- parsing expressions
+_TEXT_COLUMNS: set[str] = set()  # columns of the file being validated that arrive as text (CSV, string Parquet)
+
+
+def _is_text(col: str) -> bool:
+    return col in _TEXT_COLUMNS
+
+
 def _blank(col: str) -> pl.Expr:
-    return pl.col(col).is_null() | (pl.col(col).cast(pl.String).str.strip_chars() == "")
+    if not _is_text(col):  # typed Parquet columns: only null is blank
+        return pl.col(col).is_null()
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
 def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
@@ -158,7 +183,9 @@ def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def parse_amount(col: str) -> pl.Expr:
-    return pl.col(col).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    if not _is_text(col):
+        return pl.col(col).cast(pl.Float64, strict=False)
+    return pl.col(col).str.strip_chars().cast(pl.Float64, strict=False)
 
 
 def _amount_problem(col: str, required: bool) -> pl.Expr:
@@ -204,12 +231,18 @@ def _record(columns: list[str]) -> pl.Expr:
 
 
 def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Adds absent optional columns (as null text) and records which columns are text for the parsers above."""
     absent = [c for c in columns if c not in frame.columns]
-    return frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
+    frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
+    _TEXT_COLUMNS.clear()
+    _TEXT_COLUMNS.update(c for c, t in frame.schema.items() if t == pl.String)
+    return frame
 
 
 def _optional_text(col: str) -> pl.Expr:
-    text = pl.col(col).cast(pl.String).str.strip_chars()
+    if not _is_text(col):
+        return pl.col(col).cast(pl.String)
+    text = pl.col(col).str.strip_chars()
     return pl.when(text == "").then(None).otherwise(text)
 
 
@@ -234,7 +267,10 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         pl.when(parse_amount("refunded_amount").fill_null(0) > parse_amount("net_revenue") + 0.005).then(
             pl.lit("refunded_amount exceeds net_revenue")),
     ]
-    return frame.select(
+    frame = frame.with_columns(_problem=_first_problem(problems))
+    # The rejected record (text of the original fields) is only built for the few rows that need it.
+    records = frame.filter(pl.col("_problem").is_not_null()).select("_line", _record=_record(data_cols))
+    parsed = frame.select(
         order_id=pl.col("order_id").cast(pl.String).str.strip_chars(),
         customer_id=pl.col("customer_id").cast(pl.String).str.strip_chars(),
         ordered_at=ordered_at,
@@ -251,15 +287,17 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         email=pl.col("email"),
         source_file=pl.col("_file"),
         source_line=pl.col("_line"),
-        _problem=_first_problem(problems),
-        _record=_record(data_cols),
+        _problem=pl.col("_problem"),
     )
+    return parsed.join(records, left_on="source_line", right_on="_line", how="left")
 
 
 def load_orders(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
     """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
     latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
-    parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED), latest, window.first_partition) for p in files]
+    keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
+    parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED, "ordered_at", keep), latest, window.first_partition)
+             for p in files]
     if not parts:
         raise SourceFileError("no orders*.csv|parquet file found")
     rows = pl.concat(parts, how="vertical_relaxed")
@@ -276,28 +314,28 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     invalid = rows.filter(pl.col("_problem").is_not_null())
     valid = rows.filter(pl.col("_problem").is_null())
 
-    # Exact duplicates count once; the other copies are recorded, not loaded.
+    # Exact duplicates count once; the other copies are recorded (kind 'duplicate'), not loaded.
     content_cols = [c for c in valid.columns if c not in ("source_file", "source_line", "_problem", "_record")]
-    valid = valid.with_columns(_first=pl.struct("source_file", "source_line").first().over(content_cols))
-    dup_mask = pl.struct("source_file", "source_line") != pl.col("_first")
-    duplicates = valid.filter(dup_mask).with_columns(
-        _problem=pl.format("exact duplicate of {}:{}", pl.col("_first").struct.field("source_file"),
-                           pl.col("_first").struct.field("source_line")), _kind=pl.lit("duplicate"))
-    valid = valid.filter(~dup_mask).drop("_first")
+    is_copy = ~pl.struct(content_cols).is_first_distinct()
+    copies = valid.filter(is_copy)
+    valid = valid.filter(~is_copy)
+    originals = valid.join(copies.select(content_cols).unique(), on=content_cols, how="semi", nulls_equal=True)
+    duplicates = copies.join(originals.select(*content_cols, _first_file="source_file", _first_line="source_line"),
+                             on=content_cols, how="left", nulls_equal=True).with_columns(
+        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
     # Same order_id, different content: a later export (file name order, then line) supersedes earlier versions.
     valid = valid.sort("source_file", "source_line")
-    latest_version = pl.struct("source_file", "source_line").last().over("order_id")
-    valid = valid.with_columns(_latest=latest_version)
-    is_old = pl.struct("source_file", "source_line") != pl.col("_latest")
-    superseded = valid.filter(is_old).with_columns(
-        _problem=pl.format("superseded by {}:{}", pl.col("_latest").struct.field("source_file"),
-                           pl.col("_latest").struct.field("source_line")), _kind=pl.lit("superseded"))
-    valid = valid.filter(~is_old).drop("_latest")
+    is_old = ~pl.col("order_id").is_last_distinct()
+    old_versions = valid.filter(is_old)
+    valid = valid.filter(~is_old)
+    superseded = old_versions.join(valid.select("order_id", _latest_file="source_file", _latest_line="source_line"),
+                                   on="order_id", how="left").with_columns(
+        _problem=pl.format("superseded by {}:{}", "_latest_file", "_latest_line"), _kind=pl.lit("superseded"))
 
     rejected = pl.concat([
         _as_rejected(invalid.with_columns(_kind=pl.lit("invalid")), "orders"),
-        _as_rejected(duplicates.drop("_first"), "orders"),
-        _as_rejected(superseded.drop("_latest"), "orders"),
+        _as_rejected(duplicates, "orders"),
+        _as_rejected(superseded, "orders"),
     ])
     valid = valid.with_columns(order_date=order_date, email=_optional_text("email").str.to_lowercase()).select(list(RAW_ORDERS_SCHEMA))
     return LoadResult(valid=valid.cast(RAW_ORDERS_SCHEMA), rejected=rejected, files=[p.name for p in files], rows_read=rows_read)
@@ -312,7 +350,8 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         source_line=pl.col("source_line"),
         kind=pl.col("_kind"),
         reason=pl.col("_problem"),
-        record=pl.col("_record"),
+        # Duplicates and superseded versions were valid rows: their record is rebuilt from the parsed fields.
+        record=pl.coalesce(pl.col("_record"), _record([c for c in RAW_ORDERS_SCHEMA if c in frame.columns and c != "email"])),
         event_date=event_date,
     ).cast(REJECTED_SCHEMA)
 
@@ -322,7 +361,7 @@ def load_marketing_spend(files: list[Path], window: Window, today: date | None =
     latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
     parts = []
     for path in files:
-        frame = read_table(path, SPEND_REQUIRED)
+        frame = _ensure_columns(read_table(path, SPEND_REQUIRED, "date", DateFilter(window.start, window.end, window.first_partition, latest.date())), ())
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         spend_date = parse_timestamp("date", frame.schema["date"])
         parts.append(frame.select(
@@ -353,7 +392,7 @@ def load_cart_events(files: list[Path], window: Window, today: date | None = Non
     latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
     parts = []
     for path in files:
-        frame = _ensure_columns(read_table(path, CART_REQUIRED), CART_OPTIONAL)
+        frame = _ensure_columns(read_table(path, CART_REQUIRED, "event_at", DateFilter(window.start, window.end, window.first_partition, latest.date())), CART_OPTIONAL)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         event_at = parse_timestamp("event_at", frame.schema["event_at"])
         parts.append(frame.select(

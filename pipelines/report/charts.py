@@ -1,0 +1,634 @@
+"""The report's charts: one loader (plain SQL over the marts → JSON-able dict) and one matplotlib drawing per chart.
+
+No Dagster and no pyplot: figures are `matplotlib.figure.Figure` objects rendered with the Agg canvas, so drawing
+needs no display, keeps no global state between charts and is safe inside a Dagster run.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")  # harmless when pyplot is never imported; guards anyone who imports it later in-process
+
+import numpy as np  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+
+DPI = 100
+FREQUENCY_CAP = 20          # P(alive) matrix: repeat purchases >= this share one row ("20+")
+RECENCY_BIN_WEEKS = 4       # P(alive) matrix: recency (weeks) in 4-week bins
+CLV_HISTOGRAM_BINS = 40     # CLV distribution: equal bins from 0 to the 99th percentile, then one overflow bin
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+STYLE = {
+    "font.size": 9, "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 9, "legend.fontsize": 8,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6, "figure.facecolor": "white",
+    "savefig.facecolor": "white", "image.cmap": "viridis",
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small HTML table shown under a chart: header labels and already formatted cells."""
+    columns: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    caption: str
+    data: dict
+    png: bytes
+    table: Table | None = None
+    extra_data: dict = field(default_factory=dict)   # further JSON blocks: {suffix: data} → id="data-<id>-<suffix>"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return _jsonable(float(value))
+    return value
+
+
+def records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# ---------------------------------------------------------------- loaders: SQL over the marts (the test re-derives each)
+
+
+def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
+    orders = records(con, "select count(distinct customer_id) as customers, count(*) as orders, sum(revenue) as revenue, "
+                          "sum(gross_margin) as gross_margin, min(order_date) as first_order, max(order_date) as last_order "
+                          "from marts.fct_orders")[0]
+    clv = records(con, "select max(as_of_date) as as_of_date, count(*) as scored_customers, avg(p_alive) as mean_p_alive, "
+                       "sum(predicted_clv_365d) as predicted_clv_365d_total, avg(predicted_clv_365d) as predicted_clv_365d_mean "
+                       "from marts.customer_clv")[0]
+    repeat = records(con, "select avg(case when orders_count > 1 then 1.0 else 0.0 end) as repeat_customer_rate "
+                          "from marts.dim_customers")[0]
+    cac = records(con, "select sum(spend) as paid_spend, sum(new_customers) as paid_new_customers, "
+                       "sum(cac * new_customers) / nullif(sum(new_customers), 0) as blended_cac "
+                       "from marts.cac_payback where cac is not null and new_customers > 0")[0]
+    backtest = records(con, "select aggregate_pct_error as backtest_aggregate_pct_error, mae_per_customer as backtest_mae_per_customer "
+                            "from marts.clv_backtest where frequency_bucket = 'all' "
+                            "order by as_of_date desc limit 1")
+    return {**orders, **clv, **repeat, **cac,
+            **(backtest[0] if backtest else {"backtest_aggregate_pct_error": None, "backtest_mae_per_customer": None})}
+
+
+def load_cohort_retention(con) -> dict:
+    return {"rows": records(con, "select cohort_month, months_since_first_order, cohort_size, active_customers, retention_rate, "
+                                 "is_complete_month from marts.cohort_retention order by cohort_month, months_since_first_order")}
+
+
+def load_ltv_curves(con) -> dict:
+    return {
+        "rows": records(con, "select cohort_month, months_since_first_order, cohort_size, cumulative_revenue_per_customer, "
+                             "cumulative_margin_per_customer from marts.cohort_retention "
+                             "order by cohort_month, months_since_first_order"),
+        # Mean CAC per channel, weighted by new customers (= spend / new customers over the cohorts with known spend).
+        "cac": records(con, "select acquisition_channel, sum(new_customers) as new_customers, "
+                            "sum(cac * new_customers) / sum(new_customers) as mean_cac from marts.cac_payback "
+                            "where cac is not null and new_customers > 0 group by acquisition_channel order by acquisition_channel"),
+    }
+
+
+def load_payback_curves(con) -> dict:
+    # Pooled per channel × month since acquisition, weighted by new customers: Σ n·margin / Σ n·CAC.
+    rows = records(con, "select acquisition_channel, months_since_acquisition, count(*) as cohorts, "
+                        "sum(new_customers) as new_customers, "
+                        "sum(cumulative_margin_per_customer * new_customers) / sum(new_customers) as cumulative_margin_per_customer, "
+                        "sum(cac * new_customers) / sum(new_customers) as cac, "
+                        "sum(cumulative_margin_per_customer * new_customers) / sum(cac * new_customers) as payback_ratio "
+                        "from marts.cac_payback_curve where cac > 0 and new_customers > 0 "
+                        "group by acquisition_channel, months_since_acquisition "
+                        "order by acquisition_channel, months_since_acquisition")
+    return {"rows": rows}
+
+
+def load_payback_table(con) -> dict:
+    rows = records(con, "select acquisition_channel, count(*) as cohorts, sum(new_customers) as new_customers, "
+                        "sum(spend) as spend, sum(cac * new_customers) / sum(new_customers) as cac, "
+                        "count(payback_months) as cohorts_paid_back, "
+                        "median(payback_months) as median_payback_months, "
+                        "median(predicted_payback_months) as median_predicted_payback_months, "
+                        "sum(ltv_to_cac_12m * new_customers) / sum(new_customers) "
+                        "filter (where ltv_to_cac_12m is not null) as ltv_to_cac_12m "
+                        "from marts.cac_payback where cac > 0 and new_customers > 0 "
+                        "group by acquisition_channel order by acquisition_channel")
+    return {"rows": rows}
+
+
+def load_clv_distribution(con) -> dict:
+    stats = records(con, "select count(*) as customers, sum(predicted_clv_365d) as total, avg(predicted_clv_365d) as mean, "
+                         "median(predicted_clv_365d) as median, quantile_cont(predicted_clv_365d, 0.9) as p90, "
+                         "quantile_cont(predicted_clv_365d, 0.99) as p99, min(predicted_clv_365d) as min, "
+                         "max(predicted_clv_365d) as max from marts.customer_clv where predicted_clv_365d is not null")[0]
+    values = np.array([r[0] for r in con.execute("select predicted_clv_365d from marts.customer_clv "
+                                                 "where predicted_clv_365d is not null").fetchall()], dtype=float)
+    low = min(0.0, stats["min"] or 0.0)
+    high = stats["p99"] if stats["p99"] is not None else 1.0
+    if not high > low:
+        high = low + 1.0
+    edges = np.linspace(low, high, CLV_HISTOGRAM_BINS + 1)
+    # Bin i holds edges[i] <= v < edges[i+1]; the last bin (the overflow) holds every v >= edges[-2].
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, CLV_HISTOGRAM_BINS - 1)
+    counts = np.bincount(index, minlength=CLV_HISTOGRAM_BINS)
+    bins = [{"lo": float(edges[i]), "hi": float(edges[i + 1]) if i < CLV_HISTOGRAM_BINS - 1 else None,
+             "customers": int(counts[i])} for i in range(CLV_HISTOGRAM_BINS)]
+    return {**stats, "bins": bins}
+
+
+def load_p_alive_matrix(con) -> dict:
+    rows = records(con, f"select least(frequency, {FREQUENCY_CAP}) as frequency, "
+                        f"cast(floor(recency / {RECENCY_BIN_WEEKS}) * {RECENCY_BIN_WEEKS} as integer) as recency_weeks, "
+                        "count(*) as customers, avg(p_alive) as mean_p_alive from marts.customer_clv "
+                        "group by all order by frequency, recency_weeks")
+    return {"frequency_cap": FREQUENCY_CAP, "recency_bin_weeks": RECENCY_BIN_WEEKS, "rows": rows}
+
+
+def load_backtest(con) -> dict:
+    latest = "(select max(as_of_date) from marts.clv_backtest)"
+    rows = records(con, "select frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
+                        f"where as_of_date = {latest} and frequency_bucket <> 'all' "
+                        "order by try_cast(replace(frequency_bucket, '+', '') as integer), frequency_bucket")
+    overall = records(con, "select as_of_date, calibration_end, holdout_end, customers, predicted_total, actual_total, "
+                           "aggregate_pct_error, mae_per_customer from marts.clv_backtest "
+                           f"where as_of_date = {latest} and frequency_bucket = 'all'")
+    return {"overall": overall[0] if overall else None, "rows": rows}
+
+
+def load_segments(con) -> dict:
+    return {"rows": records(con, "select segment, customers, share_of_customers, historical_revenue, predicted_clv_365d, "
+                                 "predicted_clv_365d_per_customer, share_of_predicted_clv, mean_p_alive from marts.segment_clv "
+                                 "where segment_kind = 'rfm_segment' order by predicted_clv_365d desc, segment")}
+
+
+def load_ltv_drivers(con) -> dict:
+    return {"rows": records(con, "select driver, driver_value, customers, repeat_rate, customers_90d_observed, "
+                                 "value_90d_per_customer, customers_365d_observed, value_365d_per_customer "
+                                 "from marts.ltv_drivers order by driver, value_365d_per_customer desc nulls last, driver_value")}
+
+
+def load_kpi_trends(con) -> dict:
+    return {"rows": records(con, "select month, customers, new_customers, returning_customers, orders, revenue, aov, "
+                                 "purchase_frequency, repeat_customer_rate, retention_rate, churn_rate, "
+                                 "month_over_month_retention_rate from marts.retention_kpis order by month")}
+
+
+MODEL_PARAMETERS = (("bg_nbd", "r"), ("bg_nbd", "alpha"), ("bg_nbd", "a"), ("bg_nbd", "b"),
+                    ("gamma_gamma", "p"), ("gamma_gamma", "q"), ("gamma_gamma", "gamma"))
+
+
+def load_model_drift(con) -> dict:
+    return {"rows": records(con, "select as_of_date, model, parameter, value from marts.clv_model_fit "
+                                 "where model in ('bg_nbd', 'gamma_gamma') and parameter in "
+                                 "('r', 'alpha', 'a', 'b', 'p', 'q', 'gamma', 'n_customers') "
+                                 "order by model, parameter, as_of_date")}
+
+
+# ---------------------------------------------------------------- drawing helpers
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _no_data(ax, message: str = "no data") -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#777777")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def _money(ax, axis: str = "y") -> None:
+    formatter = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
+
+
+def _month_label(iso: str) -> str:
+    return iso[:7]
+
+
+def _distinct(values: list) -> list:
+    return list(dict.fromkeys(values))
+
+
+# ---------------------------------------------------------------- drawings
+
+
+def draw_cohort_retention(data: dict) -> Figure:
+    rows = data["rows"]
+    cohorts = sorted({r["cohort_month"] for r in rows})
+    months = sorted({r["months_since_first_order"] for r in rows})
+    fig = _figure(11, max(3.5, 0.3 * len(cohorts) + 1.5))
+    ax = fig.add_subplot()
+    if not rows:
+        _no_data(ax)
+        return fig
+    matrix = np.full((len(cohorts), len(months)), np.nan)
+    row_of = {c: i for i, c in enumerate(cohorts)}
+    col_of = {m: j for j, m in enumerate(months)}
+    for r in rows:
+        matrix[row_of[r["cohort_month"]], col_of[r["months_since_first_order"]]] = _num(r["retention_rate"]) * 100
+    # Month 0 is 100 % by definition: scale the colours on months >= 1 so the interesting range is visible.
+    later = matrix[:, 1:] if matrix.shape[1] > 1 else matrix
+    vmax = np.nanmax(later) if np.isfinite(later).any() else 100
+    cmap = colormaps["YlGnBu"].copy()
+    cmap.set_bad("white")
+    image = ax.imshow(matrix, aspect="auto", cmap=cmap, vmin=0, vmax=max(vmax, 1), interpolation="nearest")
+    if matrix.size <= 700:
+        for (i, j), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                colour = "white" if value > 0.6 * max(vmax, 1) else "#222222"
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6, color=colour)
+    sizes = {r["cohort_month"]: r["cohort_size"] for r in rows if r["months_since_first_order"] == months[0]}
+    ax.set_yticks(range(len(cohorts)), [f"{_month_label(c)} (n={sizes.get(c, '?')})" for c in cohorts])
+    ax.set_xticks(range(len(months)), [str(m) for m in months])
+    ax.set_xlabel("months since first order")
+    ax.set_ylabel("cohort (first-order month)")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="customers ordering again (% of cohort)", shrink=0.8,
+                 format=PercentFormatter(decimals=0))
+    return fig
+
+
+def draw_ltv_curves(data: dict) -> Figure:
+    rows, cac = data["rows"], data["cac"]
+    fig = _figure(11, 4.6)
+    axes = fig.subplots(1, 2, sharex=True)
+    cohorts = sorted({r["cohort_month"] for r in rows})
+    cmap = colormaps["viridis"]
+    for ax, column, label in ((axes[0], "cumulative_revenue_per_customer", "cumulative revenue per customer"),
+                              (axes[1], "cumulative_margin_per_customer", "cumulative gross margin per customer")):
+        if not rows:
+            _no_data(ax)
+            continue
+        for k, cohort in enumerate(cohorts):
+            points = [r for r in rows if r["cohort_month"] == cohort]
+            colour = cmap(k / max(1, len(cohorts) - 1))
+            ax.plot([p["months_since_first_order"] for p in points], [_num(p[column]) for p in points],
+                    color=colour, linewidth=1.1, alpha=0.85)
+        for k, channel in enumerate(cac):
+            ax.axhline(_num(channel["mean_cac"]), color=PALETTE[(k + 3) % len(PALETTE)], linestyle="--", linewidth=1.2,
+                       label=f"CAC {channel['acquisition_channel']} ({_num(channel['mean_cac']):,.0f})")
+        ax.set_title(label)
+        ax.set_xlabel("months since first order")
+        _money(ax)
+    if rows:
+        first, last = _month_label(cohorts[0]), _month_label(cohorts[-1])
+        axes[0].text(0.02, 0.97, f"one line per cohort: dark = {first}, light = {last}", transform=axes[0].transAxes,
+                     va="top", fontsize=8, color="#444444")
+        if cac:
+            axes[1].legend(loc="upper left", title="mean CAC per channel", title_fontsize=8)
+    return fig
+
+
+def draw_payback_curves(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, 2)
+    channels = _distinct([r["acquisition_channel"] for r in rows])
+    if not rows:
+        for ax in axes:
+            _no_data(ax, "no channel with known marketing spend")
+        return fig
+    for k, channel in enumerate(channels):
+        points = [r for r in rows if r["acquisition_channel"] == channel]
+        x = [p["months_since_acquisition"] for p in points]
+        colour = PALETTE[k % len(PALETTE)]
+        axes[0].plot(x, [_num(p["payback_ratio"]) for p in points], color=colour, linewidth=1.6, label=channel)
+        axes[1].plot(x, [_num(p["cumulative_margin_per_customer"]) for p in points], color=colour, linewidth=1.6, label=channel)
+        axes[1].plot(x, [_num(p["cac"]) for p in points], color=colour, linewidth=1, linestyle=":")
+    axes[0].axhline(1.0, color="#d62728", linewidth=1.2, linestyle="--")
+    axes[0].text(0.0, 1.0, " paid back (margin = CAC)", color="#d62728", fontsize=8, va="bottom")
+    axes[0].set_title("cumulative margin per customer ÷ CAC")
+    axes[0].set_xlabel("months since acquisition")
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.1f}×"))
+    axes[0].legend(loc="upper left")
+    axes[1].set_title("cumulative margin per customer (solid) vs CAC (dotted)")
+    axes[1].set_xlabel("months since acquisition")
+    _money(axes[1])
+    return fig
+
+
+def draw_clv_distribution(data: dict) -> Figure:
+    fig = _figure(11, 3.8)
+    ax = fig.add_subplot()
+    bins = data["bins"]
+    if not data["customers"]:
+        _no_data(ax)
+        return fig
+    width = bins[0]["hi"] - bins[0]["lo"] if bins[0]["hi"] is not None else 1.0
+    lefts = [b["lo"] for b in bins]
+    counts = [b["customers"] for b in bins]
+    colours = ["#1f77b4"] * (len(bins) - 1) + ["#ff7f0e"]
+    ax.bar(lefts, counts, width=width * 0.95, align="edge", color=colours)
+    for value, name, style in ((data["mean"], "mean", "--"), (data["median"], "median", ":"), (data["p90"], "90th pct", "-.")):
+        if value is not None:
+            ax.axvline(value, color="#333333", linestyle=style, linewidth=1.1, label=f"{name} {value:,.0f}")
+    ax.set_xlabel("predicted CLV, next 365 days (discounted gross margin)")
+    ax.set_ylabel("customers")
+    _money(ax, "x")
+    ax.legend(loc="upper right", title=f"{data['customers']:,} customers; orange = above the 99th pct "
+                                         f"(up to {_num(data['max']):,.0f})", title_fontsize=8)
+    return fig
+
+
+def draw_p_alive_matrix(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 4.8)
+    ax = fig.add_subplot()
+    if not rows:
+        _no_data(ax)
+        return fig
+    cap, step = data["frequency_cap"], data["recency_bin_weeks"]
+    frequencies = list(range(0, max(r["frequency"] for r in rows) + 1))
+    recencies = list(range(0, max(r["recency_weeks"] for r in rows) + step, step))
+    matrix = np.full((len(frequencies), len(recencies)), np.nan)
+    for r in rows:
+        matrix[r["frequency"], r["recency_weeks"] // step] = _num(r["mean_p_alive"])
+    cmap = colormaps["RdYlGn"].copy()
+    cmap.set_bad("#f2f2f2")
+    image = ax.imshow(matrix, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(frequencies)), [f"{f}+" if f == cap else str(f) for f in frequencies])
+    ax.set_xticks(range(len(recencies)), [str(w) for w in recencies], rotation=0)
+    ax.set_xlabel(f"recency: weeks between first and last purchase ({step}-week bins)")
+    ax.set_ylabel("frequency (repeat purchases)")
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="mean P(alive)", shrink=0.85)
+    return fig
+
+
+def draw_backtest(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 3.8)
+    ax = fig.add_subplot()
+    if not rows:
+        _no_data(ax, "no back-test yet")
+        return fig
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [_num(r["mean_predicted"]) for r in rows], width=0.4, label="predicted (BG/NBD)", color="#1f77b4")
+    ax.bar(x + 0.2, [_num(r["mean_actual"]) for r in rows], width=0.4, label="actual", color="#ff7f0e")
+    ax.set_xticks(x, [f"{r['frequency_bucket']}\n(n={r['customers']:,})" for r in rows])
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("repeat purchases per customer in the holdout")
+    overall = data["overall"]
+    if overall:
+        error = overall["aggregate_pct_error"]
+        ax.set_title(f"calibration to {overall['calibration_end']}, holdout to {overall['holdout_end']}: total predicted "
+                     f"{_num(overall['predicted_total']):,.0f} vs actual {_num(overall['actual_total']):,.0f}"
+                     + (f" ({error:+.1%})" if error is not None else ""), fontweight="normal")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def draw_segments(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 4.0)
+    axes = fig.subplots(1, 2)
+    if not rows:
+        for ax in axes:
+            _no_data(ax)
+        return fig
+    names = [r["segment"].replace("_", " ") for r in rows]
+    y = np.arange(len(rows))
+    axes[0].barh(y, [r["customers"] for r in rows], color="#1f77b4")
+    for i, r in enumerate(rows):
+        axes[0].text(r["customers"], i, f" {_num(r['share_of_customers']):.0%}", va="center", fontsize=8)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    axes[0].set_title("customers (share of all)")
+    axes[0].margins(x=0.15)
+    axes[1].barh(y - 0.2, [_num(r["historical_revenue"]) for r in rows], height=0.4, label="historical revenue", color="#9ecae1")
+    axes[1].barh(y + 0.2, [_num(r["predicted_clv_365d"]) for r in rows], height=0.4, label="predicted CLV, next 365 d",
+                 color="#2ca02c")
+    axes[1].set_yticks(y, names)
+    axes[1].invert_yaxis()
+    axes[1].set_title("value (total per segment)")
+    _money(axes[1], "x")
+    axes[1].legend(loc="lower right")
+    return fig
+
+
+def draw_ltv_drivers(data: dict) -> Figure:
+    rows = data["rows"]
+    drivers = _distinct([r["driver"] for r in rows])
+    columns = 2
+    panels = max(1, len(drivers))
+    fig = _figure(11, 3.0 * math.ceil(panels / columns))
+    axes = np.atleast_1d(fig.subplots(math.ceil(panels / columns), columns, squeeze=False)).ravel()
+    if not rows:
+        _no_data(axes[0])
+    for ax, driver in zip(axes, drivers):
+        points = [r for r in rows if r["driver"] == driver]
+        y = np.arange(len(points))
+        ax.barh(y - 0.2, [_num(p["value_90d_per_customer"]) for p in points], height=0.4, color="#9ecae1", label="first 90 days")
+        ax.barh(y + 0.2, [_num(p["value_365d_per_customer"]) for p in points], height=0.4, color="#1f77b4",
+                label="first 365 days")
+        ax.set_yticks(y, [f"{p['driver_value']} (n={p['customers']:,})" for p in points])
+        ax.invert_yaxis()
+        ax.set_title(driver.replace("_", " "))
+        _money(ax, "x")
+    for ax in axes[len(drivers):]:
+        ax.set_visible(False)
+    if drivers:
+        axes[0].legend(loc="lower right", title="revenue per customer", title_fontsize=8)
+    return fig
+
+
+def draw_kpi_trends(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 5.6)
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    if not rows:
+        for ax in axes:
+            _no_data(ax)
+        return fig
+    months = np.array([np.datetime64(r["month"]) for r in rows])
+    panels = (
+        (axes[0], "average order value", [("aov", "AOV", "#1f77b4")], False),
+        (axes[1], "purchase frequency (orders per active customer)", [("purchase_frequency", "orders / customer", "#ff7f0e")], False),
+        (axes[2], "repeat customer rate (active customers with 2+ orders ever)",
+         [("repeat_customer_rate", "repeat rate", "#2ca02c")], True),
+        (axes[3], "retention and churn (of customers seen before)",
+         [("retention_rate", "retention", "#1f77b4"), ("churn_rate", "churn", "#d62728"),
+          ("month_over_month_retention_rate", "month-over-month retention", "#9467bd")], True),
+    )
+    for ax, title, series, percent in panels:
+        for column, label, colour in series:
+            ax.plot(months, [_num(r[column]) for r in rows], marker="o", markersize=3, linewidth=1.4, color=colour, label=label)
+        ax.set_title(title)
+        if percent:
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+        if len(series) > 1:
+            ax.legend(loc="best")
+    for ax in axes[2:]:
+        ax.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def draw_model_drift(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 4.6)
+    axes = fig.subplots(2, 4).ravel()
+    panels = list(MODEL_PARAMETERS) + [("n_customers", "customers fitted")]
+    for ax, (model, parameter) in zip(axes, panels):
+        if model == "n_customers":
+            for k, name in enumerate(("bg_nbd", "gamma_gamma")):
+                points = [r for r in rows if r["model"] == name and r["parameter"] == "n_customers"]
+                ax.plot([np.datetime64(p["as_of_date"]) for p in points], [_num(p["value"]) for p in points], marker="o",
+                        color=PALETTE[k], label=name.replace("_", "-"))
+            ax.set_title(parameter)
+            ax.legend(loc="best")
+        else:
+            points = [r for r in rows if r["model"] == model and r["parameter"] == parameter]
+            colour = PALETTE[0] if model == "bg_nbd" else PALETTE[1]
+            ax.plot([np.datetime64(p["as_of_date"]) for p in points], [_num(p["value"]) for p in points], marker="o",
+                    color=colour)
+            label = "BG/NBD" if model == "bg_nbd" else "Gamma-Gamma"
+            ax.set_title(f"{label} {parameter}")
+            if len(points) == 1:
+                ax.annotate(f"{points[0]['value']:.4g}", (np.datetime64(points[0]["as_of_date"]), points[0]["value"]),
+                            textcoords="offset points", xytext=(6, 4), fontsize=8)
+            if not points:
+                _no_data(ax)
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------- the catalogue
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    id: str
+    title: str
+    caption: str
+    load: Callable[[duckdb.DuckDBPyConnection], dict]
+    draw: Callable[[dict], Figure]
+
+
+CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("cohort-retention", "Cohort retention",
+              "Each row is the cohort of customers whose first order fell in that month; each column counts months since "
+              "that first order. A cell is the share of the cohort that ordered in that month (month 0 is 100 % by "
+              "definition, so colours are scaled on months 1+). Read across a row for how one cohort decays, down a column "
+              "to see whether newer cohorts retain better than older ones.",
+              load_cohort_retention, draw_cohort_retention),
+    ChartSpec("ltv-curves", "Cumulative revenue and margin per customer by cohort (LTV curves)",
+              "One line per cohort: revenue (left) and gross margin (right) accumulated per original cohort customer, by "
+              "months since the first order. Steeper and higher is better. Dashed lines are the mean CAC per acquisition "
+              "channel (spend ÷ new customers over all cohorts): where a margin curve crosses a channel's line, a customer "
+              "from that channel has paid back their acquisition cost.",
+              load_ltv_curves, draw_ltv_curves),
+    ChartSpec("payback-curves", "CAC payback by acquisition channel",
+              "Left: cumulative gross margin per acquired customer divided by CAC, pooled over every cohort of the channel "
+              "(weighted by new customers), by months since acquisition; the channel has paid back where its line crosses "
+              "1× (red). Right: the same margin and CAC in money. Later months only include the older cohorts that have "
+              "reached them. Channels without marketing spend (organic, referral) have no CAC and are left out. The table "
+              "gives per channel the observed payback month (median over cohorts that paid back), the model's predicted "
+              "payback month and the 12-month LTV:CAC.",
+              load_payback_curves, draw_payback_curves),
+    ChartSpec("clv-distribution", "Distribution of predicted 365-day CLV",
+              "Customers by predicted CLV over the next 365 days (BG/NBD purchases × Gamma-Gamma order value × margin, "
+              "discounted). Equal-width bins from 0 to the 99th percentile; the orange bar gathers the top 1 %. A long right "
+              "tail is normal: a small group of customers carries most future value.",
+              load_clv_distribution, draw_clv_distribution),
+    ChartSpec("p-alive-matrix", "P(alive) by recency and frequency",
+              "The classic BG/NBD matrix: mean probability that customers are still active, by how many repeat purchases "
+              "they made (rows) and how late in their history the last one came (columns, weeks after the first). Green "
+              "= likely alive. Frequent buyers whose last purchase was long ago (top left) are the most likely to have churned; "
+              "grey cells have no customers.",
+              load_p_alive_matrix, draw_p_alive_matrix),
+    ChartSpec("backtest", "Back-test: predicted vs actual repeat purchases",
+              "The model is fitted on the calibration period only and predicts each customer's repeat purchases in the "
+              "holdout that follows; bars compare the mean prediction with what customers actually did, by number of "
+              "repeat purchases in calibration (latest back-test). Bars of similar height mean the model is calibrated for "
+              "that kind of customer.",
+              load_backtest, draw_backtest),
+    ChartSpec("segments", "Customer segments: size and value",
+              "RFM segments: how many customers each holds (left) and the money they are worth (right): revenue to date "
+              "and predicted CLV for the next 365 days. Segments where the green bar is large relative to their size are "
+              "where retention spend pays most.",
+              load_segments, draw_segments),
+    ChartSpec("ltv-drivers", "LTV drivers",
+              "Revenue per customer in the first 90 and 365 days after the first order, split by what we knew at "
+              "acquisition (one panel per driver). Each value only counts customers observed for the full window. Large "
+              "gaps between bars in one panel point at the levers (channel, first category, first-order discount) that "
+              "shape lifetime value.",
+              load_ltv_drivers, draw_ltv_drivers),
+    ChartSpec("kpi-trends", "Monthly KPI trends",
+              "Month by month: average order value, orders per active customer, the share of active customers who have "
+              "ordered more than once, and retention/churn of customers acquired before the month (month-over-month "
+              "retention: share of last month's customers who ordered again). Look for trends, not single months.",
+              load_kpi_trends, draw_kpi_trends),
+    ChartSpec("model-drift", "BG/NBD and Gamma-Gamma parameters over time",
+              "The fitted model parameters at each as-of date the pipeline has run for (kept across runs). Stable values "
+              "mean the model sees the same customer behaviour; a jump after new data is worth a look before trusting the "
+              "CLV figures. BG/NBD: r, alpha shape the purchase rate, a, b the dropout probability; Gamma-Gamma: p, q, gamma "
+              "the spend per order. With one as-of date each panel shows a single point.",
+              load_model_drift, draw_model_drift),
+)
+
+
+def render(spec: ChartSpec, data: dict) -> bytes:
+    with matplotlib.rc_context(STYLE):
+        fig = spec.draw(data)
+        return _png(fig)
+
+
+def payback_table(data: dict) -> Table:
+    """Per channel: the payback figures of `cac_payback` (`data` from load_payback_table, with the pooled month added)."""
+    def fmt(value, pattern: str) -> str:
+        return "–" if value is None else format(value, pattern)
+
+    rows = [[r["acquisition_channel"], f"{r['cohorts']:,}", f"{r['new_customers']:,}", fmt(r["spend"], ",.0f"),
+             fmt(r["cac"], ",.2f"), f"{r['cohorts_paid_back']:,} / {r['cohorts']:,}", fmt(r["median_payback_months"], ".1f"),
+             fmt(r["median_predicted_payback_months"], ".1f"), fmt(r["pooled_payback_month"], "d"),
+             fmt(r["ltv_to_cac_12m"], ".2f")] for r in data["rows"]]
+    return Table(["channel", "cohorts", "new customers", "spend", "CAC", "cohorts paid back", "median payback month",
+                  "median predicted payback month", "pooled payback month", "LTV:CAC 12 m"], rows)
+
+
+def pooled_payback_months(curves: dict) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for r in curves["rows"]:
+        channel = r["acquisition_channel"]
+        out.setdefault(channel, None)
+        if out[channel] is None and r["payback_ratio"] is not None and r["payback_ratio"] >= 1:
+            out[channel] = r["months_since_acquisition"]
+    return out
