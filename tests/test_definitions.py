@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import importlib
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from conftest import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ORDERS = dg.AssetKey(["raw", "orders"])
 FCT_ORDERS = dg.AssetKey(["marts", "fct_orders"])

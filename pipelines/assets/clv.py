@@ -11,6 +11,8 @@ from pipelines.clv.scoring import MAX_LIFESPAN_YEARS, annual_churn_rate, model_f
 from pipelines.payback.cac import cac_by_cohort
 from pipelines.resources import WarehouseResource
 
+# Below this many customers with a repeat purchase the models have nothing to learn from: they are skipped.
+MIN_REPEAT_CUSTOMERS = 20
 CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
 MODEL_FIT = dg.AssetKey(["marts", "clv_model_fit"])
 BACKTEST = dg.AssetKey(["marts", "clv_backtest"])
@@ -38,14 +40,20 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     as_of = marts_as_of(context, warehouse)
     orders = _orders(warehouse)
     rfm = rfm_summary(orders, as_of).collect()
-    bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
     repeaters = rfm.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
-    gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
-    context.log.info(
-        f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
-        f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
-        f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
-        f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
+    bg = gg = None
+    if repeaters.height < MIN_REPEAT_CUSTOMERS:
+        context.log.warning(
+            f"As of {as_of} only {repeaters.height} customers have bought again (at least {MIN_REPEAT_CUSTOMERS} "
+            "are needed): the predictive CLV models are not fitted, their columns are null this run.")
+    else:
+        bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
+        gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
+        context.log.info(
+            f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+            f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
+            f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
+            f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
     churn = annual_churn_rate(orders, as_of)
     lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
     customers = read(warehouse, "select customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, "
@@ -61,28 +69,47 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         "settings": {"annual_discount_rate": settings.annual_discount_rate,
                      "default_margin_rate": settings.default_margin_rate},
     })
-    first_order = rfm["first_purchase_date"].min()
-    calibration_end, holdout_end = default_backtest_split(first_order, as_of)
-    backtest = calibration_holdout_backtest(orders, calibration_end, holdout_end)
-    backtest_rows = pl.concat([
-        backtest.overall.with_columns(frequency_bucket=pl.lit("all")),
-        backtest.by_frequency,
-    ], how="diagonal_relaxed").with_columns(
-        as_of_date=pl.lit(as_of), calibration_end=pl.lit(calibration_end), holdout_end=pl.lit(holdout_end))
+    backtest, calibration_end, holdout_end = _backtest(context, orders, rfm, as_of)
+    if backtest is not None:
+        backtest_rows = pl.concat([
+            backtest.overall.with_columns(frequency_bucket=pl.lit("all")),
+            backtest.by_frequency,
+        ], how="diagonal_relaxed").with_columns(
+            as_of_date=pl.lit(as_of), calibration_end=pl.lit(calibration_end), holdout_end=pl.lit(holdout_end))
+    else:
+        backtest_rows = pl.DataFrame(schema={"frequency_bucket": pl.String, "customers": pl.Int64, "as_of_date": pl.Date})
     with warehouse.connect() as con:
         wh.replace_table(con, "marts.customer_clv", scored)
         wh.append_replacing(con, "marts.clv_model_fit", "as_of_date", as_of, fit_rows)
         wh.append_replacing(con, "marts.clv_backtest", "as_of_date", as_of, backtest_rows)
     yield dg.MaterializeResult(asset_key=CUSTOMER_CLV, metadata={
-        **table_metadata(scored.sort("predicted_clv_365d", descending=True)), "as_of": str(as_of),
-        "mean_predicted_clv_365d": float(scored["predicted_clv_365d"].mean()),
-        "mean_p_alive": float(scored["p_alive"].mean())})
-    yield dg.MaterializeResult(asset_key=MODEL_FIT, metadata={**table_metadata(fit_rows, rows=30),
-                                                              "bg_nbd_converged": bg.converged, "gamma_gamma_converged": gg.converged})
-    overall = backtest.overall.row(0, named=True)
-    yield dg.MaterializeResult(asset_key=BACKTEST, metadata={
-        **table_metadata(backtest_rows), "calibration_end": str(calibration_end), "holdout_end": str(holdout_end),
-        "aggregate_pct_error": float(overall["aggregate_pct_error"]), "mae_per_customer": float(overall["mae_per_customer"])})
+        **table_metadata(scored.sort("predicted_clv_365d", descending=True, nulls_last=True)), "as_of": str(as_of),
+        "mean_predicted_clv_365d": float(scored["predicted_clv_365d"].mean() or 0.0),
+        "mean_p_alive": float(scored["p_alive"].mean() or 0.0)})
+    yield dg.MaterializeResult(asset_key=MODEL_FIT, metadata={
+        **table_metadata(fit_rows, rows=30),
+        "bg_nbd_converged": bool(bg and bg.converged), "gamma_gamma_converged": bool(gg and gg.converged)})
+    figures = {}
+    if backtest is not None:
+        overall = backtest.overall.row(0, named=True)
+        figures = {"calibration_end": str(calibration_end), "holdout_end": str(holdout_end),
+                   "aggregate_pct_error": float(overall["aggregate_pct_error"]),
+                   "mae_per_customer": float(overall["mae_per_customer"])}
+    yield dg.MaterializeResult(asset_key=BACKTEST, metadata={**table_metadata(backtest_rows), **figures})
+
+
+def _backtest(context, orders: pl.LazyFrame, rfm: pl.DataFrame, as_of):
+    """Calibration/holdout split inside the observed data; skipped (with a warning) when history is too short."""
+    try:
+        calibration_end, holdout_end = default_backtest_split(rfm["first_purchase_date"].min(), as_of)
+        result = calibration_holdout_backtest(orders, calibration_end, holdout_end)
+        repeaters = result.per_customer.filter(pl.col("frequency") > 0).height
+        if repeaters < MIN_REPEAT_CUSTOMERS:
+            raise ValueError(f"only {repeaters} repeat customers before {calibration_end}")
+        return result, calibration_end, holdout_end
+    except (ValueError, FloatingPointError) as exc:
+        context.log.warning(f"No back-test this run: {exc}.")
+        return None, None, None
 
 
 @dg.asset(key=dg.AssetKey(["marts", "segment_clv"]), deps=[CUSTOMER_CLV, dg.AssetKey(["marts", "customer_segments"])],

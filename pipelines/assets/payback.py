@@ -16,9 +16,11 @@ CURVE = dg.AssetKey(["marts", "cac_payback_curve"])
 PREDICTION_HORIZON_MONTHS = range(1, 37)
 
 
-def _fitted_bgnbd(warehouse: WarehouseResource, as_of) -> BgNbdFit:
+def _fitted_bgnbd(warehouse: WarehouseResource, as_of) -> BgNbdFit | None:
     params = dict(read(warehouse, "select parameter, value from marts.clv_model_fit where as_of_date = ? and model = 'bg_nbd'",
                        [as_of]).iter_rows())
+    if "r" not in params:
+        return None
     return BgNbdFit(r=params["r"], alpha=params["alpha"], a=params["a"], b=params["b"],
                     log_likelihood=params["log_likelihood"], converged=bool(params["converged"]),
                     n_customers=int(params["n_customers"]), iterations=int(params["iterations"]), message="from clv_model_fit")
@@ -42,7 +44,8 @@ def cac_payback(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     curve = payback_curve(customers, orders, cac, as_of.replace(day=1))
     scored = read(warehouse, "select customer_id, cohort_month, acquisition_channel, frequency, recency, \"T\", "
                              "expected_order_value, margin_rate from marts.customer_clv")
-    projected = expected_margin_by_horizon(scored, _fitted_bgnbd(warehouse, as_of), KEYS, PREDICTION_HORIZON_MONTHS)
+    bg = _fitted_bgnbd(warehouse, as_of)
+    projected = expected_margin_by_horizon(scored, bg, KEYS, PREDICTION_HORIZON_MONTHS) if bg else None
     summary = payback_summary(curve, cac, projected).with_columns(as_of_date=pl.lit(as_of))
     with warehouse.connect() as con:
         wh.replace_table(con, "marts.cac_payback", summary)

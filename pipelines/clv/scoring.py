@@ -44,8 +44,8 @@ def annual_churn_rate(orders: pl.LazyFrame, as_of: date) -> float | None:
 def score_customers(
     rfm: pl.DataFrame,
     customers: pl.DataFrame,
-    bg: BgNbdFit,
-    gg: GammaGammaFit,
+    bg: BgNbdFit | None,
+    gg: GammaGammaFit | None,
     *,
     annual_discount_rate: float,
     default_margin_rate: float,
@@ -65,26 +65,29 @@ def score_customers(
     # A customer's own margin rate where revenue allows; the shop default otherwise.
     with np.errstate(divide="ignore", invalid="ignore"):
         margin_rate = np.where(revenue > 0, np.clip(margin / revenue, 0.0, 1.0), default_margin_rate)
-    expected_value = conditional_expected_order_value(gg, x, np.where(x > 0, m, 0.0))
     lifespan = lifespan_years if lifespan_years is not None else np.nan
     tenure_years = frame["tenure_days"].to_numpy().astype(float) / 365.25
     annual_frequency = frame["orders_count"].to_numpy() / np.maximum(tenure_years, 1.0)
+    missing = np.full(len(x), np.nan)
+    predicted = {
+        "p_alive": p_alive(bg, x, t_x, big_t) if bg else missing,
+        "expected_purchases_30d": conditional_expected_purchases(bg, 30 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
+        "expected_purchases_90d": conditional_expected_purchases(bg, 90 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
+        "expected_purchases_365d": conditional_expected_purchases(bg, 365 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
+        "expected_order_value": conditional_expected_order_value(gg, x, np.where(x > 0, m, 0.0)) if gg else missing,
+        "predicted_clv_365d": predicted_clv(
+            bg, gg, x, t_x, big_t, np.where(x > 0, m, 0.0), margin_rate=margin_rate,
+            horizon_weeks=365 / DAYS_PER_WEEK, annual_discount_rate=annual_discount_rate) if bg and gg else missing,
+    }
     scored = frame.select(
         "customer_id", "cohort_month", "acquisition_channel", "frequency", "recency", "T", "monetary_value",
         "orders_count",
     ).with_columns(
         historical_revenue=pl.Series(revenue),
         historical_margin=pl.Series(margin),
-        p_alive=pl.Series(p_alive(bg, x, t_x, big_t)),
-        expected_purchases_30d=pl.Series(conditional_expected_purchases(bg, 30 / DAYS_PER_WEEK, x, t_x, big_t)),
-        expected_purchases_90d=pl.Series(conditional_expected_purchases(bg, 90 / DAYS_PER_WEEK, x, t_x, big_t)),
-        expected_purchases_365d=pl.Series(conditional_expected_purchases(bg, 365 / DAYS_PER_WEEK, x, t_x, big_t)),
-        expected_order_value=pl.Series(expected_value),
+        **{name: pl.Series(values).fill_nan(None) for name, values in predicted.items()},
         margin_rate=pl.Series(margin_rate),
-        predicted_clv_365d=pl.Series(predicted_clv(
-            bg, gg, x, t_x, big_t, np.where(x > 0, m, 0.0), margin_rate=margin_rate,
-            horizon_weeks=365 / DAYS_PER_WEEK, annual_discount_rate=annual_discount_rate)),
-        formula_clv=pl.Series(frame["aov"].to_numpy() * annual_frequency * lifespan),
+        formula_clv=pl.Series(frame["aov"].to_numpy() * annual_frequency * lifespan).fill_nan(None),
     )
     if cac is not None and cac.height:
         scored = scored.join(cac.select("cohort_month", "acquisition_channel", "cac"),
@@ -100,16 +103,17 @@ def score_customers(
     ).sort("customer_id")
 
 
-def model_fit_rows(as_of: date, bg: BgNbdFit, gg: GammaGammaFit, extra: dict[str, dict[str, float]]) -> pl.DataFrame:
-    """Long format: one row per (as_of_date, model, parameter)."""
+def model_fit_rows(as_of: date, bg: BgNbdFit | None, gg: GammaGammaFit | None,
+                   extra: dict[str, dict[str, float | None]]) -> pl.DataFrame:
+    """Long format: one row per (as_of_date, model, parameter). A model not fitted reports converged = 0."""
+    bg_values = ({"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "log_likelihood": bg.log_likelihood,
+                  "n_customers": bg.n_customers, "converged": float(bg.converged), "iterations": bg.iterations}
+                 if bg else {"converged": 0.0})
+    gg_values = ({"p": gg.p, "q": gg.q, "gamma": gg.gamma, "log_likelihood": gg.log_likelihood,
+                  "n_customers": gg.n_customers, "converged": float(gg.converged), "iterations": gg.iterations}
+                 if gg else {"converged": 0.0})
     rows = []
-    for model, values in (
-        ("bg_nbd", {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "log_likelihood": bg.log_likelihood,
-                    "n_customers": bg.n_customers, "converged": float(bg.converged), "iterations": bg.iterations}),
-        ("gamma_gamma", {"p": gg.p, "q": gg.q, "gamma": gg.gamma, "log_likelihood": gg.log_likelihood,
-                         "n_customers": gg.n_customers, "converged": float(gg.converged), "iterations": gg.iterations}),
-        *extra.items(),
-    ):
+    for model, values in (("bg_nbd", bg_values), ("gamma_gamma", gg_values), *extra.items()):
         rows += [{"as_of_date": as_of, "model": model, "parameter": k, "value": float(v) if v is not None else None}
                  for k, v in values.items()]
     return pl.DataFrame(rows, schema={"as_of_date": pl.Date, "model": pl.String, "parameter": pl.String, "value": pl.Float64})

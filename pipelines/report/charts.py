@@ -20,12 +20,14 @@ matplotlib.use("Agg")  # harmless when pyplot is never imported; guards anyone w
 
 import numpy as np  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 DPI = 100
 FREQUENCY_CAP = 20          # P(alive) matrix: repeat purchases >= this share one row ("20+")
 RECENCY_BIN_WEEKS = 4       # P(alive) matrix: recency (weeks) in 4-week bins
+MIN_CELL_CUSTOMERS = 3      # P(alive) matrix: cells with fewer customers are greyed out (too noisy to read)
 CLV_HISTOGRAM_BINS = 40     # CLV distribution: equal bins from 0 to the 99th percentile, then one overflow bin
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 STYLE = {
@@ -157,8 +159,9 @@ def load_clv_distribution(con) -> dict:
     high = stats["p99"] if stats["p99"] is not None else 1.0
     if not high > low:
         high = low + 1.0
-    edges = np.linspace(low, high, CLV_HISTOGRAM_BINS + 1)
-    # Bin i holds edges[i] <= v < edges[i+1]; the last bin (the overflow) holds every v >= edges[-2].
+    # CLV_HISTOGRAM_BINS - 1 equal bins from `low` to the 99th percentile, then one overflow bin from it upwards:
+    # bin i holds edges[i] <= v < edges[i+1] (the first bin also anything below), the last every v >= edges[-1].
+    edges = np.linspace(low, high, CLV_HISTOGRAM_BINS)
     index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, CLV_HISTOGRAM_BINS - 1)
     counts = np.bincount(index, minlength=CLV_HISTOGRAM_BINS)
     bins = [{"lo": float(edges[i]), "hi": float(edges[i + 1]) if i < CLV_HISTOGRAM_BINS - 1 else None,
@@ -247,6 +250,24 @@ def _distinct(values: list) -> list:
     return list(dict.fromkeys(values))
 
 
+CHANNEL_COLOURS = {"affiliate": "#1f77b4", "email": "#ff7f0e", "paid_search": "#2ca02c", "paid_social": "#d62728",
+                   "organic": "#9467bd", "referral": "#8c564b"}
+
+
+def _channel_colour(channel: str, k: int) -> str:
+    """The same colour for a channel in every chart (unknown channels take the remaining palette colours)."""
+    return CHANNEL_COLOURS.get(channel, PALETTE[(k + 6) % len(PALETTE)])
+
+
+def _date_axis(ax, dates: list) -> None:
+    locator = AutoDateLocator(minticks=2, maxticks=5)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    if len(set(dates)) == 1:
+        ax.set_xlim(dates[0] - np.timedelta64(45, "D"), dates[0] + np.timedelta64(45, "D"))
+        ax.set_xticks([dates[0]], [str(dates[0])])
+
+
 # ---------------------------------------------------------------- drawings
 
 
@@ -267,8 +288,7 @@ def draw_cohort_retention(data: dict) -> Figure:
     # Month 0 is 100 % by definition: scale the colours on months >= 1 so the interesting range is visible.
     later = matrix[:, 1:] if matrix.shape[1] > 1 else matrix
     vmax = np.nanmax(later) if np.isfinite(later).any() else 100
-    cmap = colormaps["YlGnBu"].copy()
-    cmap.set_bad("white")
+    cmap = colormaps["YlGnBu"].with_extremes(bad="white")
     image = ax.imshow(matrix, aspect="auto", cmap=cmap, vmin=0, vmax=max(vmax, 1), interpolation="nearest")
     if matrix.size <= 700:
         for (i, j), value in np.ndenumerate(matrix):
@@ -303,7 +323,8 @@ def draw_ltv_curves(data: dict) -> Figure:
             ax.plot([p["months_since_first_order"] for p in points], [_num(p[column]) for p in points],
                     color=colour, linewidth=1.1, alpha=0.85)
         for k, channel in enumerate(cac):
-            ax.axhline(_num(channel["mean_cac"]), color=PALETTE[(k + 3) % len(PALETTE)], linestyle="--", linewidth=1.2,
+            ax.axhline(_num(channel["mean_cac"]), color=_channel_colour(channel["acquisition_channel"], k), linestyle="--",
+                       linewidth=1.2,
                        label=f"CAC {channel['acquisition_channel']} ({_num(channel['mean_cac']):,.0f})")
         ax.set_title(label)
         ax.set_xlabel("months since first order")
@@ -329,15 +350,22 @@ def draw_payback_curves(data: dict) -> Figure:
     for k, channel in enumerate(channels):
         points = [r for r in rows if r["acquisition_channel"] == channel]
         x = [p["months_since_acquisition"] for p in points]
-        colour = PALETTE[k % len(PALETTE)]
+        colour = _channel_colour(channel, k)
         axes[0].plot(x, [_num(p["payback_ratio"]) for p in points], color=colour, linewidth=1.6, label=channel)
         axes[1].plot(x, [_num(p["cumulative_margin_per_customer"]) for p in points], color=colour, linewidth=1.6, label=channel)
         axes[1].plot(x, [_num(p["cac"]) for p in points], color=colour, linewidth=1, linestyle=":")
-    axes[0].axhline(1.0, color="#d62728", linewidth=1.2, linestyle="--")
-    axes[0].text(0.0, 1.0, " paid back (margin = CAC)", color="#d62728", fontsize=8, va="bottom")
-    axes[0].set_title("cumulative margin per customer ÷ CAC")
+    axes[0].axhline(1.0, color="#444444", linewidth=1.4, linestyle="--")
+    axes[0].text(1.0, 1.0, "paid back (margin = CAC) ", color="#444444", fontsize=8, va="top", ha="right",
+                 transform=axes[0].get_yaxis_transform())
+    ratios = [r["payback_ratio"] for r in rows if r["payback_ratio"] is not None and r["payback_ratio"] > 0]
+    if ratios and max(ratios) / min(ratios) > 20:
+        axes[0].set_yscale("log")   # a cheap channel at 40× would flatten the others against the 1× line
+        axes[0].yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×" if str(f"{v:g}")[0] in "25" else ""))
+        axes[0].set_title("cumulative margin per customer ÷ CAC (log scale)")
+    else:
+        axes[0].set_title("cumulative margin per customer ÷ CAC")
     axes[0].set_xlabel("months since acquisition")
-    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.1f}×"))
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
     axes[0].legend(loc="upper left")
     axes[1].set_title("cumulative margin per customer (solid) vs CAC (dotted)")
     axes[1].set_xlabel("months since acquisition")
@@ -380,9 +408,9 @@ def draw_p_alive_matrix(data: dict) -> Figure:
     recencies = list(range(0, max(r["recency_weeks"] for r in rows) + step, step))
     matrix = np.full((len(frequencies), len(recencies)), np.nan)
     for r in rows:
-        matrix[r["frequency"], r["recency_weeks"] // step] = _num(r["mean_p_alive"])
-    cmap = colormaps["RdYlGn"].copy()
-    cmap.set_bad("#f2f2f2")
+        if r["customers"] >= MIN_CELL_CUSTOMERS:
+            matrix[r["frequency"], r["recency_weeks"] // step] = _num(r["mean_p_alive"])
+    cmap = colormaps["RdYlGn"].with_extremes(bad="#f2f2f2")
     image = ax.imshow(matrix, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(len(frequencies)), [f"{f}+" if f == cap else str(f) for f in frequencies])
     ax.set_xticks(range(len(recencies)), [str(w) for w in recencies], rotation=0)
@@ -510,15 +538,19 @@ def draw_model_drift(data: dict) -> Figure:
         if model == "n_customers":
             for k, name in enumerate(("bg_nbd", "gamma_gamma")):
                 points = [r for r in rows if r["model"] == name and r["parameter"] == "n_customers"]
-                ax.plot([np.datetime64(p["as_of_date"]) for p in points], [_num(p["value"]) for p in points], marker="o",
-                        color=PALETTE[k], label=name.replace("_", "-"))
+                dates = [np.datetime64(p["as_of_date"]) for p in points]
+                ax.plot(dates, [_num(p["value"]) for p in points], marker="o", color=PALETTE[k], label=name.replace("_", "-"))
+                if dates:
+                    _date_axis(ax, dates)
             ax.set_title(parameter)
             ax.legend(loc="best")
         else:
             points = [r for r in rows if r["model"] == model and r["parameter"] == parameter]
             colour = PALETTE[0] if model == "bg_nbd" else PALETTE[1]
-            ax.plot([np.datetime64(p["as_of_date"]) for p in points], [_num(p["value"]) for p in points], marker="o",
-                    color=colour)
+            dates = [np.datetime64(p["as_of_date"]) for p in points]
+            ax.plot(dates, [_num(p["value"]) for p in points], marker="o", color=colour)
+            if dates:
+                _date_axis(ax, dates)
             label = "BG/NBD" if model == "bg_nbd" else "Gamma-Gamma"
             ax.set_title(f"{label} {parameter}")
             if len(points) == 1:
@@ -526,7 +558,7 @@ def draw_model_drift(data: dict) -> Figure:
                             textcoords="offset points", xytext=(6, 4), fontsize=8)
             if not points:
                 _no_data(ax)
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        ax.tick_params(axis="x", labelsize=7)
     return fig
 
 
@@ -572,7 +604,7 @@ CHARTS: tuple[ChartSpec, ...] = (
               "The classic BG/NBD matrix: mean probability that customers are still active, by how many repeat purchases "
               "they made (rows) and how late in their history the last one came (columns, weeks after the first). Green "
               "= likely alive. Frequent buyers whose last purchase was long ago (top left) are the most likely to have churned; "
-              "grey cells have no customers.",
+              f"grey cells have fewer than {MIN_CELL_CUSTOMERS} customers.",
               load_p_alive_matrix, draw_p_alive_matrix),
     ChartSpec("backtest", "Back-test: predicted vs actual repeat purchases",
               "The model is fitted on the calibration period only and predicts each customer's repeat purchases in the "

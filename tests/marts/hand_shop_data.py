@@ -36,7 +36,7 @@ ORDERS_2025 = "\n".join([
     "X003,,2025-01-15 10:00:00,20.00,0,,0,,,email,completed,beauty",                             # 3 BAD: no customer
     "O020,C6,2025-02-03 10:00:00,35.00,0,,0,,21.00,paid_social,,accessories",                    # 4 blank status
     "O011,C2,2025-02-10 13:00:00,80.00,8.00,SALE20,80.00,2025-03-10 09:00:00,48.00,email,completed,beauty",  # 5 late refund
-    "O019,C5,2025-02-20 10:00:00,65.00,0,,0,,40.00,email,completed,apparel",                     # 6
+    "O019,C5,2025-02-20 10:00:00,40.00,0,,0,,25.00,email,completed,apparel",                     # 6
     "O006,C1,2025-02-25 16:00:00,80.00,0,,0,,50.00,paid_search,completed,home",                  # 7
     "O007,C1,2025-03-05 10:00:00,500.00,0,,0,,300.00,paid_search,completed,apparel",             # 8 after as-of
 ]) + "\n"

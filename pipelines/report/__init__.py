@@ -1,0 +1,103 @@
+"""The CLV report: the answers at a glance, as one self-contained HTML page built from the marts.
+
+`build_report(warehouse, out_dir)` reads the marts through one short-lived read-only DuckDB connection, draws every
+chart with matplotlib (Agg, no display) and writes `out_dir/index.html` atomically. No Dagster here: the
+`reporting/report` asset and the tests call it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipelines.report import charts as ch
+from pipelines.report.html import render_page
+
+__all__ = ["ChartImage", "ReportResult", "build_report", "load_report_data"]
+
+
+@dataclass(frozen=True)
+class ChartImage:
+    id: str
+    title: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    charts: list[ChartImage]
+    key_figures: dict
+    payback: list[dict]          # per acquisition channel: the payback table's figures
+    seconds: float
+
+    def chart(self, chart_id: str) -> ChartImage:
+        return next(c for c in self.charts if c.id == chart_id)
+
+
+def load_report_data(warehouse: Path) -> tuple[dict, dict[str, dict], dict]:
+    """(key figures, {chart id: data}, payback table data), read in one short-lived read-only connection."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        key_figures = ch.load_key_figures(con)
+        data = {spec.id: spec.load(con) for spec in ch.CHARTS}
+        table = ch.load_payback_table(con)
+    finally:
+        con.close()
+    pooled = ch.pooled_payback_months(data["payback-curves"])
+    for row in table["rows"]:
+        row["pooled_payback_month"] = pooled.get(row["acquisition_channel"])
+    return key_figures, data, table
+
+
+def _fmt(value, pattern: str, suffix: str = "") -> str:
+    return "–" if value is None else format(value, pattern) + suffix
+
+
+def _tiles(k: dict) -> list[tuple[str, str]]:
+    return [
+        ("as of", str(k["as_of_date"] or "–")),
+        ("customers", _fmt(k["customers"], ",d")),
+        ("orders", _fmt(k["orders"], ",d")),
+        ("revenue", _fmt(k["revenue"], ",.0f")),
+        ("gross margin", _fmt(k["gross_margin"], ",.0f")),
+        ("repeat customer rate", _fmt(k["repeat_customer_rate"], ".1%")),
+        ("predicted CLV, next 365 d", _fmt(k["predicted_clv_365d_total"], ",.0f")),
+        ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
+        ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
+        ("blended CAC (paid channels)", _fmt(k["blended_cac"], ",.2f")),
+        ("back-test error (total)", _fmt(k["backtest_aggregate_pct_error"], "+.1%")),
+    ]
+
+
+def build_report(warehouse: Path, out_dir: Path) -> ReportResult:
+    started = time.perf_counter()
+    warehouse, out_dir = Path(warehouse), Path(out_dir)
+    if not warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse}: run `clv run` first")
+    key_figures, data, table = load_report_data(warehouse)
+    rendered: list[ch.Chart] = []
+    for spec in ch.CHARTS:
+        png = ch.render(spec, data[spec.id])
+        extra, html_table = {}, None
+        if spec.id == "payback-curves":
+            extra, html_table = {"table": table}, ch.payback_table(table)
+        rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], png, html_table, extra))
+    subtitle = (f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
+                f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "
+                f"{key_figures['last_order'] or '–'}. Money in the shop's currency; CLV and payback on gross margin.")
+    page = render_page(rendered, _tiles(key_figures), key_figures, subtitle)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "index.html"
+    scratch = out_dir / f".index.html.{os.getpid()}.tmp"
+    try:
+        scratch.write_text(page, encoding="utf-8")
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return ReportResult(path=target, charts=[ChartImage(c.id, c.title, c.png) for c in rendered],
+                        key_figures=key_figures, payback=table["rows"], seconds=time.perf_counter() - started)

@@ -1,0 +1,329 @@
+"""The CLV report renders every chart, and each chart's embedded JSON is exactly what the marts say.
+
+The expected values are recomputed here from the warehouse with plain SQL (and a little Python), independently of
+pipelines/report, so a wrong join, filter or weighting in the report shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+import statistics
+import sys
+from collections import defaultdict
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pipelines.report import build_report  # noqa: E402
+
+EXPECTED_CHARTS = {
+    "cohort-retention": "Cohort retention",
+    "ltv-curves": "Cumulative revenue and margin per customer by cohort (LTV curves)",
+    "payback-curves": "CAC payback by acquisition channel",
+    "clv-distribution": "Distribution of predicted 365-day CLV",
+    "p-alive-matrix": "P(alive) by recency and frequency",
+    "backtest": "Back-test: predicted vs actual repeat purchases",
+    "segments": "Customer segments: size and value",
+    "ltv-drivers": "LTV drivers",
+    "kpi-trends": "Monthly KPI trends",
+    "model-drift": "BG/NBD and Gamma-Gamma parameters over time",
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [{n: _plain(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
+
+
+def assert_same(actual, expected, path: str = "data") -> None:
+    """Structural equality with floats compared to 1e-9 relative (JSON round-trips floats exactly; sums may differ
+    in the last bits when added in another order)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, got {actual!r}"
+        assert set(actual) == set(expected), f"{path}: keys {sorted(actual)} != {sorted(expected)}"
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{path}: expected a list, got {actual!r}"
+        assert len(actual) == len(expected), f"{path}: {len(actual)} items, expected {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{path}[{i}]")
+    elif isinstance(expected, float) or (isinstance(actual, float) and isinstance(expected, int)
+                                         and not isinstance(expected, bool)):
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-9), f"{path}: {actual!r} != {expected!r}"
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+def weighted(rows: list[dict], value: str, weight: str) -> float:
+    return sum(r[value] * r[weight] for r in rows) / sum(r[weight] for r in rows)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def report(small_shop, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("report")
+    result = build_report(small_shop.warehouse, out_dir)
+    page = result.path.read_text(encoding="utf-8")
+    blocks = {m.group(1): json.loads(m.group(2)) for m in
+              re.finditer(r'<script type="application/json" id="([^"]+)">(.*?)</script>', page, re.S)}
+    return result, page, blocks
+
+
+@pytest.fixture(scope="module")
+def con(small_shop):
+    connection = small_shop.connect()
+    yield connection
+    connection.close()
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_report_renders_self_contained(report, small_shop):
+    result, page, blocks = report
+    assert result.path == result.path.parent / "index.html" and result.path.exists()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not list(result.path.parent.glob(".index.html*")), "the temporary file of the atomic write was left behind"
+    # Nothing to fetch: no external scripts, styles, images or fonts.
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the report references the network"
+    assert "<link" not in page and "@import" not in page
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == len(EXPECTED_CHARTS)
+    for encoded in images:
+        assert base64.b64decode(encoded)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [c.id for c in result.charts] == list(EXPECTED_CHARTS)
+    for chart in result.charts:
+        assert chart.png[:8] == b"\x89PNG\r\n\x1a\n" and len(chart.png) > 5_000
+    assert set(blocks) >= {f"data-{chart_id}" for chart_id in EXPECTED_CHARTS} | {"data-key-figures"}
+
+
+def test_every_chart_has_its_title_and_caption(report):
+    result, page, _ = report
+    headings = [html.unescape(h) for h in re.findall(r"<h2>(.*?)</h2>", page)]
+    assert headings == list(EXPECTED_CHARTS.values())
+    for chart_id, title in EXPECTED_CHARTS.items():
+        section = re.search(rf'<section id="{chart_id}".*?</section>', page, re.S)
+        assert section, chart_id
+        assert f"<h2>{html.escape(title)}</h2>" in section.group(0)
+        caption = re.search(r'<p class="caption">(.*?)</p>', section.group(0), re.S)
+        assert caption and len(caption.group(1)) > 80, f"{chart_id}: caption missing or too short"
+        assert f'id="data-{chart_id}"' in section.group(0)
+        assert result.chart(chart_id).title == title
+
+
+def test_rebuild_replaces_the_report(report, small_shop):
+    result, page, _ = report
+    again = build_report(small_shop.warehouse, result.path.parent)
+    assert again.path == result.path
+    assert [c.id for c in again.charts] == [c.id for c in result.charts]
+
+
+# ---------------------------------------------------------------- the data of each chart equals the marts
+
+
+def test_key_figures(report, con):
+    _, _, blocks = report
+    orders = query(con, "select count(distinct customer_id) as customers, count(*) as orders, sum(revenue) as revenue, "
+                        "sum(gross_margin) as gross_margin, min(order_date) as first_order, max(order_date) as last_order "
+                        "from marts.fct_orders")[0]
+    clv = query(con, "select max(as_of_date) as as_of_date, count(*) as scored_customers, avg(p_alive) as mean_p_alive, "
+                     "sum(predicted_clv_365d) as predicted_clv_365d_total, avg(predicted_clv_365d) as predicted_clv_365d_mean "
+                     "from marts.customer_clv")[0]
+    counts = [r["orders_count"] for r in query(con, "select orders_count from marts.dim_customers")]
+    paid = query(con, "select spend, new_customers, cac from marts.cac_payback where cac is not null and new_customers > 0")
+    overall = query(con, "select aggregate_pct_error, mae_per_customer from marts.clv_backtest "
+                         "where frequency_bucket = 'all' order by as_of_date desc limit 1")[0]
+    expected = {**orders, **clv,
+                "repeat_customer_rate": sum(c > 1 for c in counts) / len(counts),
+                "paid_spend": sum(r["spend"] for r in paid), "paid_new_customers": sum(r["new_customers"] for r in paid),
+                "blended_cac": weighted(paid, "cac", "new_customers"),
+                "backtest_aggregate_pct_error": overall["aggregate_pct_error"],
+                "backtest_mae_per_customer": overall["mae_per_customer"]}
+    assert_same(blocks["data-key-figures"], expected)
+    assert blocks["data-key-figures"]["as_of_date"] == "2025-12-31"
+
+
+def test_cohort_retention_data(report, con):
+    _, _, blocks = report
+    expected = query(con, "select cohort_month, months_since_first_order, cohort_size, active_customers, retention_rate, "
+                          "is_complete_month from marts.cohort_retention order by 1, 2")
+    assert expected, "the small shop should have cohorts"
+    assert_same(blocks["data-cohort-retention"], {"rows": expected})
+
+
+def test_ltv_curves_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select cohort_month, months_since_first_order, cohort_size, cumulative_revenue_per_customer, "
+                      "cumulative_margin_per_customer from marts.cohort_retention order by 1, 2")
+    payback = query(con, "select acquisition_channel, new_customers, cac from marts.cac_payback")
+    by_channel = defaultdict(list)
+    for r in payback:
+        if r["cac"] is not None and r["new_customers"] > 0:
+            by_channel[r["acquisition_channel"]].append(r)
+    cac = [{"acquisition_channel": ch, "new_customers": sum(r["new_customers"] for r in rs),
+            "mean_cac": weighted(rs, "cac", "new_customers")} for ch, rs in sorted(by_channel.items())]
+    assert cac, "the synthetic shop has paid channels"
+    assert_same(blocks["data-ltv-curves"], {"rows": rows, "cac": cac})
+
+
+def test_payback_curves_and_table_data(report, con):
+    _, _, blocks = report
+    curve = query(con, "select acquisition_channel, months_since_acquisition, new_customers, cac, "
+                       "cumulative_margin_per_customer from marts.cac_payback_curve")
+    groups = defaultdict(list)
+    for r in curve:
+        if r["cac"] is not None and r["cac"] > 0 and r["new_customers"] > 0:
+            groups[(r["acquisition_channel"], r["months_since_acquisition"])].append(r)
+    expected = []
+    for (channel, month), rs in sorted(groups.items()):
+        n = sum(r["new_customers"] for r in rs)
+        margin = sum(r["cumulative_margin_per_customer"] * r["new_customers"] for r in rs)
+        spend = sum(r["cac"] * r["new_customers"] for r in rs)
+        expected.append({"acquisition_channel": channel, "months_since_acquisition": month, "cohorts": len(rs),
+                         "new_customers": n, "cumulative_margin_per_customer": margin / n, "cac": spend / n,
+                         "payback_ratio": margin / spend})
+    assert_same(blocks["data-payback-curves"], {"rows": expected})
+
+    pooled = {}
+    for r in expected:
+        if r["payback_ratio"] >= 1:
+            pooled.setdefault(r["acquisition_channel"], r["months_since_acquisition"])
+    summary = query(con, "select * from marts.cac_payback where cac > 0 and new_customers > 0")
+    by_channel = defaultdict(list)
+    for r in summary:
+        by_channel[r["acquisition_channel"]].append(r)
+
+    def median(values):
+        values = [v for v in values if v is not None]
+        return float(statistics.median(values)) if values else None
+
+    table = []
+    for channel, rs in sorted(by_channel.items()):
+        with_ltv = [r for r in rs if r["ltv_to_cac_12m"] is not None]
+        table.append({
+            "acquisition_channel": channel, "cohorts": len(rs), "new_customers": sum(r["new_customers"] for r in rs),
+            "spend": sum(r["spend"] for r in rs), "cac": weighted(rs, "cac", "new_customers"),
+            "cohorts_paid_back": sum(r["payback_months"] is not None for r in rs),
+            "median_payback_months": median([r["payback_months"] for r in rs]),
+            "median_predicted_payback_months": median([r["predicted_payback_months"] for r in rs]),
+            "ltv_to_cac_12m": weighted(with_ltv, "ltv_to_cac_12m", "new_customers") if with_ltv else None,
+            "pooled_payback_month": pooled.get(channel),
+        })
+    assert_same(blocks["data-payback-curves-table"], {"rows": table})
+    # The HTML table shows one row per channel with its CAC.
+    section = re.search(r'<section id="payback-curves".*?</section>', report[1], re.S).group(0)
+    assert section.count("<tr>") == len(table) + 1
+    for row in table:
+        assert f"<td>{row['acquisition_channel']}</td>" in section
+        assert f"<td>{row['cac']:,.2f}</td>" in section
+
+
+def test_clv_distribution_data(report, con):
+    _, _, blocks = report
+    data = blocks["data-clv-distribution"]
+    stats = query(con, "select count(*) as customers, sum(predicted_clv_365d) as total, avg(predicted_clv_365d) as mean, "
+                       "median(predicted_clv_365d) as median, quantile_cont(predicted_clv_365d, 0.9) as p90, "
+                       "quantile_cont(predicted_clv_365d, 0.99) as p99, min(predicted_clv_365d) as min, "
+                       "max(predicted_clv_365d) as max from marts.customer_clv where predicted_clv_365d is not null")[0]
+    assert_same({k: v for k, v in data.items() if k != "bins"}, stats)
+    bins = data["bins"]
+    assert bins[0]["lo"] == min(0.0, stats["min"]) and bins[-1]["hi"] is None
+    assert bins[-1]["lo"] == pytest.approx(stats["p99"]) and bins[-2]["hi"] == bins[-1]["lo"]
+    assert bins[-1]["customers"] == pytest.approx(0.01 * stats["customers"], abs=2)   # the top 1 %
+    for i, b in enumerate(bins):
+        # The first bin also holds anything below its edge, the last (overflow) bin everything from its edge up.
+        lower = float("-inf") if i == 0 else b["lo"]
+        upper = float("inf") if b["hi"] is None else b["hi"]
+        count = con.execute("select count(*) from marts.customer_clv where predicted_clv_365d >= ? "
+                            "and predicted_clv_365d < ?", [lower, upper]).fetchall()[0][0]
+        assert b["customers"] == count, f"bin {b}: {count} customers in the mart"
+    assert sum(b["customers"] for b in bins) == stats["customers"]
+
+
+def test_p_alive_matrix_data(report, con):
+    _, _, blocks = report
+    data = blocks["data-p-alive-matrix"]
+    assert data["frequency_cap"] == 20 and data["recency_bin_weeks"] == 4
+    cells = defaultdict(list)
+    for frequency, recency, p_alive in con.execute("select frequency, recency, p_alive from marts.customer_clv").fetchall():
+        cells[(min(frequency, 20), int(math.floor(recency / 4) * 4))].append(p_alive)
+    expected = [{"frequency": f, "recency_weeks": w, "customers": len(v), "mean_p_alive": sum(v) / len(v)}
+                for (f, w), v in sorted(cells.items())]
+    assert_same(data["rows"], expected)
+
+
+def test_backtest_data(report, con):
+    _, _, blocks = report
+    latest = con.execute("select max(as_of_date) from marts.clv_backtest").fetchall()[0][0]
+    rows = query(con, f"select frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
+                      f"where as_of_date = '{latest}' and frequency_bucket <> 'all'")
+    rows.sort(key=lambda r: int(r["frequency_bucket"].rstrip("+")))
+    overall = query(con, f"select as_of_date, calibration_end, holdout_end, customers, predicted_total, actual_total, "
+                         f"aggregate_pct_error, mae_per_customer from marts.clv_backtest "
+                         f"where as_of_date = '{latest}' and frequency_bucket = 'all'")[0]
+    assert rows and rows[-1]["frequency_bucket"].endswith("+")
+    assert_same(blocks["data-backtest"], {"overall": overall, "rows": rows})
+
+
+def test_segments_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select segment, customers, share_of_customers, historical_revenue, predicted_clv_365d, "
+                      "predicted_clv_365d_per_customer, share_of_predicted_clv, mean_p_alive from marts.segment_clv "
+                      "where segment_kind = 'rfm_segment'")
+    rows.sort(key=lambda r: (-r["predicted_clv_365d"], r["segment"]))
+    assert rows
+    assert_same(blocks["data-segments"], {"rows": rows})
+    total = con.execute("select count(*) from marts.customer_segments").fetchall()[0][0]
+    assert sum(r["customers"] for r in blocks["data-segments"]["rows"]) == total
+
+
+def test_ltv_drivers_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select driver, driver_value, customers, repeat_rate, customers_90d_observed, value_90d_per_customer, "
+                      "customers_365d_observed, value_365d_per_customer from marts.ltv_drivers")
+    rows.sort(key=lambda r: (r["driver"], r["value_365d_per_customer"] is None, -(r["value_365d_per_customer"] or 0),
+                             r["driver_value"]))
+    assert_same(blocks["data-ltv-drivers"], {"rows": rows})
+    assert len({r["driver"] for r in rows}) >= 2
+
+
+def test_kpi_trends_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select month, customers, new_customers, returning_customers, orders, revenue, aov, purchase_frequency, "
+                      "repeat_customer_rate, retention_rate, churn_rate, month_over_month_retention_rate "
+                      "from marts.retention_kpis order by month")
+    assert len(rows) == 24    # 2024-01 .. 2025-12
+    assert_same(blocks["data-kpi-trends"], {"rows": rows})
+
+
+def test_model_drift_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select as_of_date, model, parameter, value from marts.clv_model_fit")
+    wanted = {"bg_nbd": {"r", "alpha", "a", "b", "n_customers"}, "gamma_gamma": {"p", "q", "gamma", "n_customers"}}
+    expected = sorted((r for r in rows if r["parameter"] in wanted.get(r["model"], ())),
+                      key=lambda r: (r["model"], r["parameter"], r["as_of_date"]))
+    assert len(expected) == 9
+    assert_same(blocks["data-model-drift"], {"rows": expected})
