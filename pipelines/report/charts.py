@@ -510,7 +510,7 @@ def draw_kpi_trends(data: dict) -> Figure:
     panels = (
         (axes[0], "average order value", [("aov", "AOV", "#1f77b4")], False),
         (axes[1], "purchase frequency (orders per active customer)", [("purchase_frequency", "orders / customer", "#ff7f0e")], False),
-        (axes[2], "repeat customer rate (active customers with 2+ orders ever)",
+        (axes[2], "repeat customer rate (active customers with 2+ orders in the month)",
          [("repeat_customer_rate", "repeat rate", "#2ca02c")], True),
         (axes[3], "retention and churn (of customers seen before)",
          [("retention_rate", "retention", "#1f77b4"), ("churn_rate", "churn", "#d62728"),
@@ -521,9 +521,10 @@ def draw_kpi_trends(data: dict) -> Figure:
             ax.plot(months, [_num(r[column]) for r in rows], marker="o", markersize=3, linewidth=1.4, color=colour, label=label)
         ax.set_title(title)
         if percent:
-            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         if len(series) > 1:
-            ax.legend(loc="best")
+            ax.set_ylim(0, 1.15)
+            ax.legend(loc="upper center", ncol=len(series), fontsize=7)
     for ax in axes[2:]:
         ax.tick_params(axis="x", rotation=45)
     return fig
@@ -625,8 +626,8 @@ CHARTS: tuple[ChartSpec, ...] = (
               load_ltv_drivers, draw_ltv_drivers),
     ChartSpec("kpi-trends", "Monthly KPI trends",
               "Month by month: average order value, orders per active customer, the share of active customers who have "
-              "ordered more than once, and retention/churn of customers acquired before the month (month-over-month "
-              "retention: share of last month's customers who ordered again). Look for trends, not single months.",
+              "ordered more than once in that month, and retention/churn of customers acquired before the month "
+              "(month-over-month retention: share of last month's customers who ordered again). Look for trends, not single months.",
               load_kpi_trends, draw_kpi_trends),
     ChartSpec("model-drift", "BG/NBD and Gamma-Gamma parameters over time",
               "The fitted model parameters at each as-of date the pipeline has run for (kept across runs). Stable values "

@@ -225,11 +225,6 @@ def test_asset_graph_shows_the_assets(dagster_ui, page, tmp_path):
         page.wait_for_timeout(1_000)
         page.screenshot(path=str(tmp_path / f"asset_graph_{group}.png"))
 
-    # The catalog lists every asset, with its key prefix.
-    _open(page, dagster_ui, "/assets")
-    for key in ("raw/orders", "marts/customer_clv", "marts/fct_orders"):
-        expect(page.locator(f'a[href^="/assets/{key}"]').first).to_be_visible()
-
 
 def test_materialise_one_partition_from_the_ui(dagster_ui, page, tmp_path):
     from playwright.sync_api import expect

@@ -1,0 +1,87 @@
+"""customer_clv assembly: formula CLV, churn-based lifespan, deciles and payback projections, checked by hand."""
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.clv.bgnbd import BgNbdFit, conditional_expected_purchases
+from pipelines.clv.gamma_gamma import GammaGammaFit
+from pipelines.clv.scoring import annual_churn_rate, expected_margin_by_horizon, model_fit_rows, score_customers
+
+BG = BgNbdFit(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=-1.0, converged=True, n_customers=4,
+              iterations=1, message="hand")
+GG = GammaGammaFit(p=6.25, q=3.74, gamma=15.44, log_likelihood=-1.0, converged=True, n_customers=2,
+                   iterations=1, message="hand")
+
+
+def test_annual_churn_compares_the_last_two_years():
+    orders = pl.DataFrame({
+        "customer_id": ["e", "a", "a", "b", "c", "c", "d"],
+        "order_date": [date(2023, 12, 1), date(2024, 2, 1), date(2025, 3, 1), date(2024, 5, 1), date(2024, 6, 1),
+                       date(2024, 7, 1), date(2025, 6, 1)],
+    })
+    # two full years of history: the year before (2024-01-01 .. 2024-12-31) has a, b, c; this year a, d
+    # (e is older than both). retention = 1/3 (only a came back) → churn = 2/3
+    assert annual_churn_rate(orders.lazy(), date(2025, 12, 31)) == pytest.approx(2 / 3)
+    # 700 days of history (without e): two 350-day periods, same customers, retention annualised: 1 − (1/3)^(365/350)
+    shorter = orders.filter(pl.col("customer_id") != "e").lazy()
+    assert annual_churn_rate(shorter, date(2025, 12, 31)) == pytest.approx(1 - (1 / 3) ** (365 / 350))
+
+
+def _frames():
+    rfm = pl.DataFrame({"customer_id": ["a", "b", "c", "d"], "frequency": [0, 2, 5, 1],
+                        "recency": [0.0, 10.0, 40.0, 3.0], "T": [20.0, 30.0, 52.0, 60.0],
+                        "monetary_value": [0.0, 40.0, 55.0, 30.0]})
+    customers = pl.DataFrame({
+        "customer_id": ["a", "b", "c", "d"], "cohort_month": [date(2025, 1, 1)] * 4,
+        "acquisition_channel": ["paid_search", "paid_search", "organic", "email"],
+        "orders_count": [1, 3, 6, 2], "net_revenue": [50.0, 120.0, 330.0, 0.0], "gross_margin": [20.0, 60.0, 99.0, -5.0],
+        "aov": [50.0, 40.0, 55.0, 0.0], "tenure_days": [140, 210, 730, 420]})
+    cac = pl.DataFrame({"cohort_month": [date(2025, 1, 1)], "acquisition_channel": ["paid_search"], "cac": [30.0]})
+    return rfm, customers, cac
+
+
+def test_formula_clv_margin_rate_cac_and_decile():
+    rfm, customers, cac = _frames()
+    scored = score_customers(rfm, customers, BG, GG, annual_discount_rate=0.1, default_margin_rate=0.4,
+                             lifespan_years=2.5, cac=cac)
+    row = {r["customer_id"]: r for r in scored.iter_rows(named=True)}
+    # a: tenure 140 d < 1 year counts as one year → 50 × 1 × 2.5
+    assert row["a"]["formula_clv"] == pytest.approx(125.0)
+    # c: 6 orders over 730/365.25 years → 55 × 6 / 1.99863 × 2.5
+    assert row["c"]["formula_clv"] == pytest.approx(55 * 6 / (730 / 365.25) * 2.5)
+    assert row["b"]["margin_rate"] == pytest.approx(0.5)          # 60 / 120
+    assert row["d"]["margin_rate"] == pytest.approx(0.4)          # no revenue → the default
+    assert row["b"]["cac"] == 30.0 and row["c"]["cac"] is None
+    assert row["b"]["net_clv"] == pytest.approx(row["b"]["predicted_clv_365d"] - 30.0)
+    assert row["a"]["formula_clv_net_of_cac"] == pytest.approx(95.0)
+    by_value = sorted(row, key=lambda c: -row[c]["predicted_clv_365d"])
+    assert [row[c]["clv_decile"] for c in by_value] == [1, 3, 6, 8]   # (rank − 1) × 10 // 4 + 1
+    assert row["b"]["p_alive"] < 1.0 and row["a"]["p_alive"] == pytest.approx(1.0)
+
+
+def test_without_models_the_predictive_columns_are_null():
+    rfm, customers, cac = _frames()
+    scored = score_customers(rfm, customers, None, None, annual_discount_rate=0.1, default_margin_rate=0.4,
+                             lifespan_years=None, cac=cac)
+    assert scored["p_alive"].null_count() == 4 and scored["predicted_clv_365d"].null_count() == 4
+    assert scored["historical_revenue"].to_list() == [50.0, 120.0, 330.0, 0.0]
+    rows = model_fit_rows(date(2025, 1, 1), None, None, {})
+    assert rows.filter(pl.col("parameter") == "converged")["value"].to_list() == [0.0, 0.0]
+
+
+def test_projection_sums_expected_margin_per_group():
+    rfm, customers, cac = _frames()
+    scored = score_customers(rfm, customers, BG, GG, annual_discount_rate=0.1, default_margin_rate=0.4,
+                             lifespan_years=2.5, cac=cac)
+    projected = expected_margin_by_horizon(scored, BG, ["acquisition_channel"], range(1, 4))
+    got = projected.filter((pl.col("acquisition_channel") == "paid_search") & (pl.col("horizon_months") == 3))["expected_margin"][0]
+    # independently: customer by customer, 3 months = 3 × 365.25 / 12 / 7 weeks
+    expected = 0.0
+    for r in scored.filter(pl.col("acquisition_channel") == "paid_search").iter_rows(named=True):
+        purchases = conditional_expected_purchases(BG, 3 * 365.25 / 12 / 7, np.array([r["frequency"]]),
+                                                   np.array([r["recency"]]), np.array([r["T"]]))[0]
+        expected += purchases * r["expected_order_value"] * r["margin_rate"]
+    assert got == pytest.approx(expected)
