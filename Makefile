@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+# The venv's tools (dbt, dagster) first on PATH: dagster-dbt looks dbt up on PATH under `dagster dev`.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: run test test-browser install dev bench bench-clv bench-incremental docs clean

@@ -1,59 +1,9 @@
-"""Shared fixtures: run the real pipeline (the `clv` CLI → the Dagster job → dbt → polars) in a subprocess,
-against a temporary data directory, so tests never touch ./data and never share state by accident."""
+"""Shared fixtures. The runner itself lives in tests/pipeline_runner.py (importable from every test module)."""
 
-from __future__ import annotations
-
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-
-import duckdb
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SMALL_SHOP_CUSTOMERS = 1500
-SMALL_SHOP_AS_OF = "2025-12-31"
-
-
-@dataclass
-class PipelineRun:
-    data_dir: Path
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def warehouse(self) -> Path:
-        return self.data_dir / "warehouse.duckdb"
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.warehouse), read_only=True)
-
-
-def pipeline_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
-    env.update({
-        "CLV_DATA_DIR": str(data_dir),
-        "CLV_RECORD_RUNS": "0",          # ephemeral Dagster instance: no DAGSTER_HOME needed
-        "CLV_SYNTHETIC_CUSTOMERS": str(SMALL_SHOP_CUSTOMERS),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DAGSTER_HOME": str(data_dir / "dagster_home"),
-    })
-    env.update(extra)
-    return env
-
-
-def run_clv(data_dir: Path, *args: str, check: bool = True, timeout: float = 600, **env: str) -> PipelineRun:
-    """`clv <args>` in a subprocess; extra keyword arguments become environment variables."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT,
-                          env=pipeline_env(data_dir, **env), capture_output=True, text=True, timeout=timeout)
-    run = PipelineRun(data_dir, done.returncode, done.stdout, done.stderr)
-    if check and done.returncode != 0:
-        raise AssertionError(f"clv {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}")
-    return run
+from pipeline_runner import (PROJECT_ROOT, SMALL_SHOP_AS_OF, SMALL_SHOP_CUSTOMERS, PipelineRun,  # noqa: F401
+                             pipeline_env, run_clv)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from conftest import run_clv
+from pipeline_runner import run_clv
 
 HEADER = "order_id,customer_id,ordered_at,net_revenue,refunded_amount,refunded_at,cost,channel,status,product_category\n"
 
