@@ -58,7 +58,7 @@ select
         partition by grid.cohort_month{{ (', grid.' ~ dimension) if dimension else '' }}
         order by grid.months_since_first_order rows between unbounded preceding and current row
     ) / grid.cohort_size                                                       as cumulative_margin_per_customer,
-    {{ dbt.dateadd('month', 'grid.months_since_first_order', 'grid.cohort_month') }} < as_of.as_of_month as is_complete_month
+    {{ dbt.dateadd('month', 'grid.months_since_first_order + 1', 'grid.cohort_month') }} <= {{ dbt.dateadd('day', 1, reference_date(ref('fct_orders'))) }} as is_complete_month
 from grid
 cross join as_of
 left join activity

@@ -13,6 +13,11 @@ from pipelines.resources import WarehouseResource
 
 # Below this many customers with a repeat purchase the models have nothing to learn from: they are skipped.
 MIN_REPEAT_CUSTOMERS = 20
+BACKTEST_SCHEMA = {
+    "as_of_date": pl.Date, "calibration_end": pl.Date, "holdout_end": pl.Date, "frequency_bucket": pl.String,
+    "customers": pl.Int64, "mean_predicted": pl.Float64, "mean_actual": pl.Float64, "predicted_total": pl.Float64,
+    "actual_total": pl.Float64, "aggregate_pct_error": pl.Float64, "mae_per_customer": pl.Float64,
+}
 CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
 MODEL_FIT = dg.AssetKey(["marts", "clv_model_fit"])
 BACKTEST = dg.AssetKey(["marts", "clv_backtest"])
@@ -49,6 +54,10 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     else:
         bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
         gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
+        if gg.q <= 1:
+            # The population mean spend p·gamma/(q−1) does not exist: expected order values would be unbounded.
+            context.log.warning(f"Gamma-Gamma q={gg.q:.3g} <= 1 (spend too heavy-tailed for the model): expected "
+                                "order value and predicted CLV are null this run; the fit is recorded in clv_model_fit.")
         context.log.info(
             f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
             f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
@@ -60,7 +69,8 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                                 "gross_margin, aov, tenure_days from marts.dim_customers")
     spend = read(warehouse, "select spend_date, channel, spend from staging.stg_marketing_spend where spend_date <= ?", [as_of])
     cac = cac_by_cohort(customers.lazy(), spend.lazy())
-    scored = score_customers(rfm, customers, bg, gg, annual_discount_rate=settings.annual_discount_rate,
+    usable_gg = gg if gg is not None and gg.q > 1 else None
+    scored = score_customers(rfm, customers, bg, usable_gg, annual_discount_rate=settings.annual_discount_rate,
                              default_margin_rate=settings.default_margin_rate, lifespan_years=lifespan, cac=cac)
     scored = scored.with_columns(as_of_date=pl.lit(as_of))
 
@@ -72,12 +82,15 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     backtest, calibration_end, holdout_end = _backtest(context, orders, rfm, as_of)
     if backtest is not None:
         backtest_rows = pl.concat([
-            backtest.overall.with_columns(frequency_bucket=pl.lit("all")),
+            backtest.overall.with_columns(frequency_bucket=pl.lit("all"),
+                                          mean_predicted=pl.col("predicted_total") / pl.col("customers"),
+                                          mean_actual=pl.col("actual_total") / pl.col("customers")),
             backtest.by_frequency,
         ], how="diagonal_relaxed").with_columns(
-            as_of_date=pl.lit(as_of), calibration_end=pl.lit(calibration_end), holdout_end=pl.lit(holdout_end))
-    else:
-        backtest_rows = pl.DataFrame(schema={"frequency_bucket": pl.String, "customers": pl.Int64, "as_of_date": pl.Date})
+            as_of_date=pl.lit(as_of), calibration_end=pl.lit(calibration_end), holdout_end=pl.lit(holdout_end),
+        ).select([pl.col(c).cast(t) for c, t in BACKTEST_SCHEMA.items()])
+    else:  # same columns, no rows: readers of the table never see its shape change
+        backtest_rows = pl.DataFrame(schema=BACKTEST_SCHEMA)
     with warehouse.connect() as con:
         wh.replace_table(con, "marts.customer_clv", scored)
         wh.append_replacing(con, "marts.clv_model_fit", "as_of_date", as_of, fit_rows)

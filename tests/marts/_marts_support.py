@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-
-_ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-
-
-def root_conftest():
-    """tests/conftest.py as a module, loaded by path: several directories have a `conftest.py`, so
-    `import conftest` may resolve to another one depending on collection order."""
-    name = "_clv_tests_root_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _ROOT_CONFTEST)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
 
 
 def rows(con, sql: str, params=None) -> list[dict]:

@@ -42,8 +42,9 @@ from datetime import date, datetime
 
 import pytest
 
-from _marts_support import diff_rows, root_conftest, rows, same
+from _marts_support import diff_rows, rows, same
 from hand_shop_data import AS_OF, FILES, START_DATE
+from pipeline_runner import run_clv
 
 D = date.fromisoformat
 
@@ -59,12 +60,15 @@ def _write_shop(directory, files):
 def hand_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("hand_shop")
     raw = _write_shop(base / "raw", FILES)
-    return root_conftest().run_clv(base / "data", "run", "--as-of", AS_OF, "--source", "files", "--raw-dir", str(raw),
-                                   CLV_START_DATE=START_DATE)
+    # check=False: the marts are built before the reporting steps; whether the whole run succeeds is its own test.
+    return run_clv(base / "data", "run", "--as-of", AS_OF, "--source", "files", "--raw-dir", str(raw),
+                   check=False, CLV_START_DATE=START_DATE)
 
 
 @pytest.fixture(scope="module")
 def con(hand_run):
+    if not hand_run.warehouse.exists():
+        pytest.fail(f"the run built no warehouse:\n{hand_run.stdout[-2000:]}\n{hand_run.stderr[-4000:]}")
     connection = hand_run.connect()
     yield connection
     connection.close()
@@ -578,6 +582,21 @@ def test_revenue_reconciles_across_marts(con):
     }
     got = {name: con.execute(sql).fetchall()[0][0] for name, sql in totals.items()}
     assert all(v == pytest.approx(1190.0) for v in got.values()), got
+
+
+# --------------------------------------------------------------------------- a tiny shop runs end to end
+def _failed_steps(run) -> str:
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("FAILED ") or "Error" in line]
+    return "\n".join(lines[-15:])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: a run on this valid 6-customer shop exits 1 in the reporting__report step: with too few repeat customers "
+    "the back-test is skipped and pipelines/assets/clv.py:80 writes marts.clv_backtest with only frequency_bucket, "
+    "customers, as_of_date, but pipelines/report/charts.py:101 (load_key_figures) selects aggregate_pct_error and "
+    "mae_per_customer from it -> DuckDB Binder Error; the marts are built, the run (and its report) fails."))
+def test_tiny_shop_run_succeeds(hand_run):
+    assert hand_run.returncode == 0, _failed_steps(hand_run)
 
 
 # --------------------------------------------------------------------------- a tiny shop builds every mart

@@ -1,8 +1,11 @@
-"""A run killed at any point (SIGKILL of the whole process group: the CLI and its dbt child) leaves the previous
-marts intact and readable, the published snapshot complete, the run lock free, and the next run succeeds.
+"""A run killed at any point (SIGKILL of the whole process group: the CLI and its dbt child) leaves every mart
+readable and either as it was or completely rebuilt (never missing, never half-written), the published snapshot
+complete, the run lock free, and the next run succeeds.
 
 One warehouse (a private copy of the small shop, complete marts as of 2025-12-31) is killed at several stages, in
-order; each killed run starts on what the previous kill left behind."""
+order, by runs as of a LATER day (NEW_AS_OF: a month more orders, so a finished table differs from the old one);
+each killed run starts on what the previous kill left behind. A last, complete run as of NEW_AS_OF gives the
+"new" state that every half-way table is compared with."""
 
 from __future__ import annotations
 
@@ -17,17 +20,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from _ops_support import AS_OF, differences, root_conftest, row_counts, snapshot, snapshot_con
+from _ops_support import differences, root_conftest, row_counts, snapshot, snapshot_con
 
 pytestmark = pytest.mark.slow
 
 # (name, marker in the run's log, seconds to wait after the marker before the kill)
+NEW_AS_OF = "2026-01-31"
 KILL_POINTS = [
-    ("ingest", "raw__orders - STEP_START", 0.2),             # while raw.orders is being replaced
-    ("dbt_start", "Running dbt command", 1.5),              # dbt has started building staging/marts
-    ("dbt_marts", "Running dbt command", 7.0),              # dbt is (re)building the mart tables
-    ("clv_models", "BG/NBD", 0.0),                          # the polars models are being written
-    ("publish", "reporting__published_marts - STEP_START", 0.05),  # the snapshot is being built
+    ("ingest", "raw__orders - STEP_START", 0.2),                                 # raw.orders being replaced
+    ("dbt_fct_orders", "START sql incremental model marts.fct_orders", 0.2),     # incremental delete + insert
+    ("dbt_table_swap", "START sql table model marts.dim_customers", 0.2),        # build-and-rename of a table
+    ("clv_models", "BG/NBD", 0.0),                                               # polars marts being written
+    ("publish", "reporting__published_marts - STEP_START", 0.05),                # the snapshot being built
 ]
 
 
@@ -41,14 +45,14 @@ def crash_shop(shop_copy_factory):
         "marts": snapshot(warehouse),
         "raw": snapshot(warehouse, "raw"),
         "published": snapshot(data_dir / "published" / "warehouse.duckdb"),
-        "killed": [],
+        "killed": {},
     }
 
 
 def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, timeout: float = 240) -> str:
     env = root_conftest().pipeline_env(data_dir, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF],
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--as-of", NEW_AS_OF],
                                 cwd=root_conftest().PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
@@ -77,22 +81,24 @@ def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, tim
     return log_path.read_text(errors="replace")
 
 
-def _assert_intact(shop: dict, where: str) -> None:
-    before = shop["marts"]
-    con = duckdb.connect(str(shop["warehouse"]), read_only=True)  # opens (replaying the WAL if any)
+def _state(shop: dict) -> dict:
+    """Snapshots after a kill: the warehouse opens read-only (replaying its WAL) and every mart is readable."""
+    con = duckdb.connect(str(shop["warehouse"]), read_only=True)
     try:
-        after = snapshot_con(con)
-        for table in before:  # every mart is readable
+        marts = snapshot_con(con)
+        for table in shop["marts"]:
             con.execute(f"select * from marts.{table} limit 5").fetchall()
+        raw = snapshot_con(con, "raw")
     finally:
         con.close()
-    assert row_counts(after) == row_counts(before), where
-    assert differences(before, after) == [], where
-    raw = {t: n for t, n in row_counts(snapshot(shop["warehouse"], "raw")).items() if t != "load_log"}  # append-only log
-    assert raw == {t: n for t, n in row_counts(shop["raw"]).items() if t != "load_log"}, where
-    published = snapshot(shop["dir"] / "published" / "warehouse.duckdb")
-    assert row_counts(published) == row_counts(shop["published"]), where
-    assert differences(shop["published"], published) == [], where
+    return {"marts": marts, "raw": raw, "published": snapshot(shop["dir"] / "published" / "warehouse.duckdb")}
+
+
+def _tables_old_or_new(state: dict, old: dict, new: dict, where: str) -> None:
+    assert set(state) == set(old), f"{where}: tables {sorted(set(old) ^ set(state))} missing or new"
+    for table, summary in state.items():
+        assert not differences({table: old[table]}, {table: summary}) or not differences(
+            {table: new[table]}, {table: summary}), f"{where}: {table} is neither the old nor the new table: {summary[0]} rows"
 
 
 def _lock_is_free(warehouse: Path) -> bool:
@@ -112,17 +118,33 @@ def test_baseline_is_complete(crash_shop):
 
 
 @pytest.mark.parametrize(("name", "marker", "delay"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])
-def test_kill_leaves_previous_marts_intact(crash_shop, tmp_path, name, marker, delay):
+def test_kill_leaves_every_mart_readable(crash_shop, tmp_path, name, marker, delay):
     log = _run_and_kill(crash_shop["dir"], marker, delay, tmp_path / f"{name}.log")
-    crash_shop["killed"].append(name)
     assert "Marts (rows):" not in log  # it really died before the end of the run
-    _assert_intact(crash_shop, f"after a kill at {name}")
+    state = _state(crash_shop)
+    crash_shop["killed"][name] = state
+    assert set(state["marts"]) == set(crash_shop["marts"]), "a mart is missing"
+    assert all(n > 0 for n in row_counts(state["marts"]).values())
+    # BI readers: the snapshot is only swapped by a complete publish, so it is still the old one here
+    if name != "publish":
+        assert differences(crash_shop["published"], state["published"]) == []
     assert _lock_is_free(crash_shop["warehouse"])
 
 
-def test_next_run_after_the_kills_succeeds(crash_shop):
-    assert crash_shop["killed"] == [k[0] for k in KILL_POINTS]
-    run = root_conftest().run_clv(crash_shop["dir"], "run", "--as-of", AS_OF)
+def test_next_run_after_the_kills_succeeds_and_every_killed_state_was_old_or_new(crash_shop):
+    assert list(crash_shop["killed"]) == [k[0] for k in KILL_POINTS]
+    run = root_conftest().run_clv(crash_shop["dir"], "run", "--as-of", NEW_AS_OF)
     assert "waiting" not in run.stderr + run.stdout
     assert "Marts (rows): fct_orders" in run.stdout
-    _assert_intact(crash_shop, "after the recovery run")
+    new = _state(crash_shop)
+    old = crash_shop
+    assert row_counts(new["marts"])["fct_orders"] > row_counts(old["marts"])["fct_orders"]  # the runs change things
+    assert differences(new["marts"], new["published"]) == []  # the snapshot is the new, complete marts
+    for name, state in crash_shop["killed"].items():
+        _tables_old_or_new(state["marts"], old["marts"], new["marts"], f"after a kill at {name} (marts)")
+        raw = {t: v for t, v in state["raw"].items() if t != "load_log"}  # load_log is an append-only log
+        _tables_old_or_new(raw, {t: v for t, v in old["raw"].items() if t != "load_log"}, new["raw"],
+                           f"after a kill at {name} (raw)")
+        published = state["published"]
+        assert not differences(old["published"], published) or not differences(new["published"], published), (
+            f"after a kill at {name}: the published snapshot is neither the old nor the new one")

@@ -8,7 +8,10 @@ with point_in_time as (
 
 latest_version as (
     -- An order loaded twice (e.g. re-exported with a changed date) counts once: the latest file/line wins.
-    select *
+    select *,
+        -- A refund booked after the as-of date is not known at that point in time.
+        case when refunded_at is not null and cast(refunded_at as date) > {{ as_of_date() }} then 0.0
+             else refunded_amount end as refund_known
     from point_in_time
     qualify row_number() over (partition by order_id order by source_file desc, source_line desc) = 1
 )
@@ -21,10 +24,9 @@ select
     net_revenue,
     discount_amount,
     discount_code,
-    -- A refund booked after the as-of date is not known at that point in time.
-    case when refunded_at is not null and cast(refunded_at as date) > {{ as_of_date() }} then 0.0
-         else refunded_amount end                                   as refunded_amount,
-    coalesce(latest_version.cost, net_revenue * (1 - {{ var('default_margin_rate') }})) as cost,
+    refund_known                                                    as refunded_amount,
+    -- Without a cost, the default margin rate applies to what the shop kept (revenue after refunds).
+    coalesce(latest_version.cost, (net_revenue - refund_known) * (1 - {{ var('default_margin_rate') }})) as cost,
     latest_version.cost is null                                     as margin_is_estimated,
     channel,
     product_category,
