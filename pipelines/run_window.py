@@ -29,12 +29,6 @@ class RunWindow:
     load_start: date | None        # partition_start minus the look-back, clamped to the first partition
     as_of: date | None             # None: use everything loaded
 
-    def dbt_vars(self) -> dict:
-        return {
-            "as_of": self.as_of.isoformat() if self.as_of else None,
-            "window_start": self.load_start.isoformat() if self.load_start else None,
-        }
-
 
 def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:

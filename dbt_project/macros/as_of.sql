@@ -1,11 +1,32 @@
-{#- The run's point in time as a date literal. Without it (dbt run by hand) everything loaded is used. -#}
-{% macro as_of_date() -%}
-    {%- if var('as_of') -%}cast('{{ var("as_of") }}' as date){%- else -%}cast('9999-12-31' as date){%- endif -%}
+{#-
+  The run's context. The pipeline writes it to raw.run_context before each build (data, not --vars, so that
+  dbt's partial parsing survives from run to run); a dbt var of the same name overrides it for hand runs.
+-#}
+{% macro run_context(column) -%}
+    (select {{ column }} from {{ source('raw', 'run_context') }})
 {%- endmacro %}
 
-{#- The as-of date for age computations: the explicit as-of, else the latest order date. -#}
+{#- The run's point in time as a date. Without one, everything loaded is used. -#}
+{% macro as_of_date() -%}
+    {%- if var('as_of') -%}cast('{{ var("as_of") }}' as date)
+    {%- else -%}coalesce({{ run_context('as_of') }}, cast('9999-12-31' as date)){%- endif -%}
+{%- endmacro %}
+
+{#- The as-of date for age computations: the run's as-of, else the latest order date. -#}
 {% macro reference_date(orders_relation) -%}
-    {%- if var('as_of') -%}cast('{{ var("as_of") }}' as date){%- else -%}(select max(order_date) from {{ orders_relation }}){%- endif -%}
+    {%- if var('as_of') -%}cast('{{ var("as_of") }}' as date)
+    {%- else -%}coalesce({{ run_context('as_of') }}, (select max(order_date) from {{ orders_relation }})){%- endif -%}
+{%- endmacro %}
+
+{#- First order date an incremental build replaces. -#}
+{% macro window_start() -%}
+    {%- if var('window_start') -%}cast('{{ var("window_start") }}' as date)
+    {%- else -%}coalesce({{ run_context('window_start') }}, cast('0001-01-01' as date)){%- endif -%}
+{%- endmacro %}
+
+{% macro default_margin_rate() -%}
+    {%- if var('default_margin_rate') is not none -%}{{ var('default_margin_rate') }}
+    {%- else -%}{{ run_context('default_margin_rate') }}{%- endif -%}
 {%- endmacro %}
 
 {#- First day of the month, through dbt's cross-database macro so other adapters work unchanged. -#}

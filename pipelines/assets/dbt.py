@@ -1,13 +1,14 @@
 """The dbt project as Dagster assets: sources map onto the ingest assets, tests become asset checks."""
 
 
-import json
+import hashlib
 import os
 from typing import Any, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from pipelines import warehouse as wh
 from pipelines.assets.ingest import latest_loaded_day
 from pipelines.resources import WarehouseResource
 from pipelines.run_window import run_window
@@ -36,14 +37,18 @@ translator = ClvDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     settings = warehouse.settings()
     with warehouse.connect() as con:
+        wh.ensure_raw_schema(con)
         latest = latest_loaded_day(con)
-    window = run_window(context, settings, latest)
+        window = run_window(context, settings, latest)
+        wh.set_run_context(con, window.as_of, window.load_start, settings.default_margin_rate)
     # dbt runs in a subprocess: hand it the same warehouse and engine limits.
     os.environ["CLV_WAREHOUSE"] = str(settings.warehouse)
     os.environ["CLV_DUCKDB_THREADS"] = str(settings.duckdb_threads)
     os.environ["CLV_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    dbt_vars = {**window.dbt_vars(), "default_margin_rate": settings.default_margin_rate}
-    context.log.info(f"dbt build as of {dbt_vars['as_of'] or 'the newest loaded day'}; "
-                     f"fct_orders rebuilds order dates from {dbt_vars['window_start'] or 'the beginning'}.")
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    context.log.info(f"dbt build as of {window.as_of or 'the newest loaded day'}; "
+                     f"fct_orders rebuilds order dates from {window.load_start or 'the beginning'}.")
+    # One target directory per warehouse: dbt's partial-parse state survives from run to run (the profile
+    # names the warehouse, and a changed profile forces a full parse).
+    target = DBT_PROJECT_DIR / "target" / f"runs-{hashlib.sha1(str(settings.warehouse).encode()).hexdigest()[:12]}"
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()

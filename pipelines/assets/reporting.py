@@ -1,5 +1,6 @@
 """Serve the marts: read-only snapshot + Parquet exports, dbt docs."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -41,6 +42,12 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 def dbt_docs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
     target = settings.data_dir / "docs"
+    # The docs describe the project (models, columns, tests, lineage): regenerate them when the project changed.
+    manifest_hash = hashlib.sha256((DBT_PROJECT_DIR / "target" / "manifest.json").read_bytes()).hexdigest()
+    stamp = target / ".manifest-sha256"
+    if (target / "index.html").exists() and stamp.exists() and stamp.read_text() == manifest_hash:
+        context.log.info("dbt project unchanged since the docs were generated: data/docs kept as is.")
+        return dg.MaterializeResult(metadata={"docs": dg.MetadataValue.path(str(target / "index.html")), "regenerated": False})
     with tempfile.TemporaryDirectory() as scratch:
         command = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--target-path", scratch,
                    "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
@@ -51,4 +58,5 @@ def dbt_docs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(Path(scratch) / "static_index.html", target / ".index.html.tmp")
         (target / ".index.html.tmp").replace(target / "index.html")
-    return dg.MaterializeResult(metadata={"docs": dg.MetadataValue.path(str(target / "index.html"))})
+    stamp.write_text(manifest_hash)
+    return dg.MaterializeResult(metadata={"docs": dg.MetadataValue.path(str(target / "index.html")), "regenerated": True})

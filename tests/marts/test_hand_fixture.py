@@ -25,20 +25,22 @@ The shop (tests/marts/hand_shop_data.py), as of 2025-02-28, CLV_START_DATE 2024-
   O007  C1  2025-03-05 10:00  500.00                300.00  completed  (after as-of -> not loaded)
   + 3 bad rows: X001 negative net_revenue, X002 ordered_at '2024-13-45', X003 no customer_id.
 
-Per valid order: revenue = net − refund; cost = given, else net × (1 − 0.40); margin = revenue − cost.
+Per valid order: revenue = net − refund known at the as-of date; cost = given, else the default margin rate applied
+to the revenue kept: (net − refund known at the as-of date) × (1 − 0.40); margin = revenue − cost.
+Blank cost AND a known refund: only O015 (O011's refund is after the as-of date, and O011 has a cost anyway).
   O001 100-55=45 | O002 60-36=24 | O004 40-20=20 | O003 25-15=10 | O005 120-70=50 | O006 80-50=30   C1: 425 / 179
   O008 45-27=18  | O009 70-42=28 | O010 30-18=12 | O011 80-48=32 (late refund ignored)              C2: 225 / 90
   O012 150-90=60                                                                                   C3: 150 / 60
-  O014 60-30=30  | O015 (200-50)=150, cost 200*0.6=120 -> 30 | O016 50-25=25                         C4: 260 / 85
+  O014 60-30=30  | O015 (200-50)=150, cost 150*0.6=90 -> 60 | O016 50-25=25                          C4: 260 / 115
   O018 55-33=22  | O019 40-25=15                                                                    C5:  95 / 37
   O020 35-21=14                                                                                    C6:  35 / 14
-  Total revenue 425+225+150+260+95+35 = 1190; total margin 179+90+60+85+37+14 = 465.
+  Total revenue 425+225+150+260+95+35 = 1190; total margin 179+90+60+115+37+14 = 495.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -122,10 +124,11 @@ FCT_ORDERS = [
     ("O008", "C2", "2024-01-20", 45.0, 5.0, "WELCOME10", 0.0, 45.0, 27.0, 18.0, False, "paid_social", 1, True),
     ("O009", "C2", "2024-04-02", 70.0, 14.0, "SALE20", 0.0, 70.0, 42.0, 28.0, True, "paid_social", 2, False),
     ("O010", "C2", "2024-08-15", 30.0, 0.0, None, 0.0, 30.0, 18.0, 12.0, False, "organic", 3, False),
-    ("O011", "C2", "2025-02-10", 80.0, 8.0, "SALE20", 0.0, 80.0, 48.0, 32.0, False, "email", 4, False),   # late refund
+    ("O011", "C2", "2025-02-10", 80.0, 8.0, "SALE20", 0.0, 80.0, 48.0, 32.0, False, "email", 4, False),   # late refund, cost given
     ("O012", "C3", "2024-03-10", 150.0, 0.0, None, 0.0, 150.0, 90.0, 60.0, False, "organic", 1, True),
     ("O014", "C4", "2024-03-15", 60.0, 6.0, "SPRING10", 0.0, 60.0, 30.0, 30.0, False, "paid_search", 1, True),
-    ("O015", "C4", "2024-06-01", 200.0, 0.0, None, 50.0, 150.0, 120.0, 30.0, True, "paid_search", 2, False),
+    # O015: no cost, refund 50 known (06-10 <= as-of): cost (200 - 50) * 0.6 = 90, margin 150 - 90 = 60
+    ("O015", "C4", "2024-06-01", 200.0, 0.0, None, 50.0, 150.0, 90.0, 60.0, True, "paid_search", 2, False),
     ("O016", "C4", "2024-09-30", 50.0, 0.0, None, 0.0, 50.0, 25.0, 25.0, False, "paid_search", 3, False),
     ("O018", "C5", "2025-01-10", 55.0, 5.5, "WELCOME10", 0.0, 55.0, 33.0, 22.0, True, "email", 1, True),
     ("O019", "C5", "2025-02-20", 40.0, 0.0, None, 0.0, 40.0, 25.0, 15.0, False, "email", 2, False),
@@ -161,7 +164,7 @@ def test_fct_orders_totals(con):
     n, revenue, margin = con.execute("select count(*), sum(revenue), sum(gross_margin) from marts.fct_orders").fetchall()[0]
     assert n == 17
     assert revenue == pytest.approx(1190.0)
-    assert margin == pytest.approx(465.0)
+    assert margin == pytest.approx(495.0)         # 179 + 90 + 60 + 115 + 37 + 14
 
 
 # --------------------------------------------------------------------------- dim_customers
@@ -186,7 +189,7 @@ DIM_CUSTOMERS = [
     ("C3", "2024-03-10", "2024-03-10", "2024-03-01", "organic", "home", False, None, 1, 1, 0,
      150.0, 60.0, 150.0, 355, 355),
     ("C4", "2024-03-15", "2024-09-30", "2024-03-01", "paid_search", "shoes", True, "SPRING10", 3, 3, 1,
-     260.0, 85.0, 260.0 / 3, 350, 151),
+     260.0, 115.0, 260.0 / 3, 350, 151),                # margin O014 30 + O015 60 + O016 25
     ("C5", "2025-01-10", "2025-02-20", "2025-01-01", "email", "beauty", True, "WELCOME10", 2, 2, 1,
      95.0, 37.0, 47.5, 49, 8),
     ("C6", "2025-02-03", "2025-02-03", "2025-02-01", "paid_social", "accessories", False, None, 1, 1, 0,
@@ -204,6 +207,8 @@ def test_dim_customers_every_column(con):
 CR_COLUMNS = ("cohort_month", "months_since_first_order", "calendar_month", "cohort_size", "active_customers",
               "retention_rate", "orders", "revenue", "gross_margin", "cumulative_revenue_per_customer",
               "cumulative_margin_per_customer", "is_complete_month")
+# is_complete_month: the calendar month ended on or before the as-of date. The as-of date 2025-02-28 is the last day
+# of February, so February 2025 has ended too: every row, up to and including calendar month 2025-02, is complete.
 COHORT_RETENTION = [
     # Cohort 2024-01 = {C1, C2}, size 2. Cumulative revenue / margin are divided by 2.
     ("2024-01-01", 0, "2024-01-01", 2, 2, 1.0, 2, 145.0, 63.0, 145 / 2, 63 / 2, True),     # O001 100/45 + O008 45/18
@@ -219,24 +224,25 @@ COHORT_RETENTION = [
     ("2024-01-01", 10, "2024-11-01", 2, 1, 0.5, 1, 120.0, 50.0, 490 / 2, 207 / 2, True),   # O005
     ("2024-01-01", 11, "2024-12-01", 2, 0, 0.0, 0, 0.0, 0.0, 490 / 2, 207 / 2, True),
     ("2024-01-01", 12, "2025-01-01", 2, 0, 0.0, 0, 0.0, 0.0, 490 / 2, 207 / 2, True),
-    ("2024-01-01", 13, "2025-02-01", 2, 2, 1.0, 2, 160.0, 62.0, 650 / 2, 269 / 2, False),  # O006 80/30 + O011 80/32
+    ("2024-01-01", 13, "2025-02-01", 2, 2, 1.0, 2, 160.0, 62.0, 650 / 2, 269 / 2, True),   # O006 80/30 + O011 80/32
     # Cohort 2024-03 = {C3, C4}, size 2 (C4's cancelled February order does not make it a February customer).
     ("2024-03-01", 0, "2024-03-01", 2, 2, 1.0, 2, 210.0, 90.0, 210 / 2, 90 / 2, True),     # O012 150/60 + O014 60/30
     ("2024-03-01", 1, "2024-04-01", 2, 0, 0.0, 0, 0.0, 0.0, 210 / 2, 90 / 2, True),
     ("2024-03-01", 2, "2024-05-01", 2, 0, 0.0, 0, 0.0, 0.0, 210 / 2, 90 / 2, True),
-    ("2024-03-01", 3, "2024-06-01", 2, 1, 0.5, 1, 150.0, 30.0, 360 / 2, 120 / 2, True),    # O015 after refund
-    ("2024-03-01", 4, "2024-07-01", 2, 0, 0.0, 0, 0.0, 0.0, 360 / 2, 120 / 2, True),
-    ("2024-03-01", 5, "2024-08-01", 2, 0, 0.0, 0, 0.0, 0.0, 360 / 2, 120 / 2, True),
-    ("2024-03-01", 6, "2024-09-01", 2, 1, 0.5, 1, 50.0, 25.0, 410 / 2, 145 / 2, True),     # O016
-    ("2024-03-01", 7, "2024-10-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 145 / 2, True),
-    ("2024-03-01", 8, "2024-11-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 145 / 2, True),
-    ("2024-03-01", 9, "2024-12-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 145 / 2, True),
-    ("2024-03-01", 10, "2025-01-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 145 / 2, True),
-    ("2024-03-01", 11, "2025-02-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 145 / 2, False),
+    # O015 after refund: revenue 200 − 50 = 150, cost 150 × 0.6 = 90, margin 60; cumulative 90 + 60 = 150
+    ("2024-03-01", 3, "2024-06-01", 2, 1, 0.5, 1, 150.0, 60.0, 360 / 2, 150 / 2, True),
+    ("2024-03-01", 4, "2024-07-01", 2, 0, 0.0, 0, 0.0, 0.0, 360 / 2, 150 / 2, True),
+    ("2024-03-01", 5, "2024-08-01", 2, 0, 0.0, 0, 0.0, 0.0, 360 / 2, 150 / 2, True),
+    ("2024-03-01", 6, "2024-09-01", 2, 1, 0.5, 1, 50.0, 25.0, 410 / 2, 175 / 2, True),     # O016; 150 + 25 = 175
+    ("2024-03-01", 7, "2024-10-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 175 / 2, True),
+    ("2024-03-01", 8, "2024-11-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 175 / 2, True),
+    ("2024-03-01", 9, "2024-12-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 175 / 2, True),
+    ("2024-03-01", 10, "2025-01-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 175 / 2, True),
+    ("2024-03-01", 11, "2025-02-01", 2, 0, 0.0, 0, 0.0, 0.0, 410 / 2, 175 / 2, True),
     # Cohort 2025-01 = {C5} (the December test order does not count), cohort 2025-02 = {C6}.
     ("2025-01-01", 0, "2025-01-01", 1, 1, 1.0, 1, 55.0, 22.0, 55.0, 22.0, True),
-    ("2025-01-01", 1, "2025-02-01", 1, 1, 1.0, 1, 40.0, 15.0, 95.0, 37.0, False),
-    ("2025-02-01", 0, "2025-02-01", 1, 1, 1.0, 1, 35.0, 14.0, 35.0, 14.0, False),
+    ("2025-01-01", 1, "2025-02-01", 1, 1, 1.0, 1, 40.0, 15.0, 95.0, 37.0, True),
+    ("2025-02-01", 0, "2025-02-01", 1, 1, 1.0, 1, 35.0, 14.0, 35.0, 14.0, True),
 ]
 
 
@@ -254,10 +260,20 @@ CUSTOMER_MONTHS = {
     ("2024-01-01", "paid_social", 14): {0: (1, 45.0, 18.0), 3: (1, 70.0, 28.0), 7: (1, 30.0, 12.0),
                                         13: (1, 80.0, 32.0)},                                          # C2
     ("2024-03-01", "organic", 12): {0: (1, 150.0, 60.0)},                                              # C3
-    ("2024-03-01", "paid_search", 12): {0: (1, 60.0, 30.0), 3: (1, 150.0, 30.0), 6: (1, 50.0, 25.0)},  # C4
+    ("2024-03-01", "paid_search", 12): {0: (1, 60.0, 30.0), 3: (1, 150.0, 60.0), 6: (1, 50.0, 25.0)},  # C4 (O015 150/60)
     ("2025-01-01", "email", 2): {0: (1, 55.0, 22.0), 1: (1, 40.0, 15.0)},                              # C5
     ("2025-02-01", "paid_social", 1): {0: (1, 35.0, 14.0)},                                            # C6
 }
+
+
+def _add_months(first_of_month: date, n: int) -> date:
+    index = first_of_month.year * 12 + first_of_month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _month_is_complete(calendar_month: date) -> bool:
+    """The calendar month ended on or before the as-of date: its last day (the day before the next 1st) <= as-of."""
+    return _add_months(calendar_month, 1) - timedelta(days=1) <= D(AS_OF)
 
 
 def _by_channel_expected():
@@ -273,7 +289,8 @@ def _by_channel_expected():
                 "cohort_size": 1, "active_customers": 1 if orders else 0, "retention_rate": 1.0 if orders else 0.0,
                 "orders": orders, "revenue": revenue, "gross_margin": margin,
                 "cumulative_revenue_per_customer": cum_rev, "cumulative_margin_per_customer": cum_margin,
-                "is_complete_month": m < months - 1,
+                # as-of 2025-02-28 ends February: every month through 2025-02 is complete, the last one too
+                "is_complete_month": _month_is_complete(_add_months(D(cohort), m)),
             })
     return expected
 
@@ -282,12 +299,13 @@ def test_cohort_retention_by_channel_every_row(con):
     actual = rows(con, "select * from marts.cohort_retention_by_channel")
     expected = _by_channel_expected()
     assert len(expected) == 55
+    assert all(r["is_complete_month"] for r in expected)     # as-of = last day of the last month (see above)
     assert_no_diff(diff_rows(actual, expected, ("cohort_month", "acquisition_channel", "months_since_first_order")))
-    # spot-check the literal end points of the curves: C1 425 / 179, C4 260 / 85
+    # spot-check the literal end points of the curves: C1 425 / 179, C4 260 / 115 (30 + 60 + 25)
     last = {(r["cohort_month"], r["acquisition_channel"]): r for r in actual
             if r["calendar_month"] == D("2025-02-01")}
     assert last[(D("2024-01-01"), "paid_search")]["cumulative_revenue_per_customer"] == pytest.approx(425.0)
-    assert last[(D("2024-03-01"), "paid_search")]["cumulative_margin_per_customer"] == pytest.approx(85.0)
+    assert last[(D("2024-03-01"), "paid_search")]["cumulative_margin_per_customer"] == pytest.approx(115.0)
 
 
 # --------------------------------------------------------------------------- retention_kpis

@@ -26,7 +26,7 @@ select
     discount_code,
     refund_known                                                    as refunded_amount,
     -- Without a cost, the default margin rate applies to what the shop kept (revenue after refunds).
-    coalesce(latest_version.cost, (net_revenue - refund_known) * (1 - {{ var('default_margin_rate') }})) as cost,
+    coalesce(latest_version.cost, (net_revenue - refund_known) * (1 - {{ default_margin_rate() }})) as cost,
     latest_version.cost is null                                     as margin_is_estimated,
     channel,
     product_category,

@@ -7,7 +7,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where order_date >= cast('{{ var('window_start') or '0001-01-01' }}' as date) or order_date > {{ as_of_date() }}{% endif %}"
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where order_date >= {{ window_start() }} or order_date > {{ as_of_date() }}{% endif %}"
 ) }}
 
 {% set incremental_window = is_incremental() %}
@@ -15,7 +15,7 @@
 with orders as (
     select * from {{ ref('int_customer_orders') }}
     {% if incremental_window %}
-    where order_date >= cast('{{ var("window_start") or "0001-01-01" }}' as date)
+    where order_date >= {{ window_start() }}
     {% endif %}
 ),
 
@@ -24,7 +24,7 @@ earlier_orders as (
     -- Orders before the window keep their numbers; new ones continue each customer's count.
     select customer_id, count(*) as orders_before
     from {{ this }}
-    where order_date < cast('{{ var("window_start") or "0001-01-01" }}' as date)
+    where order_date < {{ window_start() }}
     group by customer_id
 ),
 {% endif %}
