@@ -2,8 +2,11 @@
 polars computation from raw.* written from ../shared/SPEC.md's definitions (not from the dbt SQL):
 
 * valid orders: dated on or before the as-of date, status not cancelled/test (missing status = completed), one row
-  per order_id; a refund booked after the as-of date is not known yet (0); cost missing -> net_revenue × (1 − 0.40);
+  per order_id; a refund booked after the as-of date is not known yet (0); cost missing -> the default margin rate
+  applies to the revenue kept: (net_revenue − refund known at the as-of date) × (1 − 0.40);
 * revenue = net_revenue − refunded_amount, gross margin = revenue − cost;
+* cohort months: is_complete_month = the calendar month ended on or before the as-of date (as of 2025-12-31, the
+  last day of December, December 2025 is complete too);
 * thresholds from the dbt vars defaults in dbt_project/dbt_project.yml.
 """
 
@@ -85,12 +88,13 @@ def orders(con) -> pl.DataFrame:
     ).with_columns(
         refunded_amount=pl.when(pl.col("refunded_at").is_not_null() & (pl.col("refunded_at").dt.date() > AS_OF))
         .then(0.0).otherwise(pl.col("refunded_amount").fill_null(0.0)),
-        cost=pl.coalesce(pl.col("cost"), pl.col("net_revenue") * (1 - rate)),
         channel=pl.col("channel").fill_null("unknown"),
         product_category=pl.col("product_category").fill_null("unknown"),
         is_discounted=(pl.col("discount_amount").fill_null(0) > 0) | pl.col("discount_code").is_not_null(),
     ).with_columns(
+        # refunded_amount is the refund known at the as-of date (computed just above, in the previous step)
         revenue=pl.col("net_revenue") - pl.col("refunded_amount"),
+        cost=pl.coalesce(pl.col("cost"), (pl.col("net_revenue") - pl.col("refunded_amount")) * (1 - rate)),
     ).with_columns(
         gross_margin=pl.col("revenue") - pl.col("cost"),
         order_month=month_start("order_date"),
@@ -169,7 +173,9 @@ def expected_cohort_retention(orders, customers, dims: list[str]) -> pl.DataFram
     index = month_index("cohort_month") + pl.col("months_since_first_order")
     return grid.with_columns(
         calendar_month=pl.date(index // 12, index % 12 + 1, 1),
-    ).with_columns(is_complete_month=pl.col("calendar_month") < AS_OF_MONTH)
+    ).with_columns(
+        # the calendar month's last day is on or before the as-of date
+        is_complete_month=pl.col("calendar_month").dt.month_end() <= AS_OF)
 
 
 def test_cohort_retention_every_row(con, orders, customers):
