@@ -72,14 +72,24 @@ def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_s
 
 
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
-                   frame: pl.DataFrame, select_sql: str = "*") -> int:
+                   frame: pl.DataFrame, select_sql: str = "*", version_key: str | None = None) -> int:
     """Delete the window's rows and insert the new ones in ONE transaction: a re-run replaces, never duplicates,
-    and a crash leaves the previous rows."""
+    and a crash leaves the previous rows. With `version_key`, one row per key survives in the whole table: the
+    latest by (source_file, source_line), so re-loading an old day never brings back a version superseded by a
+    later file that moved the row to another day."""
     con.register("incoming", frame.to_arrow())
     try:
         con.execute("begin transaction")
         con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
         con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
+        if version_key:
+            con.execute(f"""
+                delete from {table} as old
+                where old.{version_key} in (select {version_key} from incoming)
+                  and exists (select 1 from {table} as newer
+                              where newer.{version_key} = old.{version_key}
+                                and (newer.source_file > old.source_file
+                                     or (newer.source_file = old.source_file and newer.source_line > old.source_line)))""")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

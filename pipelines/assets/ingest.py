@@ -12,6 +12,7 @@ from pipelines.partitions import daily_partitions, single_run_backfill
 from pipelines.resources import WarehouseResource
 from pipelines.run_window import RunWindow, run_window
 from pipelines.sources import files as src
+from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources.landing import source_directory
 
 ORDERS = dg.AssetKey(["raw", "orders"])
@@ -45,13 +46,6 @@ def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     return window, load
 
 
-def _log_load(con, asset: str, load: src.Window, source: str, loaded: int, rejected: int) -> None:
-    con.execute(
-        "insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-        [asset, load.start, load.end, load.as_of, source, loaded, rejected],
-    )
-
-
 def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame_to_markdown(frame, max_rows=rows))
 
@@ -63,21 +57,13 @@ def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
                 "raw.rejected_orders with file, line and reason (see this asset's metadata).",
 )
 def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    settings = warehouse.settings()
-    _, load = _window(context, warehouse)
-    directory, today = source_directory(settings, log=context.log.info)
-    order_files = src.discover(directory, "orders")
-    result = src.load_orders(order_files, load, today=today)
-    with warehouse.connect() as con:
-        wh.replace_window(con, "raw.orders", "order_date", load.start, load.end, result.valid,
-                          select_sql="* exclude (email), sha256(email) as email_sha256")
-        wh.replace_rejected(con, "orders", load.start, load.end, result.rejected)
-        _log_load(con, "orders", load, settings.source, result.valid.height, result.rejected.height)
+    result, load, settings = _load(context, warehouse, "orders")
+    with warehouse.connect(read_only=True) as con:
         total = con.execute("select count(*) from raw.orders").fetchone()[0]
     by_kind = result.rejected.group_by("kind").len().sort("kind")
     counts = {row["kind"]: row["len"] for row in by_kind.iter_rows(named=True)}
     context.log.info(
-        f"Read {result.rows_read:,} rows from {len(order_files)} file(s); loaded {result.valid.height:,} valid orders "
+        f"Read {result.rows_read:,} rows from {len(result.files)} file(s); loaded {result.valid.height:,} valid orders "
         f"dated {load.start}..{load.end}; quarantined {counts.get('invalid', 0)} invalid rows, "
         f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions.")
     return dg.MaterializeResult(metadata={
@@ -95,38 +81,34 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     })
 
 
-@dg.asset(key=SPEND, group_name="ingest", kinds={"duckdb"},
-          description="Daily marketing spend per channel (optional input), reloaded for the run's order dates.")
-def raw_marketing_spend(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str):
     settings = warehouse.settings()
     _, load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
-    result = src.load_marketing_spend(src.discover(directory, "marketing_spend"), load, today=today)
     with warehouse.connect() as con:
-        wh.replace_window(con, "raw.marketing_spend", "date", load.start, load.end, result.valid)
-        wh.replace_rejected(con, "marketing_spend", load.start, load.end, result.rejected)
-        _log_load(con, "marketing_spend", load, settings.source, result.valid.height, result.rejected.height)
-    context.log.info(f"Loaded {result.valid.height:,} spend rows; quarantined {result.rejected.height}.")
+        result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source)
+    return result, load, settings
+
+
+def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:
+    result, load, _ = _load(context, warehouse, table)
+    context.log.info(f"Loaded {result.valid.height:,} rows of {table} dated {load.start}..{load.end}; "
+                     f"quarantined {result.rejected.height}.")
     return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.valid.height,
                                           "rows_rejected_this_run": result.rejected.height,
                                           "files": ", ".join(result.files) or "none supplied"})
+
+
+@dg.asset(key=SPEND, group_name="ingest", kinds={"duckdb"},
+          description="Daily marketing spend per channel (optional input), reloaded for the run's order dates.")
+def raw_marketing_spend(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    return _small_table_result(context, warehouse, "marketing_spend")
 
 
 @dg.asset(key=CART, group_name="ingest", kinds={"duckdb"},
           description="Cart events (optional input) for the cart-abandoner segment, reloaded for the run's dates.")
 def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    settings = warehouse.settings()
-    _, load = _window(context, warehouse)
-    directory, today = source_directory(settings, log=context.log.info)
-    result = src.load_cart_events(src.discover(directory, "cart_events"), load, today=today)
-    with warehouse.connect() as con:
-        wh.replace_window(con, "raw.cart_events", "event_date", load.start, load.end, result.valid)
-        wh.replace_rejected(con, "cart_events", load.start, load.end, result.rejected)
-        _log_load(con, "cart_events", load, settings.source, result.valid.height, result.rejected.height)
-    context.log.info(f"Loaded {result.valid.height:,} cart events; quarantined {result.rejected.height}.")
-    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.valid.height,
-                                          "rows_rejected_this_run": result.rejected.height,
-                                          "files": ", ".join(result.files) or "none supplied"})
+    return _small_table_result(context, warehouse, "cart_events")
 
 
 # ---------------------------------------------------------------- checks

@@ -96,21 +96,23 @@ def _read_csv(path: Path) -> pl.DataFrame:
         frame = pl.read_csv(
             path, infer_schema=False, truncate_ragged_lines=True, row_index_name="_line", row_index_offset=2,
         )
-        # A second, cheap pass over raw lines counts fields, to reject rows with too few/many of them.
-        lines = pl.read_csv(
-            path, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
-            infer_schema=False, skip_rows=1,
-        )
     except Exception as exc:  # polars raises several exception types for non-tables
         raise SourceFileError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from exc
     if frame.width <= 1:
         raise SourceFileError(f"{path}: not a CSV table (no header with named columns)")
     expected_fields = frame.width - 1
+    if frame.height == 0:  # a header and no rows: an empty day, not an error
+        return frame.with_columns(pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
+    # A second, cheap pass over raw lines counts fields, to reject rows with too few/many of them.
+    lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
+                        infer_schema=False, skip_rows=1)
     if lines.height == frame.height:
-        field_count = (
-            lines["_raw"].str.replace_all(r'"[^"]*"', "").str.count_matches(",").fill_null(0) + 1
-        )
-        frame = frame.with_columns(_fields=field_count.cast(pl.Int64), _expected=pl.lit(expected_fields, pl.Int64))
+        raw = lines["_raw"]
+        field_count = raw.str.replace_all(r'"[^"]*"', "").str.count_matches(",").fill_null(0) + 1
+        frame = frame.with_columns(_fields=field_count.cast(pl.Int64), _expected=pl.lit(expected_fields, pl.Int64),
+                                   _blank_line=raw.is_null() | (raw.str.strip_chars() == ""))
+        # Empty lines (often at the end of an export) carry no data: skipped, not rejected.
+        frame = frame.filter(~pl.col("_blank_line")).drop("_blank_line")
     else:  # quoted multi-line fields: line alignment is unknowable, skip the field-count check
         frame = frame.with_columns(_fields=pl.lit(expected_fields, pl.Int64), _expected=pl.lit(expected_fields, pl.Int64))
     return frame.with_columns(pl.col("_line").cast(pl.Int64))
@@ -292,9 +294,14 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
     return parsed.join(records, left_on="source_line", right_on="_line", how="left")
 
 
+def _latest_plausible(today: date | None) -> datetime:
+    """Orders up to the end of tomorrow are plausible (sources in time zones ahead of UTC); later ones are not."""
+    return datetime.combine((today or date.today()) + timedelta(days=2), datetime.min.time()) - timedelta(microseconds=1)
+
+
 def load_orders(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
     """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
-    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
     parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED, "ordered_at", keep), latest, window.first_partition)
              for p in files]
@@ -358,7 +365,7 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- marketing spend and cart events
 def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
-    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    latest = _latest_plausible(today)
     parts = []
     for path in files:
         frame = _ensure_columns(read_table(path, SPEND_REQUIRED, "date", DateFilter(window.start, window.end, window.first_partition, latest.date())), ())
@@ -389,7 +396,7 @@ def load_marketing_spend(files: list[Path], window: Window, today: date | None =
 
 
 def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
-    latest = datetime.combine((today or date.today()) + timedelta(days=1), datetime.min.time())
+    latest = _latest_plausible(today)
     parts = []
     for path in files:
         frame = _ensure_columns(read_table(path, CART_REQUIRED, "event_at", DateFilter(window.start, window.end, window.first_partition, latest.date())), CART_OPTIONAL)

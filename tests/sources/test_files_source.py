@@ -240,8 +240,6 @@ def test_file_that_is_not_a_table_raises_naming_the_file(tmp_path, name, make, w
         assert word in message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a header-only CSV (a table with no rows, e.g. a day without orders) "
-                                       "raises SourceFileError 'empty CSV' instead of loading zero rows")
 def test_header_only_csv_is_an_empty_table(tmp_path):
     path = tmp_path / "orders_quiet_day.csv"
     path.write_text(HEADER + "\n")
