@@ -1,13 +1,10 @@
 import dagster as dg
 
-from pipelines.partitions import daily_partitions
-
-# Every asset in one job, run in-process: DuckDB has one writer, dbt is started once per run, and the
+# Every asset in one job (partitioned by raw/orders' daily partitions), run in-process: DuckDB has one writer, dbt is started once per run, and the
 # warehouse lock (WarehouseResource) is held for the whole run.
 clv_pipeline_job = dg.define_asset_job(
     name="clv_pipeline",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     executor_def=dg.in_process_executor,
     description="Ingest the day's orders (plus look-back), rebuild the dbt marts, fit CLV, payback, publish, report.",
 )

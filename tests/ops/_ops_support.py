@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import duckdb
 
-_ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
-AS_OF = "2025-12-31"  # the small_shop's as-of date (tests/conftest.SMALL_SHOP_AS_OF)
+from pipeline_runner import SMALL_SHOP_AS_OF as AS_OF  # noqa: E402  (the small_shop's as-of date)
 
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
            "FLOAT", "DOUBLE", "REAL")
-
-
-def root_conftest():
-    """tests/conftest.py loaded by path (several directories have a conftest.py; `import conftest` is ambiguous)."""
-    name = "_clv_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _ROOT_CONFTEST)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class is created
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def copy_data_dir(source: Path, target: Path) -> Path:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from _ops_support import AS_OF, differences, root_conftest, row_counts, snapshot
+import pipeline_runner
+from _ops_support import AS_OF, differences, row_counts, snapshot
 from pipelines import warehouse as wh
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -118,15 +119,14 @@ def test_shipped_dagster_instance_queues_one_run_at_a_time(tmp_path):
 # ---------------------------------------------------------------- two `clv run` at once
 @pytest.mark.slow
 def test_two_runs_at_once_both_succeed_one_after_the_other(shop_copy_factory, tmp_path):
-    conftest = root_conftest()
     data_dir = shop_copy_factory("concurrency")
     before = snapshot(data_dir / "warehouse.duckdb")
     procs = []
     for i in range(2):
         log = open(tmp_path / f"run{i}.log", "w")
         procs.append((subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF], cwd=conftest.PROJECT_ROOT,
-            env=conftest.pipeline_env(data_dir, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF], cwd=pipeline_runner.PROJECT_ROOT,
+            env=pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True), log))
         time.sleep(0.5)
     try:

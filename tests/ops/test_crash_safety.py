@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from _ops_support import differences, root_conftest, row_counts, snapshot, snapshot_con
+import pipeline_runner
+from _ops_support import differences, row_counts, snapshot, snapshot_con
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,10 @@ def crash_shop(shop_copy_factory):
 
 
 def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, timeout: float = 240) -> str:
-    env = root_conftest().pipeline_env(data_dir, PYTHONUNBUFFERED="1")
+    env = pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--as-of", NEW_AS_OF],
-                                cwd=root_conftest().PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=pipeline_runner.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -134,7 +135,7 @@ def test_kill_leaves_every_mart_readable(crash_shop, tmp_path, name, marker, del
 
 def test_next_run_after_the_kills_succeeds_and_every_killed_state_was_old_or_new(crash_shop):
     assert list(crash_shop["killed"]) == [k[0] for k in KILL_POINTS]
-    run = root_conftest().run_clv(crash_shop["dir"], "run", "--as-of", NEW_AS_OF)
+    run = pipeline_runner.run_clv(crash_shop["dir"], "run", "--as-of", NEW_AS_OF)
     assert "waiting" not in run.stderr + run.stdout
     assert "Marts (rows): fct_orders" in run.stdout
     new = _state(crash_shop)

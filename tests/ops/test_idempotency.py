@@ -15,7 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from _ops_support import AS_OF, differences, root_conftest, snapshot
+import pipeline_runner
+from _ops_support import AS_OF, differences, snapshot
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources import files as src
@@ -42,7 +43,7 @@ def raw_state(warehouse: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def states(shop_copy_factory) -> dict:
-    run_clv = root_conftest().run_clv
+    run_clv = pipeline_runner.run_clv
     data_dir = shop_copy_factory("idempotency")
     warehouse = data_dir / "warehouse.duckdb"
     out: dict = {"dir": data_dir}

@@ -3,9 +3,7 @@ two end-to-end runs of `clv run --source files` (good + bad rows; a file that is
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,18 +14,8 @@ from pipelines.sources import files as src
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
 
 
-def _root_conftest():
-    """tests/conftest.py loaded by path (several directories have a conftest.py; `import conftest` is ambiguous)."""
-    name = "_clv_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from pipeline_runner import run_clv  # noqa: E402
 
-
-run_clv = _root_conftest().run_clv
 
 HEADER = "order_id,customer_id,ordered_at,net_revenue,discount_amount,refunded_amount"
 TODAY = date(2025, 3, 5)
