@@ -303,40 +303,45 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
+    files = sorted(files, key=lambda p: p.name)  # a later export (by name) supersedes an earlier one
     parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED, "ordered_at", keep), latest, window.first_partition)
              for p in files]
     if not parts:
         raise SourceFileError("no orders*.csv|parquet file found")
-    rows = pl.concat(parts, how="vertical_relaxed")
-    rows_read = rows.height
+    rows_read = sum(part.height for part in parts)
     order_date = pl.col("ordered_at").dt.date()
     in_window = order_date.is_between(window.start, window.end)
-    rows = rows.filter(in_window | pl.col("_problem").is_not_null())
     # Point in time: a refund booked after the as-of date is not known yet.
     late_refund = pl.col("refunded_at").is_not_null() & (pl.col("refunded_at").dt.date() > window.as_of)
+    # Files are concatenated in name order and each keeps its line order, so row order is (file, line) order.
+    rows = pl.concat(parts, how="vertical_relaxed").lazy().filter(in_window | pl.col("_problem").is_not_null())
+    del parts
+    content_cols = [c for c in RAW_ORDERS_SCHEMA if c not in ("order_date", "source_file", "source_line")]
     rows = rows.with_columns(
         refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
         refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
-    )
+    ).with_columns(
+        _row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        # A 64-bit hash of the content finds candidate duplicates cheaply; candidates are then compared exactly.
+        _hash=pl.when(pl.col("_problem").is_null()).then(pl.struct(content_cols).hash()),
+    ).collect()
     invalid = rows.filter(pl.col("_problem").is_not_null())
-    valid = rows.filter(pl.col("_problem").is_null())
 
     # Exact duplicates count once; the other copies are recorded (kind 'duplicate'), not loaded.
-    content_cols = [c for c in valid.columns if c not in ("source_file", "source_line", "_problem", "_record")]
-    is_copy = ~pl.struct(content_cols).is_first_distinct()
-    copies = valid.filter(is_copy)
-    valid = valid.filter(~is_copy)
-    originals = valid.join(copies.select(content_cols).unique(), on=content_cols, how="semi", nulls_equal=True)
-    duplicates = copies.join(originals.select(*content_cols, _first_file="source_file", _first_line="source_line"),
-                             on=content_cols, how="left", nulls_equal=True).with_columns(
+    candidates = rows.filter(pl.col("_problem").is_null() & pl.col("_hash").is_duplicated())
+    first_copy = pl.struct(content_cols).is_first_distinct()
+    copies = candidates.filter(~first_copy)
+    originals = candidates.filter(first_copy).select(*content_cols, _first_file="source_file", _first_line="source_line")
+    duplicates = copies.join(originals, on=content_cols, how="left", nulls_equal=True).with_columns(
         _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
     # Same order_id, different content: a later export (file name order, then line) supersedes earlier versions.
-    valid = valid.sort("source_file", "source_line")
-    is_old = ~pl.col("order_id").is_last_distinct()
-    old_versions = valid.filter(is_old)
-    valid = valid.filter(~is_old)
-    superseded = old_versions.join(valid.select("order_id", _latest_file="source_file", _latest_line="source_line"),
-                                   on="order_id", how="left").with_columns(
+    is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(copies["_row"].implode())
+    latest = rows.filter(is_valid).select("order_id", "source_file", "source_line", "_row").filter(
+        pl.col("order_id").is_duplicated())
+    old_rows = latest.filter(~pl.col("order_id").is_last_distinct())
+    newest = latest.filter(pl.col("order_id").is_last_distinct()).select(
+        "order_id", _latest_file="source_file", _latest_line="source_line")
+    superseded = rows.filter(pl.col("_row").is_in(old_rows["_row"].implode())).join(newest, on="order_id", how="left").with_columns(
         _problem=pl.format("superseded by {}:{}", "_latest_file", "_latest_line"), _kind=pl.lit("superseded"))
 
     rejected = pl.concat([
@@ -344,8 +349,11 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
         _as_rejected(duplicates, "orders"),
         _as_rejected(superseded, "orders"),
     ])
-    valid = valid.with_columns(order_date=order_date, email=_optional_text("email").str.to_lowercase()).select(list(RAW_ORDERS_SCHEMA))
-    return LoadResult(valid=valid.cast(RAW_ORDERS_SCHEMA), rejected=rejected, files=[p.name for p in files], rows_read=rows_read)
+    email = pl.col("email").cast(pl.String).str.strip_chars().str.to_lowercase()
+    valid = rows.lazy().filter(is_valid & ~pl.col("_row").is_in(old_rows["_row"].implode())).with_columns(
+        order_date=order_date, email=pl.when(email == "").then(None).otherwise(email),
+    ).select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()]).collect()
+    return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read)
 
 
 def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:

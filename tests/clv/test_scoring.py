@@ -85,3 +85,18 @@ def test_projection_sums_expected_margin_per_group():
                                                    np.array([r["recency"]]), np.array([r["T"]]))[0]
         expected += purchases * r["expected_order_value"] * r["margin_rate"]
     assert got == pytest.approx(expected)
+
+
+def test_months_between_knots_are_interpolated_close_to_exact():
+    rfm, customers, cac = _frames()
+    scored = score_customers(rfm, customers, BG, GG, annual_discount_rate=0.1, default_margin_rate=0.4,
+                             lifespan_years=2.5, cac=cac)
+    interpolated = expected_margin_by_horizon(scored, BG, ["acquisition_channel"], range(1, 13))
+    exact = expected_margin_by_horizon(scored, BG, ["acquisition_channel"], range(1, 13), knots=tuple(range(1, 13)))
+    joined = interpolated.join(exact, on=["acquisition_channel", "horizon_months"], suffix="_exact")
+    five = joined.filter(pl.col("horizon_months") == 5)
+    # between the knots 4 and 6, linear interpolation of a concave curve: slightly below, within 2 %
+    assert (five["expected_margin"] <= five["expected_margin_exact"] + 1e-9).all()
+    assert ((five["expected_margin_exact"] - five["expected_margin"]) <= 0.02 * five["expected_margin_exact"]).all()
+    knots = joined.filter(pl.col("horizon_months").is_in([1, 2, 3, 4, 6, 9, 12]))
+    assert knots["expected_margin"].to_list() == pytest.approx(knots["expected_margin_exact"].to_list())

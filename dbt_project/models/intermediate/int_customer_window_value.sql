@@ -1,41 +1,45 @@
+{{ config(materialized="table") }}
 -- Value each customer produced within N days of the first order (N in var ltv_windows), and whether that
--- window is fully observed at the as-of date.
+-- window is fully observed at the as-of date. One pass over the orders: each order is tagged with its day since
+-- the customer's first order, and every window sums the orders below its bound.
 with customers as (
     select customer_id, cohort_month, first_order_date from {{ ref('dim_customers') }}
 ),
 
-windows as (
-    {% for days in var('ltv_windows') %}
-    select {{ days }} as window_days{% if not loop.last %} union all{% endif %}
-    {% endfor %}
+aged_orders as (
+    select
+        orders.customer_id,
+        {{ days_between('customers.first_order_date', 'orders.order_date') }} as day_since_first,
+        orders.revenue,
+        orders.gross_margin
+    from {{ ref('fct_orders') }} as orders
+    inner join customers on customers.customer_id = orders.customer_id
 ),
 
-in_window as (
+per_customer as (
     select
-        customers.customer_id,
-        windows.window_days,
-        count(*)                  as orders,
-        sum(orders.revenue)       as revenue,
-        sum(orders.gross_margin)  as gross_margin
-    from customers
-    cross join windows
-    inner join {{ ref('fct_orders') }} as orders
-        on orders.customer_id = customers.customer_id
-        and orders.order_date < {{ dbt.dateadd('day', 'windows.window_days', 'customers.first_order_date') }}
-    group by customers.customer_id, windows.window_days
+        customer_id
+        {% for days in var('ltv_windows') %},
+        sum(case when day_since_first < {{ days }} then 1 else 0 end)            as orders_{{ days }},
+        sum(case when day_since_first < {{ days }} then revenue else 0 end)      as revenue_{{ days }},
+        sum(case when day_since_first < {{ days }} then gross_margin else 0 end) as margin_{{ days }}
+        {% endfor %}
+    from aged_orders
+    group by customer_id
 )
 
+{% for days in var('ltv_windows') %}
 select
     customers.customer_id,
     customers.cohort_month,
     customers.first_order_date,
-    windows.window_days,
-    coalesce(in_window.orders, 0)         as orders,
-    coalesce(in_window.revenue, 0.0)      as revenue,
-    coalesce(in_window.gross_margin, 0.0) as gross_margin,
+    {{ days }}                                as window_days,
+    per_customer.orders_{{ days }}            as orders,
+    per_customer.revenue_{{ days }}           as revenue,
+    per_customer.margin_{{ days }}            as gross_margin,
     -- the window's last day (first_order_date + N − 1) is on or before the as-of date
-    {{ dbt.dateadd('day', 'windows.window_days - 1', 'customers.first_order_date') }} <= {{ reference_date(ref('fct_orders')) }} as is_observed
+    {{ dbt.dateadd('day', days - 1, 'customers.first_order_date') }} <= {{ reference_date(ref('fct_orders')) }} as is_observed
 from customers
-cross join windows
-left join in_window
-    on in_window.customer_id = customers.customer_id and in_window.window_days = windows.window_days
+inner join per_customer on per_customer.customer_id = customers.customer_id
+{% if not loop.last %}union all{% endif %}
+{% endfor %}
