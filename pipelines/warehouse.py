@@ -83,9 +83,10 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
         con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
         con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
         if version_key:
+            # Only keys present twice can hold an old version (the table had one row per key before this insert).
             con.execute(f"""
                 delete from {table} as old
-                where old.{version_key} in (select {version_key} from incoming)
+                where old.{version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1)
                   and exists (select 1 from {table} as newer
                               where newer.{version_key} = old.{version_key}
                                 and (newer.source_file > old.source_file
