@@ -63,12 +63,28 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame | None = None) -> Iterator[None]:
+    """One DuckDB transaction (committed, or rolled back on any error), with `incoming` registered as a view."""
+    if incoming is not None:
+        con.register("incoming", incoming.to_arrow())
+    try:
+        con.execute("begin transaction")
+        yield
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        if incoming is not None:
+            con.unregister("incoming")
+
+
 def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_start: date | None,
                     default_margin_rate: float) -> None:
-    con.execute("begin transaction")
-    con.execute("delete from raw.run_context")
-    con.execute("insert into raw.run_context values (?, ?, ?)", [as_of, window_start, default_margin_rate])
-    con.execute("commit")
+    with _transaction(con):
+        con.execute("delete from raw.run_context")
+        con.execute("insert into raw.run_context values (?, ?, ?)", [as_of, window_start, default_margin_rate])
 
 
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
@@ -77,9 +93,7 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     and a crash leaves the previous rows. With `version_key`, one row per key survives in the whole table: the
     latest by (source_file, source_line), so re-loading an old day never brings back a version superseded by a
     later file that moved the row to another day."""
-    con.register("incoming", frame.to_arrow())
-    try:
-        con.execute("begin transaction")
+    with _transaction(con, frame):
         con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
         con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
         if version_key:
@@ -91,20 +105,12 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
                               where newer.{version_key} = old.{version_key}
                                 and (newer.source_file > old.source_file
                                      or (newer.source_file = old.source_file and newer.source_line > old.source_line)))""")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming")
     return frame.height
 
 
 def replace_rejected(con: duckdb.DuckDBPyConnection, source_table: str, start: date, end: date, frame: pl.DataFrame) -> int:
     """Rejects of a window are replaced like the window; undated rejects are keyed by (file, line)."""
-    con.register("incoming", frame.to_arrow())
-    try:
-        con.execute("begin transaction")
+    with _transaction(con, frame):
         con.execute(
             """delete from raw.rejected_orders r where r.source_table = ? and (
                    r.event_date between ? and ?
@@ -112,44 +118,22 @@ def replace_rejected(con: duckdb.DuckDBPyConnection, source_table: str, start: d
             [source_table, start, end],
         )
         con.execute("insert into raw.rejected_orders by name select *, current_timestamp as rejected_at from incoming")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming")
     return frame.height
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl.DataFrame) -> int:
     """Build-and-swap in one transaction: readers see the old table or the new one, never half of it."""
-    con.register("incoming", frame.to_arrow())
-    try:
-        con.execute("begin transaction")
+    with _transaction(con, frame):
         con.execute(f"create or replace table {qualified_name} as select * from incoming")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming")
     return frame.height
 
 
 def append_replacing(con: duckdb.DuckDBPyConnection, qualified_name: str, key_col: str, key_value, frame: pl.DataFrame) -> None:
     """History tables (one block of rows per as-of date): replace this key's rows, keep the others."""
-    con.register("incoming", frame.to_arrow())
-    try:
-        con.execute("begin transaction")
+    with _transaction(con, frame):
         con.execute(f"create table if not exists {qualified_name} as select * from incoming where false")
         con.execute(f"delete from {qualified_name} where {key_col} = ?", [key_value])
         con.execute(f"insert into {qualified_name} by name select * from incoming")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming")
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:

@@ -372,68 +372,53 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------- marketing spend and cart events
-def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+def _load_events(files: list[Path], window: Window, today: date | None, *, table: str, required: tuple[str, ...],
+                 optional: tuple[str, ...], date_col: str, columns, problems, output: list, schema: dict) -> LoadResult:
+    """The smaller tables (spend, cart events): validate each file, keep the window's rows, reject the rest.
+    `columns` and `problems` are called after the file's text columns are known (the parsers depend on them)."""
     latest = _latest_plausible(today)
+    keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
     parts = []
-    for path in files:
-        frame = _ensure_columns(read_table(path, SPEND_REQUIRED, "date", DateFilter(window.start, window.end, window.first_partition, latest.date())), ())
+    for path in sorted(files, key=lambda p: p.name):
+        frame = _ensure_columns(read_table(path, required, date_col, keep), optional)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
-        spend_date = parse_timestamp("date", frame.schema["date"])
+        event_at = parse_timestamp(date_col, frame.schema[date_col])
+        frame = frame.with_columns(_problem=_first_problem(
+            [_field_count_problem(), _date_problem(date_col, event_at, latest, window.first_partition), *problems()]))
+        records = frame.filter(pl.col("_problem").is_not_null()).select("_line", _record=_record(data_cols))
         parts.append(frame.select(
-            event_at=spend_date,
-            channel=_optional_text("channel").str.to_lowercase(),
-            spend=parse_amount("spend").round(2),
-            source_file=pl.col("_file"), source_line=pl.col("_line"),
-            _problem=_first_problem([
-                _field_count_problem(), _date_problem("date", spend_date, latest, window.first_partition),
-                pl.when(_blank("channel")).then(pl.lit("missing channel")),
-                _amount_problem("spend", required=True),
-            ]),
-            _record=_record(data_cols),
-        ))
+            event_at=event_at, **columns(), source_file=pl.col("_file"), source_line=pl.col("_line"), _problem="_problem",
+        ).join(records, left_on="source_line", right_on="_line", how="left"))
     if not parts:
-        return LoadResult(pl.DataFrame(schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64,
-                                               "source_file": pl.String, "source_line": pl.Int64}),
-                          pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
-    rows = pl.concat(parts, how="vertical_relaxed")
-    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
-    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), "marketing_spend")
-    valid = rows.filter(pl.col("_problem").is_null()).select(
-        date=pl.col("event_at").dt.date(), channel="channel", spend="spend", source_file="source_file", source_line="source_line")
-    return LoadResult(valid, rejected, [p.name for p in files], sum(p.height for p in parts))
+        return LoadResult(pl.DataFrame(schema=schema), pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
+    rows = pl.concat(parts, how="vertical_relaxed").filter(
+        pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
+    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table)
+    valid = rows.filter(pl.col("_problem").is_null()).with_columns(_date=pl.col("event_at").dt.date())
+    return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts))
+
+
+def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+    return _load_events(
+        files, window, today, table="marketing_spend", required=SPEND_REQUIRED, optional=(), date_col="date",
+        columns=lambda: {"channel": _optional_text("channel").str.to_lowercase(), "spend": parse_amount("spend").round(2)},
+        problems=lambda: [pl.when(_blank("channel")).then(pl.lit("missing channel")), _amount_problem("spend", required=True)],
+        output=[pl.col("_date").alias("date"), "channel", "spend", "source_file", "source_line"],
+        schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
+    )
 
 
 def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
-    latest = _latest_plausible(today)
-    parts = []
-    for path in files:
-        frame = _ensure_columns(read_table(path, CART_REQUIRED, "event_at", DateFilter(window.start, window.end, window.first_partition, latest.date())), CART_OPTIONAL)
-        data_cols = [c for c in frame.columns if not c.startswith("_")]
-        event_at = parse_timestamp("event_at", frame.schema["event_at"])
-        parts.append(frame.select(
-            customer_id=pl.col("customer_id").cast(pl.String).str.strip_chars(),
-            event_at=event_at,
-            event_type=_optional_text("event_type").str.to_lowercase(),
-            cart_value=parse_amount("cart_value").round(2),
-            source_file=pl.col("_file"), source_line=pl.col("_line"),
-            _problem=_first_problem([
-                _field_count_problem(),
-                pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
-                _date_problem("event_at", event_at, latest, window.first_partition),
-                pl.when(_blank("event_type")).then(pl.lit("missing event_type")),
-                _amount_problem("cart_value", required=False),
-            ]),
-            _record=_record(data_cols),
-        ))
-    if not parts:
-        return LoadResult(pl.DataFrame(schema={"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_date": pl.Date,
-                                               "event_type": pl.String, "cart_value": pl.Float64,
-                                               "source_file": pl.String, "source_line": pl.Int64}),
-                          pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
-    rows = pl.concat(parts, how="vertical_relaxed")
-    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
-    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), "cart_events")
-    valid = rows.filter(pl.col("_problem").is_null()).select(
-        "customer_id", "event_at", event_date=pl.col("event_at").dt.date(), event_type="event_type",
-        cart_value="cart_value", source_file="source_file", source_line="source_line")
-    return LoadResult(valid, rejected, [p.name for p in files], sum(p.height for p in parts))
+    return _load_events(
+        files, window, today, table="cart_events", required=CART_REQUIRED, optional=CART_OPTIONAL, date_col="event_at",
+        columns=lambda: {"customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
+                         "event_type": _optional_text("event_type").str.to_lowercase(),
+                         "cart_value": parse_amount("cart_value").round(2)},
+        problems=lambda: [pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
+                          pl.when(_blank("event_type")).then(pl.lit("missing event_type")),
+                          _amount_problem("cart_value", required=False)],
+        output=["customer_id", "event_at", pl.col("_date").alias("event_date"), "event_type", "cart_value",
+                "source_file", "source_line"],
+        schema={"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_date": pl.Date, "event_type": pl.String,
+                "cart_value": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
+    )
