@@ -6,7 +6,7 @@ One place for every knob, so the CLI, `dagster dev`, the schedule and the tests 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -48,7 +48,6 @@ class Settings:
     row_drop_threshold: float = 0.5
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "4GB"
-    extra: dict = field(default_factory=dict)
 
     @property
     def published_dir(self) -> Path:

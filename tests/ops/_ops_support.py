@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline_runner import SMALL_SHOP_AS_OF as AS_OF  # noqa: E402  (the small_shop's as-of date)
+from pipeline_runner import SMALL_SHOP_AS_OF as AS_OF  # noqa: F401  (re-exported: the small_shop's as-of date)
 
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
            "FLOAT", "DOUBLE", "REAL")
