@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -12,6 +13,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 
 from pipelines import warehouse as wh
+from pipelines.run_window import RunWindow, resolve
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 
 
@@ -31,6 +33,14 @@ class WarehouseResource(ConfigurableResource):
         log = context.log.info if context.log else print
         with wh.exclusive_warehouse(self.settings().warehouse, log=log):
             yield self
+
+    def run_window(self, context) -> tuple[RunWindow, date | None]:
+        """This run's window and point in time (from its tags and what earlier runs loaded), and the newest
+        loaded day. Every asset of a run resolves it the same way, so they agree on one as-of date."""
+        with self.connect() as con:
+            wh.ensure_raw_schema(con)
+            latest = wh.latest_loaded_day(con)
+        return resolve(dict(context.run.tags), self.settings(), latest), latest
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

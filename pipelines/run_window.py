@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from dagster import AssetExecutionContext
-
 from pipelines.settings import Settings, explicit_as_of
 
 AS_OF_TAG = "clv/as_of"
@@ -54,6 +52,3 @@ def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWi
         as_of = max(candidates) if candidates else None
     return RunWindow(start, end, load_start, as_of)
 
-
-def run_window(context: AssetExecutionContext, settings: Settings, latest_loaded: date | None) -> RunWindow:
-    return resolve(dict(context.run.tags), settings, latest_loaded)

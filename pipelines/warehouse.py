@@ -63,6 +63,12 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
 
 
+def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The newest order date any run has loaded (the default point in time of the marts)."""
+    row = con.execute("select max(window_end) from raw.load_log where asset = 'orders'").fetchone()
+    return row[0] if row else None
+
+
 @contextmanager
 def _transaction(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame | None = None) -> Iterator[None]:
     """One DuckDB transaction (committed, or rolled back on any error), with `incoming` registered as a view."""

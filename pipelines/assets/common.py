@@ -6,18 +6,15 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse as wh
-from pipelines.assets.ingest import latest_loaded_day
 from pipelines.markdown import frame_to_markdown
 from pipelines.resources import WarehouseResource
-from pipelines.run_window import run_window
 
 
 def marts_as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> date:
     """The same point in time dbt used: the run's as-of, else the newest order in fct_orders."""
+    window, _ = warehouse.run_window(context)
     with warehouse.connect(read_only=True) as con:
-        latest = latest_loaded_day(con)
         newest_order = con.execute("select max(order_date) from marts.fct_orders").fetchone()[0]
-    window = run_window(context, warehouse.settings(), latest)
     as_of = window.as_of or newest_order
     if as_of is None:
         raise dg.Failure("marts.fct_orders is empty: there is nothing to model yet.")

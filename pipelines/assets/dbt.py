@@ -1,6 +1,5 @@
 """The dbt project as Dagster assets: sources map onto the ingest assets, tests become asset checks."""
 
-
 import hashlib
 import os
 from typing import Any, Mapping
@@ -9,9 +8,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from pipelines import warehouse as wh
-from pipelines.assets.ingest import latest_loaded_day
 from pipelines.resources import WarehouseResource
-from pipelines.run_window import run_window
 from pipelines.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -36,10 +33,8 @@ translator = ClvDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset
 @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=translator, project=dbt_project)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     settings = warehouse.settings()
+    window, _ = warehouse.run_window(context)
     with warehouse.connect() as con:
-        wh.ensure_raw_schema(con)
-        latest = latest_loaded_day(con)
-        window = run_window(context, settings, latest)
         wh.set_run_context(con, window.as_of, window.load_start, settings.default_margin_rate)
     # dbt runs in a subprocess: hand it the same warehouse and engine limits.
     os.environ["CLV_WAREHOUSE"] = str(settings.warehouse)

@@ -1,16 +1,14 @@
 """Ingest: source files (or the synthetic shop) → validated raw.* tables, one daily partition per order date."""
 
-
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import dagster as dg
 import polars as pl
 
-from pipelines import warehouse as wh
 from pipelines.markdown import frame_to_markdown
 from pipelines.partitions import daily_partitions, single_run_backfill
 from pipelines.resources import WarehouseResource
-from pipelines.run_window import RunWindow, run_window
+from pipelines.run_window import RunWindow
 from pipelines.sources import files as src
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources.landing import source_directory
@@ -20,20 +18,12 @@ SPEND = dg.AssetKey(["raw", "marketing_spend"])
 CART = dg.AssetKey(["raw", "cart_events"])
 
 
-def latest_loaded_day(con) -> date | None:
-    row = con.execute("select max(window_end) from raw.load_log where asset = 'orders'").fetchone()
-    return row[0] if row else None
-
-
 def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> tuple[RunWindow, src.Window]:
     """The order dates this run (re)loads. raw/orders reads its partition range; the smaller raw tables are not
     partitioned (Dagster's bookkeeping per partition and asset would cost more than loading them) and follow the
     same range from the run's tags, or reload everything when the run loads no partition."""
     settings = warehouse.settings()
-    with warehouse.connect() as con:
-        wh.ensure_raw_schema(con)
-        latest = latest_loaded_day(con)
-    window = run_window(context, settings, latest)
+    window, latest = warehouse.run_window(context)
     end = window.partition_end or window.as_of or latest
     if end is None:
         raise dg.Failure("Nothing to load: this run names no partition and no day has been loaded yet. "
