@@ -48,6 +48,7 @@ class Settings:
     row_drop_threshold: float = 0.5
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "4GB"
+    ingest_chunk_days: int = 92
 
     @property
     def published_dir(self) -> Path:
@@ -91,6 +92,7 @@ class Settings:
             row_drop_threshold=float(_env("CLV_ROW_DROP_THRESHOLD", "0.5")),
             duckdb_threads=int(_env("CLV_DUCKDB_THREADS", "2")),
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "4GB"),
+            ingest_chunk_days=int(_env("CLV_INGEST_CHUNK_DAYS", "92")),
         )
 
 

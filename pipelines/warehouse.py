@@ -11,32 +11,31 @@ import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import duckdb
 import polars as pl
 
-RAW_DDL = """
-create schema if not exists raw;
-create schema if not exists marts;
-create table if not exists raw.orders (
-    order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
-    net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
-    refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
-    product_category varchar, email_sha256 varchar, source_file varchar, source_line bigint, loaded_at timestamp
-);
-create table if not exists raw.rejected_orders (
-    source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
-    event_date date, rejected_at timestamp
-);
-create table if not exists raw.marketing_spend (
-    date date not null, channel varchar not null, spend double not null, source_file varchar, source_line bigint,
-    loaded_at timestamp
-);
-create table if not exists raw.cart_events (
-    customer_id varchar not null, event_at timestamp not null, event_date date not null, event_type varchar not null,
-    cart_value double, source_file varchar, source_line bigint, loaded_at timestamp
-);
+# Columns of the loaded raw tables: also used to build a full-history load beside the live table (replace_window).
+RAW_TABLE_COLUMNS = {
+    "raw.orders": """
+        order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
+        net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
+        refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
+        product_category varchar, email_sha256 varchar, source_file varchar, source_line bigint, loaded_at timestamp""",
+    "raw.rejected_orders": """
+        source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
+        event_date date, rejected_at timestamp""",
+    "raw.marketing_spend": """
+        date date not null, channel varchar not null, spend double not null, source_file varchar, source_line bigint,
+        loaded_at timestamp""",
+    "raw.cart_events": """
+        customer_id varchar not null, event_at timestamp not null, event_date date not null, event_type varchar not null,
+        cart_value double, source_file varchar, source_line bigint, loaded_at timestamp""",
+}
+
+RAW_DDL = "create schema if not exists raw;\ncreate schema if not exists marts;\n" + "".join(
+    f"create table if not exists {name} ({columns});\n" for name, columns in RAW_TABLE_COLUMNS.items()) + """
 -- The point in time and window of the current run, read by the dbt models. Passing them as data rather than
 -- dbt --vars keeps dbt's partial parsing valid between runs (a changed var forces a full re-parse, ~7 s).
 create table if not exists raw.run_context (as_of date, window_start date, default_margin_rate double);
@@ -70,20 +69,28 @@ def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> date | None:
 
 
 @contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> Iterator[None]:
+    con.register("incoming", frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister("incoming")
+
+
+@contextmanager
 def _transaction(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame | None = None) -> Iterator[None]:
     """One DuckDB transaction (committed, or rolled back on any error), with `incoming` registered as a view."""
-    if incoming is not None:
-        con.register("incoming", incoming.to_arrow())
     try:
         con.execute("begin transaction")
-        yield
+        if incoming is None:
+            yield
+        else:
+            with _registered(con, incoming):
+                yield
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        if incoming is not None:
-            con.unregister("incoming")
 
 
 def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_start: date | None,
@@ -94,37 +101,105 @@ def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_s
 
 
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
-                   frame: pl.DataFrame, select_sql: str = "*", version_key: str | None = None) -> int:
-    """Delete the window's rows and insert the new ones in ONE transaction: a re-run replaces, never duplicates,
-    and a crash leaves the previous rows. With `version_key`, one row per key survives in the whole table: the
-    latest by (source_file, source_line), so re-loading an old day never brings back a version superseded by a
-    later file that moved the row to another day."""
-    with _transaction(con, frame):
-        con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
+                   batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]], *, source_table: str,
+                   select_sql: str = "*", version_key: str | None = None, staged: bool = False) -> pl.DataFrame:
+    """Replace a window of a raw table and its rejects atomically: a re-run replaces, never duplicates, and a crash
+    leaves the previous rows. `batches` yields (valid rows, rejected rows) pairs, consumed one at a time.
+
+    Small windows (a daily run) are replaced in ONE transaction. DuckDB keeps a transaction's inserted rows in
+    memory (10 M orders: +3 GB), so a long window (`staged`, a full-history load) is instead built batch by batch
+    in `<table>__loading` (the rows outside the window, then each batch, committed as they come) and swapped
+    for the live table in one transaction at the end; a crash before the swap leaves the live table untouched.
+
+    Rejects dated in the window are replaced; undated ones are keyed by (file, line). With `version_key`, one
+    row per key survives in the whole table: the latest by (source_file, source_line), so re-loading an old day
+    never brings back a version superseded by a later file that moved the row to another day; the versions
+    removed that way are recorded as rejects of kind 'superseded' and returned."""
+    target = table
+    rejects: list[pl.DataFrame] = []
+    if staged:
+        target = f"{table}__loading"
+        con.execute(f"drop table if exists {target}")
+        con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
+        con.execute(f"insert into {target} select * from {table} where {date_col} is null or {date_col} not between ? and ?",
+                    [start, end])
+        for valid, rejected in batches:
+            _insert_valid(con, target, valid, select_sql)
+            rejects.append(rejected)
+        batches = []
+    with _transaction(con):
+        if not staged:
+            con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
+        con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
+                    [source_table, start, end])
+        for valid, rejected in batches:
+            _insert_valid(con, target, valid, select_sql)
+            rejects.append(rejected)
+        for rejected in rejects:
+            _replace_rejects(con, source_table, rejected)
+        removed = _remove_superseded_versions(con, target, date_col, version_key, source_table) if version_key else pl.DataFrame()
+        if staged:
+            con.execute(f"drop table {table}")
+            con.execute(f"alter table {target} rename to {table.split('.')[-1]}")
+    return removed
+
+
+def _insert_valid(con: duckdb.DuckDBPyConnection, table: str, valid: pl.DataFrame, select_sql: str) -> None:
+    with _registered(con, valid):
         con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
-        if version_key:
-            # Only keys present twice can hold an old version (the table had one row per key before this insert).
-            con.execute(f"""
-                delete from {table} as old
-                where old.{version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1)
-                  and exists (select 1 from {table} as newer
-                              where newer.{version_key} = old.{version_key}
-                                and (newer.source_file > old.source_file
-                                     or (newer.source_file = old.source_file and newer.source_line > old.source_line)))""")
-    return frame.height
 
 
-def replace_rejected(con: duckdb.DuckDBPyConnection, source_table: str, start: date, end: date, frame: pl.DataFrame) -> int:
-    """Rejects of a window are replaced like the window; undated rejects are keyed by (file, line)."""
-    with _transaction(con, frame):
-        con.execute(
-            """delete from raw.rejected_orders r where r.source_table = ? and (
-                   r.event_date between ? and ?
-                   or exists (select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line))""",
-            [source_table, start, end],
-        )
+def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected: pl.DataFrame) -> None:
+    with _registered(con, rejected):
+        con.execute("""delete from raw.rejected_orders r where r.source_table = ? and exists (
+                           select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line)""",
+                    [source_table])
         con.execute("insert into raw.rejected_orders by name select *, current_timestamp as rejected_at from incoming")
-    return frame.height
+
+
+def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str,
+                                source_table: str) -> pl.DataFrame:
+    # Only keys present twice can hold an old version (the table had one row per key before this window).
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ? "
+        "order by ordinal_position", [table]).fetchall()
+    # The record reads like the one the file validation writes for a superseded row (pipelines/sources/files.py):
+    # the source fields, timestamps to the microsecond, no derived or load columns.
+    record = ", ".join(
+        f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')" if kind.startswith("TIMESTAMP")
+        else f"coalesce(cast(old.{c} as varchar), '')"
+        for c, kind in columns if c not in ("email_sha256", "loaded_at", date_col))
+    con.execute(f"""
+        create or replace temp table superseded_versions as
+        with versions as (
+            select {version_key}, source_file, source_line,
+                   row_number() over (partition by {version_key} order by source_file desc, source_line desc) as age
+            from {table}
+            where {version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1))
+        select old.*, newest.source_file as newest_file, newest.source_line as newest_line, concat_ws(',', {record}) as record
+        from versions as v
+        join versions as newest on newest.{version_key} = v.{version_key} and newest.age = 1
+        join {table} as old on old.{version_key} = v.{version_key} and old.source_file = v.source_file
+                            and old.source_line = v.source_line
+        where v.age > 1""")
+    con.execute("""delete from raw.rejected_orders r where r.source_table = ? and exists (
+                       select 1 from superseded_versions s where s.source_file = r.source_file and s.source_line = r.source_line)""",
+                [source_table])
+    con.execute(f"""
+        insert into raw.rejected_orders by name
+        select ? as source_table, source_file, source_line, 'superseded' as kind,
+               format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record,
+               {date_col} as event_date, current_timestamp as rejected_at
+        from superseded_versions""", [source_table])
+    con.execute(f"""delete from {table} as old where exists (
+                        select 1 from superseded_versions s where s.source_file = old.source_file
+                                                              and s.source_line = old.source_line)""")
+    removed = read_frame(con, f"""
+        select ? as source_table, source_file, source_line, 'superseded' as kind,
+               format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record, {date_col} as event_date
+        from superseded_versions""", [source_table])
+    con.execute("drop table superseded_versions")
+    return removed
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl.DataFrame) -> int:

@@ -53,17 +53,17 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     by_kind = result.rejected.group_by("kind").len().sort("kind")
     counts = {row["kind"]: row["len"] for row in by_kind.iter_rows(named=True)}
     context.log.info(
-        f"Read {result.rows_read:,} rows from {len(result.files)} file(s); loaded {result.valid.height:,} valid orders "
+        f"Read {result.rows_read:,} rows from {len(result.files)} file(s); loaded {result.rows_loaded:,} valid orders "
         f"dated {load.start}..{load.end}; quarantined {counts.get('invalid', 0)} invalid rows, "
         f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions.")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": total,
-        "rows_loaded_this_run": result.valid.height,
+        "rows_loaded_this_run": result.rows_loaded,
         "window": f"{load.start}..{load.end}",
         "as_of": str(load.as_of),
         "source": settings.source,
         "files": ", ".join(result.files),
-        "preview": _preview(result.valid.drop("email")),
+        "preview": _preview(result.preview),
         "rejected_invalid": counts.get("invalid", 0),
         "rejected_exact_duplicates": counts.get("duplicate", 0),
         "superseded_versions": counts.get("superseded", 0),
@@ -76,15 +76,16 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
     _, load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
     with warehouse.connect() as con:
-        result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source)
+        result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
+                           chunk_days=settings.ingest_chunk_days)
     return result, load, settings
 
 
 def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:
     result, load, _ = _load(context, warehouse, table)
-    context.log.info(f"Loaded {result.valid.height:,} rows of {table} dated {load.start}..{load.end}; "
+    context.log.info(f"Loaded {result.rows_loaded:,} rows of {table} dated {load.start}..{load.end}; "
                      f"quarantined {result.rejected.height}.")
-    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.valid.height,
+    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.rows_loaded,
                                           "rows_rejected_this_run": result.rejected.height,
                                           "files": ", ".join(result.files) or "none supplied"})
 

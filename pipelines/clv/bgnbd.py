@@ -273,10 +273,34 @@ def expected_purchases_new_customer(fit: BgNbdFit, t: ArrayLike) -> np.ndarray:
     return _clip_finite(expected)
 
 
+# Below this many customers the direct evaluation is cheaper than finding the distinct (x, T) pairs.
+_DEDUPLICATE_FROM = 50_000
+
+
 def _expected_purchases_while_alive(
     r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray
 ) -> np.ndarray:
-    """(a+b+x-1)/(a-1) * [1 - (1+u)^(1-a) 2F1(a+b-1-r, a-1; a+b+x-1; u/(1+u))], u = t/(alpha+T)."""
+    """(a+b+x-1)/(a-1) * [1 - (1+u)^(1-a) 2F1(a+b-1-r, a-1; a+b+x-1; u/(1+u))], u = t/(alpha+T).
+
+    The hypergeometric function dominates scoring (1.6 M customers x 15 horizons: 7 s), and it depends on the
+    customer only through (x, T), which customers share (1.6 M customers, 58 k distinct pairs): with customers
+    on the last axis (x and T of shape (..., 1, n), t the same for every customer), it is evaluated once per
+    distinct pair and indexed back."""
+    x, T = np.broadcast_arrays(x, T)
+    t_constant_per_customer = np.ndim(t) == 0 or np.shape(t)[-1] == 1
+    if x.size >= _DEDUPLICATE_FROM and x.shape[:-1] == (1,) * (x.ndim - 1) and t_constant_per_customer:
+        # One complex key per customer: np.unique sorts it (real, then imaginary part) in a single 1-D pass.
+        pairs, inverse = np.unique((x + 1j * T).reshape(-1), return_inverse=True)
+        shape = x.shape[:-1] + (pairs.size,)
+        distinct = _expected_purchases_while_alive_direct(r, alpha, a, b, pairs.real.reshape(shape),
+                                                          pairs.imag.reshape(shape), t)
+        return distinct[..., inverse.reshape(-1)]
+    return _expected_purchases_while_alive_direct(r, alpha, a, b, x, T, t)
+
+
+def _expected_purchases_while_alive_direct(
+    r: float, alpha: float, a: float, b: float, x: np.ndarray, T: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     c = a + b + x - 1.0
     horizon_ratio = t / (alpha + T)
     hypergeometric = hyp2f1(a + b - 1.0 - r, a - 1.0, c, horizon_ratio / (1.0 + horizon_ratio))

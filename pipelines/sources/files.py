@@ -7,7 +7,7 @@ silently. A file that cannot be read as a table raises `SourceFileError` naming 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -68,6 +68,11 @@ class Window:
     end: date
     as_of: date
     first_partition: date = date(2000, 1, 1)  # rows dated before it belong to no partition: rejected, not lost
+
+    def split(self, days: int) -> list["Window"]:
+        """Consecutive sub-windows of at most `days` order dates each, covering this window."""
+        starts = [self.start + timedelta(days=d) for d in range(0, (self.end - self.start).days + 1, days)]
+        return [replace(self, start=s, end=min(s + timedelta(days=days - 1), self.end)) for s in starts]
 
 
 @dataclass

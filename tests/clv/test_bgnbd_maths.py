@@ -167,3 +167,20 @@ def test_fit_rejects_inconsistent_rfm():
         fit_bgnbd([1, 0], [5.0, 1.0], [10.0, 10.0])  # x = 0 with recency > 0
     with pytest.raises(ValueError):
         fit_bgnbd([1], [11.0], [10.0])  # recency > T
+
+
+def test_large_populations_score_each_distinct_customer_like_the_quadrature():
+    """Above the de-duplication threshold the hypergeometric term is evaluated once per distinct (x, T): every
+    customer must still get the value of its own (x, t_x, T), for one horizon and for a grid of horizons."""
+    fit = _fit(*PUBLISHED)
+    picks = np.random.default_rng(3).integers(0, len(CUSTOMERS), 60_000)  # above the threshold, 7 distinct rows
+    x, t_x, T = (np.array([CUSTOMERS[i][k] for i in picks], dtype=float) for k in range(3))
+    horizons = np.array([1.0, 39.0, 260.0])
+    one_horizon = conditional_expected_purchases(fit, 39.0, x, t_x, T)
+    grid = conditional_expected_purchases(fit, horizons[:, None], x[None, :], t_x[None, :], T[None, :])
+    assert grid.shape == (3, len(picks))
+    for i, (cx, ctx, cT) in enumerate(CUSTOMERS):
+        rows = picks == i
+        assert one_horizon[rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, 39.0), rel=1e-7)
+        for h, t in enumerate(horizons):
+            assert grid[h, rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, t), rel=1e-7)
