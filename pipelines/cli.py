@@ -98,7 +98,7 @@ def summary(settings: Settings) -> str:
     lines = [
         f"Warehouse: {settings.warehouse}",
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
-        f"Parquet exports: {settings.exports_dir}/<mart>.parquet    Report: {settings.report_dir / 'index.html'}",
+        f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    Report: {settings.report_dir / 'index.html'}",
         f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue:,.2f}, "
         f"gross margin {margin:,.2f}; {rejected} input rows quarantined in raw.rejected_orders",
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),

@@ -4,15 +4,21 @@
   run holds the writer lock, written beside the old one and swapped in with one rename (readers holding the old file
   keep reading it; new readers get the new one). BI tools read its `marts` schema.
 - `exports/<mart>.parquet`: one Parquet file per mart, each written to a temporary name and renamed into place.
+  `fct_orders`, the one mart that grows with history, is exported one file per order month
+  (`exports/fct_orders/<YYYY-MM>.parquet`): a daily run rewrites only the months its window touched.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
+
+# mart -> its date column: exported one Parquet file per month of that date.
+MONTHLY_EXPORTS = {"fct_orders": "order_date"}
 
 
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -20,6 +26,37 @@ def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
         "select table_name from information_schema.tables where table_schema = 'marts' "
         "and table_type = 'BASE TABLE' order by table_name").fetchall()
     return [r[0] for r in rows]
+
+
+def _copy_to_parquet(con: duckdb.DuckDBPyConnection, sql: str, target: Path, params: list | None = None) -> None:
+    part = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    con.execute(f"copy ({sql}) to '{part}' (format parquet)", params)
+    os.replace(part, target)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
+    return [(name, str(kind)) for name, kind, *_ in con.execute(f"{sql} limit 0").description]
+
+
+def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, date_col: str, directory: Path,
+                     changed_from: date | None) -> None:
+    """Months before `changed_from` (the run's window start: the incremental mart did not touch them) keep their
+    file; later months are rewritten; months that no longer have rows lose theirs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    kept = sorted(directory.glob("*.parquet"))
+    if kept and _columns(con, f"select * from read_parquet('{kept[0]}')") != _columns(con, f"select * from marts.{table}"):
+        changed_from = None  # the mart's columns changed (a full refresh after a model change): rewrite every month
+    months = [m for (m,) in con.execute(
+        f"select distinct date_trunc('month', {date_col})::date from marts.{table} order by 1").fetchall()]
+    for month in months:
+        target = directory / f"{month:%Y-%m}.parquet"
+        if changed_from is not None and month < changed_from.replace(day=1) and target.exists():
+            continue
+        _copy_to_parquet(con, f"select * from marts.{table} where date_trunc('month', {date_col}) = ?", target, [month])
+    wanted = {f"{month:%Y-%m}.parquet" for month in months}
+    for stale in directory.glob("*.parquet"):
+        if stale.name not in wanted:
+            stale.unlink()
 
 
 def publish(warehouse: Path, published_dir: Path, exports_dir: Path) -> dict[str, int]:
@@ -31,11 +68,14 @@ def publish(warehouse: Path, published_dir: Path, exports_dir: Path) -> dict[str
         con.execute("set enable_progress_bar = false")
         # Everything in the WAL goes into the file, so the byte copy below is the complete warehouse.
         con.execute("checkpoint")
+        window_start = con.execute("select max(window_start) from raw.run_context").fetchone()[0]
         for table in mart_tables(con):
             counts[table] = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
-            part = exports_dir / f".{table}.{os.getpid()}.parquet"
-            con.execute(f"copy (select * from marts.{table}) to '{part}' (format parquet)")
-            os.replace(part, exports_dir / f"{table}.parquet")
+            if table in MONTHLY_EXPORTS:
+                _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start)
+                (exports_dir / f"{table}.parquet").unlink(missing_ok=True)  # the single file of earlier versions
+            else:
+                _copy_to_parquet(con, f"select * from marts.{table}", exports_dir / f"{table}.parquet")
     finally:
         con.close()
     building = published_dir / f".warehouse.{os.getpid()}.building.duckdb"

@@ -22,11 +22,15 @@ class RawTable:
     loader: Callable[..., src.LoadResult]
     select_sql: str = "*"
     version_key: str | None = None              # one row per key in the table: the latest version wins
+    # Orders are the wide table that grows with the shop: a full-history load goes in chunks of order dates. The
+    # narrow tables load faster in one piece (7 M cart events: 3.7 s in one piece, 6.4 s in 92-day chunks).
+    load_in_chunks: bool = False
 
 
 RAW_TABLES = {
     "orders": RawTable("orders", "order_date", src.load_orders,
-                       select_sql="* exclude (email), sha256(email) as email_sha256", version_key="order_id"),
+                       select_sql="* exclude (email), sha256(email) as email_sha256", version_key="order_id",
+                       load_in_chunks=True),
     "marketing_spend": RawTable("marketing_spend", "date", src.load_marketing_spend),
     "cart_events": RawTable("cart_events", "event_date", src.load_cart_events),
 }
@@ -48,13 +52,14 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
               today: date | None, source: str, chunk_days: int | None = None) -> LoadSummary:
     """Validate the table's files for `window` and replace the window's rows and rejects in one transaction.
 
-    A long window (a full-history load) of Parquet files is validated and inserted `chunk_days` of order dates at
-    a time: Parquet row-group statistics let each chunk read only its own rows, so memory is bounded by a chunk,
-    not by the history. CSV has no such statistics and every chunk re-reads every CSV file: with more than
+    For orders, a long window (a full-history load) of Parquet files is validated and inserted `chunk_days` of order
+    dates at a time: Parquet row-group statistics let each chunk read only its own rows, so memory is bounded by a
+    chunk, not by the history. CSV has no such statistics and every chunk re-reads every CSV file: with more than
     CSV_REREAD_LIMIT_BYTES of CSV the window is loaded in one piece."""
     files = src.discover(directory, table.name)
     csv_bytes = sum(f.stat().st_size for f in files if f.suffix != ".parquet")
-    chunks = window.split(chunk_days) if chunk_days and csv_bytes <= CSV_REREAD_LIMIT_BYTES else [window]
+    chunked = table.load_in_chunks and chunk_days and csv_bytes <= CSV_REREAD_LIMIT_BYTES
+    chunks = window.split(chunk_days) if chunked else [window]
     summary = LoadSummary([f.name for f in files], 0, 0, pl.DataFrame(schema=src.REJECTED_SCHEMA), pl.DataFrame())
     rejected_parts: list[pl.DataFrame] = []
 

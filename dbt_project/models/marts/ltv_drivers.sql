@@ -14,14 +14,13 @@ with customers as (
 windows as (
     select
         customer_id,
-        max(case when window_days = 90 and is_observed then 1 else 0 end)            as observed_90d,
-        sum(case when window_days = 90 and is_observed then revenue else 0 end)       as revenue_90d,
-        sum(case when window_days = 90 and is_observed then gross_margin else 0 end)  as margin_90d,
-        max(case when window_days = 365 and is_observed then 1 else 0 end)           as observed_365d,
-        sum(case when window_days = 365 and is_observed then revenue else 0 end)      as revenue_365d,
-        sum(case when window_days = 365 and is_observed then gross_margin else 0 end) as margin_365d
+        case when observed_90d then 1 else 0 end             as observed_90d,
+        case when observed_90d then revenue_90d else 0 end   as revenue_90d,
+        case when observed_90d then margin_90d else 0 end    as margin_90d,
+        case when observed_365d then 1 else 0 end            as observed_365d,
+        case when observed_365d then revenue_365d else 0 end as revenue_365d,
+        case when observed_365d then margin_365d else 0 end  as margin_365d
     from {{ ref('int_customer_window_value') }}
-    group by customer_id
 ),
 
 enriched as (

@@ -4,16 +4,19 @@ with per_customer as (
 ),
 
 cohorts as (
+    {% for days in var('ltv_windows') %}
     select
         cohort_month,
-        window_days,
-        count(*)                                             as customers,
-        sum(case when orders > 1 then 1 else 0 end)          as repeat_customers,
-        sum(revenue)                                         as revenue,
-        sum(gross_margin)                                    as gross_margin,
-        min(case when is_observed then 1 else 0 end)         as fully_observed
+        {{ days }}                                                  as window_days,
+        count(*)                                                    as customers,
+        sum(case when orders_{{ days }}d > 1 then 1 else 0 end)     as repeat_customers,
+        sum(revenue_{{ days }}d)                                    as revenue,
+        sum(margin_{{ days }}d)                                     as gross_margin,
+        min(case when observed_{{ days }}d then 1 else 0 end)       as fully_observed
     from per_customer
-    group by cohort_month, window_days
+    group by cohort_month
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 )
 
 select
