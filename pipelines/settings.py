@@ -49,6 +49,7 @@ class Settings:
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "4GB"
     ingest_chunk_days: int = 92
+    clv_refit_days: int = 7
 
     @property
     def published_dir(self) -> Path:
@@ -93,6 +94,7 @@ class Settings:
             duckdb_threads=int(_env("CLV_DUCKDB_THREADS", "2")),
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "4GB"),
             ingest_chunk_days=int(_env("CLV_INGEST_CHUNK_DAYS", "92")),
+            clv_refit_days=max(1, int(_env("CLV_REFIT_DAYS", "7"))),
         )
 
 

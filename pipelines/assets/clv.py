@@ -7,7 +7,8 @@ from pipelines import warehouse as wh
 from pipelines.assets.common import marts_as_of, read, table_metadata
 from pipelines.clv import (calibration_holdout_backtest, default_backtest_split, fit_bgnbd, fit_gamma_gamma,
                            rfm_summary)
-from pipelines.clv.scoring import MAX_LIFESPAN_YEARS, annual_churn_rate, model_fit_rows, score_customers
+from pipelines.clv.scoring import (MAX_LIFESPAN_YEARS, annual_churn_rate, fits_from_rows, model_fit_rows,
+                                   score_customers)
 from pipelines.payback.cac import cac_by_cohort
 from pipelines.resources import WarehouseResource
 
@@ -45,24 +46,13 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     as_of = marts_as_of(context, warehouse)
     orders = _orders(warehouse)
     rfm = rfm_summary(orders, as_of).collect()
-    repeaters = rfm.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
-    bg = gg = None
-    if repeaters.height < MIN_REPEAT_CUSTOMERS:
-        context.log.warning(
-            f"As of {as_of} only {repeaters.height} customers have bought again (at least {MIN_REPEAT_CUSTOMERS} "
-            "are needed): the predictive CLV models are not fitted, their columns are null this run.")
+    reused = _recent_fit(warehouse, as_of, settings.clv_refit_days)
+    if reused is not None:
+        fitted_on, bg, gg = reused
+        context.log.info(f"Scoring with the models fitted as of {fitted_on} (refit every {settings.clv_refit_days} "
+                         "days, CLV_REFIT_DAYS); no back-test this run.")
     else:
-        bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
-        gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
-        if gg.q <= 1:
-            # The population mean spend p·gamma/(q−1) does not exist: expected order values would be unbounded.
-            context.log.warning(f"Gamma-Gamma q={gg.q:.3g} <= 1 (spend too heavy-tailed for the model): expected "
-                                "order value and predicted CLV are null this run; the fit is recorded in clv_model_fit.")
-        context.log.info(
-            f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
-            f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
-            f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
-            f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
+        fitted_on, (bg, gg) = as_of, _fit_models(context, rfm, as_of)
     churn = annual_churn_rate(orders, as_of)
     lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
     customers = read(warehouse, "select customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, "
@@ -78,8 +68,8 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         "formula": {"annual_churn_rate": churn, "lifespan_years": lifespan},
         "settings": {"annual_discount_rate": settings.annual_discount_rate,
                      "default_margin_rate": settings.default_margin_rate},
-    })
-    backtest, calibration_end, holdout_end = _backtest(context, orders, rfm, as_of)
+    }).with_columns(fitted_on=pl.lit(fitted_on))
+    backtest, calibration_end, holdout_end = (None, None, None) if reused else _backtest(context, orders, rfm, as_of)
     if backtest is not None:
         backtest_rows = pl.concat([
             backtest.overall.with_columns(frequency_bucket=pl.lit("all"),
@@ -93,22 +83,80 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         backtest_rows = pl.DataFrame(schema=BACKTEST_SCHEMA)
     with warehouse.connect() as con:
         wh.replace_table(con, "marts.customer_clv", scored)
+        _add_fitted_on(con)
         wh.append_replacing(con, "marts.clv_model_fit", "as_of_date", as_of, fit_rows)
-        wh.append_replacing(con, "marts.clv_backtest", "as_of_date", as_of, backtest_rows)
+        if not reused:  # the back-test belongs to a fit: days that reuse one keep the fit day's back-test
+            wh.append_replacing(con, "marts.clv_backtest", "as_of_date", as_of, backtest_rows)
     yield dg.MaterializeResult(asset_key=CUSTOMER_CLV, metadata={
         **table_metadata(scored.sort("predicted_clv_365d", descending=True, nulls_last=True)), "as_of": str(as_of),
         "mean_predicted_clv_365d": float(scored["predicted_clv_365d"].mean() or 0.0),
         "mean_p_alive": float(scored["p_alive"].mean() or 0.0)})
     yield dg.MaterializeResult(asset_key=MODEL_FIT, metadata={
-        **table_metadata(fit_rows, rows=30),
+        **table_metadata(fit_rows, rows=30), "fitted_on": str(fitted_on), "refit_this_run": reused is None,
         "bg_nbd_converged": bool(bg and bg.converged), "gamma_gamma_converged": bool(gg and gg.converged)})
-    figures = {}
+    figures = {"refit_this_run": reused is None}
     if backtest is not None:
         overall = backtest.overall.row(0, named=True)
         figures = {"calibration_end": str(calibration_end), "holdout_end": str(holdout_end),
                    "aggregate_pct_error": float(overall["aggregate_pct_error"]),
                    "mae_per_customer": float(overall["mae_per_customer"])}
     yield dg.MaterializeResult(asset_key=BACKTEST, metadata={**table_metadata(backtest_rows), **figures})
+
+
+def _fit_models(context, rfm: pl.DataFrame, as_of):
+    repeaters = rfm.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
+    if repeaters.height < MIN_REPEAT_CUSTOMERS:
+        context.log.warning(
+            f"As of {as_of} only {repeaters.height} customers have bought again (at least {MIN_REPEAT_CUSTOMERS} "
+            "are needed): the predictive CLV models are not fitted, their columns are null this run.")
+        return None, None
+    bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
+    gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
+    if gg.q <= 1:
+        # The population mean spend p·gamma/(q−1) does not exist: expected order values would be unbounded.
+        context.log.warning(f"Gamma-Gamma q={gg.q:.3g} <= 1 (spend too heavy-tailed for the model): expected "
+                            "order value and predicted CLV are null this run; the fit is recorded in clv_model_fit.")
+    context.log.info(
+        f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
+        f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
+        f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
+        f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
+    return bg, gg
+
+
+def _add_fitted_on(con) -> None:
+    """Warehouses from before the refit cadence have no fitted_on column: every block there was a fresh fit."""
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                         "and table_name = 'clv_model_fit'").fetchall()[0][0]
+    if exists:
+        con.execute("alter table marts.clv_model_fit add column if not exists fitted_on date")
+        con.execute("update marts.clv_model_fit set fitted_on = as_of_date where fitted_on is null")
+
+
+def _recent_fit(warehouse: WarehouseResource, as_of, refit_days: int):
+    """A converged fit made at most `refit_days` − 1 days before `as_of` (never after it: point in time), as
+    (fitted_on, BG/NBD, Gamma-Gamma); None when this run must fit. Parameters move slowly, so daily runs
+    rescore every customer with the latest fit and refit on a slower cadence (the fit and its back-test
+    are a fifth of the CLV step at 10 M orders)."""
+    if refit_days <= 1:
+        return None
+    with warehouse.connect(read_only=True) as con:
+        if "clv_model_fit" not in [r[0] for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()]:
+            return None
+        if "fitted_on" not in [r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = 'marts' "
+                "and table_name = 'clv_model_fit'").fetchall()]:
+            return None
+        row = con.execute(
+            """select max(as_of_date) from marts.clv_model_fit
+               where model = 'bg_nbd' and parameter = 'converged' and value = 1 and fitted_on = as_of_date
+                 and as_of_date between ? - cast(? as integer) + 1 and ?""", [as_of, refit_days, as_of]).fetchall()[0]
+        if row[0] is None:
+            return None
+        rows = wh.read_frame(con, "select model, parameter, value from marts.clv_model_fit where as_of_date = ?", [row[0]])
+    bg, gg = fits_from_rows(rows)
+    return row[0], bg, gg
 
 
 def _backtest(context, orders: pl.LazyFrame, rfm: pl.DataFrame, as_of):

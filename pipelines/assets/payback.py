@@ -7,7 +7,7 @@ from pipelines import warehouse as wh
 from pipelines.assets.clv import CUSTOMER_CLV, MODEL_FIT
 from pipelines.assets.common import marts_as_of, read, table_metadata
 from pipelines.clv.bgnbd import BgNbdFit
-from pipelines.clv.scoring import expected_margin_by_horizon
+from pipelines.clv.scoring import expected_margin_by_horizon, fits_from_rows
 from pipelines.payback.cac import KEYS, cac_by_cohort, payback_curve, payback_summary
 from pipelines.resources import WarehouseResource
 
@@ -17,13 +17,9 @@ PREDICTION_HORIZON_MONTHS = range(1, 37)
 
 
 def _fitted_bgnbd(warehouse: WarehouseResource, as_of) -> BgNbdFit | None:
-    params = dict(read(warehouse, "select parameter, value from marts.clv_model_fit where as_of_date = ? and model = 'bg_nbd'",
-                       [as_of]).iter_rows())
-    if "r" not in params:
-        return None
-    return BgNbdFit(r=params["r"], alpha=params["alpha"], a=params["a"], b=params["b"],
-                    log_likelihood=params["log_likelihood"], converged=bool(params["converged"]),
-                    n_customers=int(params["n_customers"]), iterations=int(params["iterations"]), message="from clv_model_fit")
+    """The BG/NBD parameters customer_clv was scored with at this as-of date."""
+    rows = read(warehouse, "select model, parameter, value from marts.clv_model_fit where as_of_date = ?", [as_of])
+    return fits_from_rows(rows)[0]
 
 
 @dg.multi_asset(

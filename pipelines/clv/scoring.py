@@ -119,6 +119,25 @@ def model_fit_rows(as_of: date, bg: BgNbdFit | None, gg: GammaGammaFit | None,
     return pl.DataFrame(rows, schema={"as_of_date": pl.Date, "model": pl.String, "parameter": pl.String, "value": pl.Float64})
 
 
+def fits_from_rows(rows: pl.DataFrame) -> tuple[BgNbdFit | None, GammaGammaFit | None]:
+    """The fitted models back from one as-of block of `model_fit_rows` (columns model, parameter, value);
+    a model that was not fitted (no parameters) comes back as None."""
+    values = {(m, p): v for m, p, v in rows.select("model", "parameter", "value").iter_rows()}
+    bg = gg = None
+    if ("bg_nbd", "r") in values:
+        bg = BgNbdFit(r=values["bg_nbd", "r"], alpha=values["bg_nbd", "alpha"], a=values["bg_nbd", "a"],
+                      b=values["bg_nbd", "b"], log_likelihood=values["bg_nbd", "log_likelihood"],
+                      converged=bool(values["bg_nbd", "converged"]), n_customers=int(values["bg_nbd", "n_customers"]),
+                      iterations=int(values["bg_nbd", "iterations"]), message="from clv_model_fit")
+    if ("gamma_gamma", "p") in values:
+        gg = GammaGammaFit(p=values["gamma_gamma", "p"], q=values["gamma_gamma", "q"],
+                           gamma=values["gamma_gamma", "gamma"], log_likelihood=values["gamma_gamma", "log_likelihood"],
+                           converged=bool(values["gamma_gamma", "converged"]),
+                           n_customers=int(values["gamma_gamma", "n_customers"]),
+                           iterations=int(values["gamma_gamma", "iterations"]), message="from clv_model_fit")
+    return bg, gg
+
+
 # Months at which the projection is computed exactly; months between are interpolated linearly (the expected
 # cumulative purchases are smooth and concave in t, so the error is small) to keep the cost at 10 evaluations.
 PROJECTION_KNOTS = (1, 2, 3, 4, 6, 9, 12, 18, 24, 36)

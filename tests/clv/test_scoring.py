@@ -100,3 +100,13 @@ def test_months_between_knots_are_interpolated_close_to_exact():
     assert ((five["expected_margin_exact"] - five["expected_margin"]) <= 0.02 * five["expected_margin_exact"]).all()
     knots = joined.filter(pl.col("horizon_months").is_in([1, 2, 3, 4, 6, 9, 12]))
     assert knots["expected_margin"].to_list() == pytest.approx(knots["expected_margin_exact"].to_list())
+
+
+def test_fits_round_trip_through_the_fit_history_rows():
+    from pipelines.clv.scoring import fits_from_rows
+
+    rows = model_fit_rows(date(2025, 1, 1), BG, GG, {"formula": {"annual_churn_rate": 0.3}})
+    bg, gg = fits_from_rows(rows)
+    assert (bg.r, bg.alpha, bg.a, bg.b, bg.converged, bg.n_customers) == (BG.r, BG.alpha, BG.a, BG.b, BG.converged, BG.n_customers)
+    assert (gg.p, gg.q, gg.gamma, gg.converged, gg.n_customers) == (GG.p, GG.q, GG.gamma, GG.converged, GG.n_customers)
+    assert fits_from_rows(model_fit_rows(date(2025, 1, 1), None, None, {})) == (None, None)
