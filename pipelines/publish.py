@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-# mart -> its date column: exported one Parquet file per month of that date.
-MONTHLY_EXPORTS = {"fct_orders": "order_date"}
+# mart -> its month column (first day of the month): exported one Parquet file per month.
+MONTHLY_EXPORTS = {"fct_orders": "order_month"}
 
 
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -38,22 +38,30 @@ def _columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     return [(name, str(kind)) for name, kind, *_ in con.execute(f"{sql} limit 0").description]
 
 
-def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, date_col: str, directory: Path,
+def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str, directory: Path,
                      changed_from: date | None) -> None:
     """Months before `changed_from` (the run's window start: the incremental mart did not touch them) keep their
-    file; later months are rewritten; months that no longer have rows lose theirs."""
+    file; later months are rewritten, all in one pass over the mart; months that no longer have rows lose theirs."""
     directory.mkdir(parents=True, exist_ok=True)
     kept = sorted(directory.glob("*.parquet"))
     if kept and _columns(con, f"select * from read_parquet('{kept[0]}')") != _columns(con, f"select * from marts.{table}"):
         changed_from = None  # the mart's columns changed (a full refresh after a model change): rewrite every month
-    months = [m for (m,) in con.execute(
-        f"select distinct date_trunc('month', {date_col})::date from marts.{table} order by 1").fetchall()]
-    for month in months:
-        target = directory / f"{month:%Y-%m}.parquet"
-        if changed_from is not None and month < changed_from.replace(day=1) and target.exists():
-            continue
-        _copy_to_parquet(con, f"select * from marts.{table} where date_trunc('month', {date_col}) = ?", target, [month])
-    wanted = {f"{month:%Y-%m}.parquet" for month in months}
+    staging = directory.parent / f".{table}.{os.getpid()}.months"
+    shutil.rmtree(staging, ignore_errors=True)
+    where, params = ("where {0} >= ?".format(month_col), [changed_from.replace(day=1)]) if changed_from else ("", None)
+    try:
+        con.execute(f"copy (select * from marts.{table} {where}) to '{staging}' "
+                    f"(format parquet, partition_by ({month_col}), write_partition_columns true)", params)
+        for month_dir in sorted(staging.iterdir()) if staging.exists() else []:  # <month_col>=YYYY-MM-01
+            target = directory / f"{month_dir.name.split('=', 1)[1][:7]}.parquet"
+            parts = sorted(month_dir.glob("*.parquet"))
+            if len(parts) == 1:
+                os.replace(parts[0], target)
+            else:
+                _copy_to_parquet(con, f"select * from read_parquet({[str(p) for p in parts]})", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    wanted = {f"{m:%Y-%m}.parquet" for (m,) in con.execute(f"select distinct {month_col} from marts.{table}").fetchall()}
     for stale in directory.glob("*.parquet"):
         if stale.name not in wanted:
             stale.unlink()

@@ -12,9 +12,10 @@ from pipelines.publish import publish
 def _warehouse(path, window_start):
     con = duckdb.connect(str(path))
     wh.ensure_raw_schema(con)
-    con.execute("create or replace table marts.fct_orders (order_id varchar, order_date date, revenue double)")
-    con.execute("""insert into marts.fct_orders values ('A', '2025-01-05', 10), ('B', '2025-01-20', 20),
-                   ('C', '2025-02-03', 30), ('D', '2025-03-01', 40), ('E', '2025-03-30', 50)""")
+    con.execute("create or replace table marts.fct_orders (order_id varchar, order_date date, revenue double, "
+                "order_month date generated always as (date_trunc('month', order_date)))")
+    con.execute("""insert into marts.fct_orders (order_id, order_date, revenue) values ('A', '2025-01-05', 10),
+                   ('B', '2025-01-20', 20), ('C', '2025-02-03', 30), ('D', '2025-03-01', 40), ('E', '2025-03-30', 50)""")
     con.execute("create or replace table marts.dim_customers as select 'C1' as customer_id, 2 as orders_count")
     wh.set_run_context(con, date(2025, 3, 31), window_start, 0.4)
     return con
@@ -41,7 +42,7 @@ def test_months_before_the_window_keep_their_file_later_months_and_vanished_mont
     # changed behind the pipeline's back to prove the file is not rewritten; March's new row is exported.
     con = duckdb.connect(str(warehouse))
     con.execute("update marts.fct_orders set revenue = 99 where order_id = 'A'")
-    con.execute("insert into marts.fct_orders values ('F', '2025-03-31', 60)")
+    con.execute("insert into marts.fct_orders (order_id, order_date, revenue) values ('F', '2025-03-31', 60)")
     wh.set_run_context(con, date(2025, 3, 31), date(2025, 3, 24), 0.4)
     con.close()
     publish(warehouse, published, exports)
