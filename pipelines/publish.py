@@ -67,11 +67,12 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
             stale.unlink()
 
 
-def publish(warehouse: Path, published_dir: Path, exports_dir: Path) -> dict[str, int]:
+def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads: int = 2,
+            memory_limit: str = "4GB") -> dict[str, int]:
     published_dir.mkdir(parents=True, exist_ok=True)
     exports_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config={"threads": threads, "memory_limit": memory_limit})
     try:
         con.execute("set enable_progress_bar = false")
         # Everything in the WAL goes into the file, so the byte copy below is the complete warehouse.

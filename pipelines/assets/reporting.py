@@ -28,7 +28,8 @@ PUBLISHED = dg.AssetKey(["reporting", "published_marts"])
                       "swapped in atomically after every successful run.")
 def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    counts = publish(settings.warehouse, settings.published_dir, settings.exports_dir)
+    counts = publish(settings.warehouse, settings.published_dir, settings.exports_dir,
+                     threads=settings.duckdb_threads, memory_limit=settings.duckdb_memory_limit)
     context.log.info(f"Published {len(counts)} marts to {settings.published_dir / 'warehouse.duckdb'} and {settings.exports_dir}.")
     return dg.MaterializeResult(metadata={
         "snapshot": dg.MetadataValue.path(str(settings.published_dir / "warehouse.duckdb")),
