@@ -48,7 +48,7 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
         changed_from = None  # the mart's columns changed (a full refresh after a model change): rewrite every month
     staging = directory.parent / f".{table}.{os.getpid()}.months"
     shutil.rmtree(staging, ignore_errors=True)
-    where, params = ("where {0} >= ?".format(month_col), [changed_from.replace(day=1)]) if changed_from else ("", None)
+    where, params = (f"where {month_col} >= ?", [changed_from.replace(day=1)]) if changed_from else ("", None)
     try:
         con.execute(f"copy (select * from marts.{table} {where}) to '{staging}' "
                     f"(format parquet, partition_by ({month_col}), write_partition_columns true)", params)

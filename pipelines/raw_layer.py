@@ -67,7 +67,6 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
         for chunk in chunks:
             result = table.loader(files, chunk, today=today)
             summary.rows_read += result.rows_read
-            summary.rows_loaded += result.valid.height
             if summary.preview.is_empty():
                 summary.preview = result.valid.head(5).drop("email", strict=False)
             rejected_parts.append(result.rejected)
@@ -85,7 +84,7 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
         ["source_file", "source_line"], keep="last", maintain_order=True)
     # Versions superseded across chunks were inserted, then removed: the window's rows are counted, not the batches.
     summary.rows_loaded = con.execute(f"select count(*) from raw.{table.name} where {table.date_col} between ? and ?",
-                                      [window.start, window.end]).fetchone()[0]
+                                      [window.start, window.end]).fetchall()[0][0]
     if len(chunks) > 1:
         summary.rows_read = summary.rows_loaded + summary.rejected.height
     con.execute("insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",

@@ -115,26 +115,26 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     row per key survives in the whole table: the latest by (source_file, source_line), so re-loading an old day
     never brings back a version superseded by a later file that moved the row to another day; the versions
     removed that way are recorded as rejects of kind 'superseded' and returned."""
-    target = table
+    target = f"{table}__loading" if staged else table
     rejects: list[pl.DataFrame] = []
+
+    def insert_batches() -> None:
+        for valid, rejected in batches:
+            _insert_valid(con, target, valid, select_sql)
+            rejects.append(rejected)
+
     if staged:
-        target = f"{table}__loading"
         con.execute(f"drop table if exists {target}")
         con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
         con.execute(f"insert into {target} select * from {table} where {date_col} is null or {date_col} not between ? and ?",
                     [start, end])
-        for valid, rejected in batches:
-            _insert_valid(con, target, valid, select_sql)
-            rejects.append(rejected)
-        batches = []
+        insert_batches()  # each insert commits on its own: memory stays bounded by one batch
     with _transaction(con):
         if not staged:
             con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
+            insert_batches()
         con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
                     [source_table, start, end])
-        for valid, rejected in batches:
-            _insert_valid(con, target, valid, select_sql)
-            rejects.append(rejected)
         for rejected in rejects:
             _replace_rejects(con, source_table, rejected)
         removed = _remove_superseded_versions(con, target, date_col, version_key, source_table) if version_key else pl.DataFrame()
@@ -182,22 +182,14 @@ def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date
         join {table} as old on old.{version_key} = v.{version_key} and old.source_file = v.source_file
                             and old.source_line = v.source_line
         where v.age > 1""")
-    con.execute("""delete from raw.rejected_orders r where r.source_table = ? and exists (
-                       select 1 from superseded_versions s where s.source_file = r.source_file and s.source_line = r.source_line)""",
-                [source_table])
-    con.execute(f"""
-        insert into raw.rejected_orders by name
-        select ? as source_table, source_file, source_line, 'superseded' as kind,
-               format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record,
-               {date_col} as event_date, current_timestamp as rejected_at
-        from superseded_versions""", [source_table])
-    con.execute(f"""delete from {table} as old where exists (
-                        select 1 from superseded_versions s where s.source_file = old.source_file
-                                                              and s.source_line = old.source_line)""")
     removed = read_frame(con, f"""
         select ? as source_table, source_file, source_line, 'superseded' as kind,
                format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record, {date_col} as event_date
         from superseded_versions""", [source_table])
+    _replace_rejects(con, source_table, removed)
+    con.execute(f"""delete from {table} as old where exists (
+                        select 1 from superseded_versions s where s.source_file = old.source_file
+                                                              and s.source_line = old.source_line)""")
     con.execute("drop table superseded_versions")
     return removed
 

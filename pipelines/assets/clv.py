@@ -141,12 +141,10 @@ def _recent_fit(warehouse: WarehouseResource, as_of, refit_days: int):
     if refit_days <= 1:
         return None
     with warehouse.connect(read_only=True) as con:
-        if "clv_model_fit" not in [r[0] for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()]:
-            return None
-        if "fitted_on" not in [r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'marts' "
-                "and table_name = 'clv_model_fit'").fetchall()]:
+        has_fit_history = con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'clv_model_fit' and column_name = 'fitted_on'").fetchall()[0][0]
+        if not has_fit_history:
             return None
         row = con.execute(
             """select max(as_of_date) from marts.clv_model_fit
