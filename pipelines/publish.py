@@ -50,6 +50,9 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
     shutil.rmtree(staging, ignore_errors=True)
     where, params = (f"where {month_col} >= ?", [changed_from.replace(day=1)]) if changed_from else ("", None)
     try:
+        # DuckDB buffers up to this many rows per open month before writing them out: the default (512 k) held
+        # 1.3 GB more at 10 M orders over 36 months (measured 2.55 GB vs 1.22 GB at 50 k, no slower).
+        con.execute("set partitioned_write_flush_threshold = 50000")
         con.execute(f"copy (select * from marts.{table} {where}) to '{staging}' "
                     f"(format parquet, partition_by ({month_col}), write_partition_columns true)", params)
         for month_dir in sorted(staging.iterdir()) if staging.exists() else []:  # <month_col>=YYYY-MM-01
