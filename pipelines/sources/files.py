@@ -157,19 +157,6 @@ def read_table(path: Path, required: tuple[str, ...], date_col: str | None = Non
 
 
 # ---------------------------------------------------------------- parsing expressions
-_TEXT_COLUMNS: set[str] = set()  # columns of the file being validated that arrive as text (CSV, string Parquet)
-
-
-def _is_text(col: str) -> bool:
-    return col in _TEXT_COLUMNS
-
-
-def _blank(col: str) -> pl.Expr:
-    if not _is_text(col):  # typed Parquet columns: only null is blank
-        return pl.col(col).is_null()
-    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
-
-
 def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
     """Naive UTC timestamp from ISO dates/timestamps (with optional 'T', fraction, 'Z' or offset)."""
     if dtype == pl.Date:
@@ -189,38 +176,6 @@ def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
     )
 
 
-def parse_amount(col: str) -> pl.Expr:
-    if not _is_text(col):
-        return pl.col(col).cast(pl.Float64, strict=False)
-    return pl.col(col).str.strip_chars().cast(pl.Float64, strict=False)
-
-
-def _amount_problem(col: str, required: bool) -> pl.Expr:
-    """Reason text for a bad amount, null when fine. Optional amounts may be blank (read as 0)."""
-    value = parse_amount(col)
-    missing = pl.lit(f"missing {col}") if required else pl.lit(None, pl.String)
-    return (
-        pl.when(_blank(col)).then(missing)
-        .when(value.is_null()).then(pl.format(f"non-numeric {col} '{{}}'", pl.col(col).cast(pl.String)))
-        .when(value.is_nan() | value.is_infinite()).then(pl.lit(f"non-finite {col}"))
-        .when(value < 0).then(pl.lit(f"negative {col}"))
-        .otherwise(pl.lit(None, pl.String))
-    )
-
-
-def _date_problem(col: str, parsed: pl.Expr, latest: datetime, first_partition: date | None = None) -> pl.Expr:
-    problem = (
-        pl.when(_blank(col)).then(pl.lit(f"missing {col}"))
-        .when(parsed.is_null()).then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
-        .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest)).then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
-    )
-    if first_partition is not None:
-        problem = problem.when(parsed.dt.date() < first_partition).then(
-            pl.format(f"{col} '{{}}' is before the first partition {first_partition} (set CLV_START_DATE earlier)",
-                      pl.col(col).cast(pl.String)))
-    return problem.otherwise(pl.lit(None, pl.String))
-
-
 def _field_count_problem() -> pl.Expr:
     return (
         pl.when(pl.col("_fields") < pl.col("_expected")).then(pl.format("too few fields ({} of {})", "_fields", "_expected"))
@@ -237,41 +192,80 @@ def _record(columns: list[str]) -> pl.Expr:
     return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=",")
 
 
-def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Adds absent optional columns (as null text) and records which columns are text for the parsers above."""
+@dataclass(frozen=True)
+class _Fields:
+    """Parsing expressions for the columns of one file: text columns (CSV, string Parquet) are trimmed and a blank
+    string counts as missing; typed Parquet columns are used as they are, without a round trip through text."""
+
+    text: frozenset[str]
+
+    def blank(self, col: str) -> pl.Expr:
+        if col not in self.text:  # typed Parquet columns: only null is blank
+            return pl.col(col).is_null()
+        return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+    def amount(self, col: str) -> pl.Expr:
+        if col not in self.text:
+            return pl.col(col).cast(pl.Float64, strict=False)
+        return pl.col(col).str.strip_chars().cast(pl.Float64, strict=False)
+
+    def optional_text(self, col: str) -> pl.Expr:
+        if col not in self.text:
+            return pl.col(col).cast(pl.String)
+        text = pl.col(col).str.strip_chars()
+        return pl.when(text == "").then(None).otherwise(text)
+
+    def amount_problem(self, col: str, required: bool) -> pl.Expr:
+        """Reason text for a bad amount, null when fine. Optional amounts may be blank (read as 0)."""
+        value = self.amount(col)
+        missing = pl.lit(f"missing {col}") if required else pl.lit(None, pl.String)
+        return (
+            pl.when(self.blank(col)).then(missing)
+            .when(value.is_null()).then(pl.format(f"non-numeric {col} '{{}}'", pl.col(col).cast(pl.String)))
+            .when(value.is_nan() | value.is_infinite()).then(pl.lit(f"non-finite {col}"))
+            .when(value < 0).then(pl.lit(f"negative {col}"))
+            .otherwise(pl.lit(None, pl.String))
+        )
+
+    def date_problem(self, col: str, parsed: pl.Expr, latest: datetime, first_partition: date | None = None) -> pl.Expr:
+        problem = (
+            pl.when(self.blank(col)).then(pl.lit(f"missing {col}"))
+            .when(parsed.is_null()).then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
+            .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest)).then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
+        )
+        if first_partition is not None:
+            problem = problem.when(parsed.dt.date() < first_partition).then(
+                pl.format(f"{col} '{{}}' is before the first partition {first_partition} (set CLV_START_DATE earlier)",
+                          pl.col(col).cast(pl.String)))
+        return problem.otherwise(pl.lit(None, pl.String))
+
+
+def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> tuple[pl.DataFrame, _Fields]:
+    """Adds absent optional columns (as null text); returns the frame and the parsers for its columns."""
     absent = [c for c in columns if c not in frame.columns]
     frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
-    _TEXT_COLUMNS.clear()
-    _TEXT_COLUMNS.update(c for c, t in frame.schema.items() if t == pl.String)
-    return frame
-
-
-def _optional_text(col: str) -> pl.Expr:
-    if not _is_text(col):
-        return pl.col(col).cast(pl.String)
-    text = pl.col(col).str.strip_chars()
-    return pl.when(text == "").then(None).otherwise(text)
+    return frame, _Fields(frozenset(c for c, t in frame.schema.items() if t == pl.String))
 
 
 # ---------------------------------------------------------------- orders
 def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition: date) -> pl.DataFrame:
     # The rejected record keeps every field but the e-mail, which must not be stored in clear anywhere.
     data_cols = [c for c in frame.columns if not c.startswith("_") and c != "email"]
-    frame = _ensure_columns(frame, ORDER_OPTIONAL)
+    frame, f = _ensure_columns(frame, ORDER_OPTIONAL)
     ordered_at = parse_timestamp("ordered_at", frame.schema["ordered_at"])
     refunded_at = parse_timestamp("refunded_at", frame.schema["refunded_at"])
     problems = [
         _field_count_problem(),
-        pl.when(_blank("order_id")).then(pl.lit("missing order_id")),
-        pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
-        _date_problem("ordered_at", ordered_at, latest, first_partition),
-        _amount_problem("net_revenue", required=True),
-        _amount_problem("discount_amount", required=False),
-        _amount_problem("refunded_amount", required=False),
-        _amount_problem("cost", required=False),
-        pl.when(~_blank("refunded_at") & refunded_at.is_null()).then(
+        pl.when(f.blank("order_id")).then(pl.lit("missing order_id")),
+        pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
+        f.date_problem("ordered_at", ordered_at, latest, first_partition),
+        f.amount_problem("net_revenue", required=True),
+        f.amount_problem("discount_amount", required=False),
+        f.amount_problem("refunded_amount", required=False),
+        f.amount_problem("cost", required=False),
+        pl.when(~f.blank("refunded_at") & refunded_at.is_null()).then(
             pl.format("unparseable refunded_at '{}'", pl.col("refunded_at").cast(pl.String))),
-        pl.when(parse_amount("refunded_amount").fill_null(0) > parse_amount("net_revenue") + 0.005).then(
+        pl.when(f.amount("refunded_amount").fill_null(0) > f.amount("net_revenue") + 0.005).then(
             pl.lit("refunded_amount exceeds net_revenue")),
     ]
     frame = frame.with_columns(_problem=_first_problem(problems))
@@ -281,16 +275,16 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         order_id=pl.col("order_id").cast(pl.String).str.strip_chars(),
         customer_id=pl.col("customer_id").cast(pl.String).str.strip_chars(),
         ordered_at=ordered_at,
-        net_revenue=parse_amount("net_revenue").round(2),
-        currency=_optional_text("currency"),
-        discount_amount=parse_amount("discount_amount").fill_null(0.0).round(2),
-        discount_code=_optional_text("discount_code"),
-        refunded_amount=parse_amount("refunded_amount").fill_null(0.0).round(2),
+        net_revenue=f.amount("net_revenue").round(2),
+        currency=f.optional_text("currency"),
+        discount_amount=f.amount("discount_amount").fill_null(0.0).round(2),
+        discount_code=f.optional_text("discount_code"),
+        refunded_amount=f.amount("refunded_amount").fill_null(0.0).round(2),
         refunded_at=refunded_at,
-        cost=parse_amount("cost").round(2),
-        channel=_optional_text("channel").str.to_lowercase(),
-        status=_optional_text("status").str.to_lowercase(),
-        product_category=_optional_text("product_category").str.to_lowercase(),
+        cost=f.amount("cost").round(2),
+        channel=f.optional_text("channel").str.to_lowercase(),
+        status=f.optional_text("status").str.to_lowercase(),
+        product_category=f.optional_text("product_category").str.to_lowercase(),
         email=pl.col("email"),
         source_file=pl.col("_file"),
         source_line=pl.col("_line"),
@@ -380,19 +374,19 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 def _load_events(files: list[Path], window: Window, today: date | None, *, table: str, required: tuple[str, ...],
                  optional: tuple[str, ...], date_col: str, columns, problems, output: list, schema: dict) -> LoadResult:
     """The smaller tables (spend, cart events): validate each file, keep the window's rows, reject the rest.
-    `columns` and `problems` are called after the file's text columns are known (the parsers depend on them)."""
+    `columns` and `problems` take the file's parsers (_Fields), which depend on which of its columns are text."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
     parts = []
     for path in sorted(files, key=lambda p: p.name):
-        frame = _ensure_columns(read_table(path, required, date_col, keep), optional)
+        frame, f = _ensure_columns(read_table(path, required, date_col, keep), optional)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         event_at = parse_timestamp(date_col, frame.schema[date_col])
         frame = frame.with_columns(_problem=_first_problem(
-            [_field_count_problem(), _date_problem(date_col, event_at, latest, window.first_partition), *problems()]))
+            [_field_count_problem(), f.date_problem(date_col, event_at, latest, window.first_partition), *problems(f)]))
         records = frame.filter(pl.col("_problem").is_not_null()).select("_line", _record=_record(data_cols))
         parts.append(frame.select(
-            event_at=event_at, **columns(), source_file=pl.col("_file"), source_line=pl.col("_line"), _problem="_problem",
+            event_at=event_at, **columns(f), source_file=pl.col("_file"), source_line=pl.col("_line"), _problem="_problem",
         ).join(records, left_on="source_line", right_on="_line", how="left"))
     if not parts:
         return LoadResult(pl.DataFrame(schema=schema), pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
@@ -406,8 +400,8 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
 def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
     return _load_events(
         files, window, today, table="marketing_spend", required=SPEND_REQUIRED, optional=(), date_col="date",
-        columns=lambda: {"channel": _optional_text("channel").str.to_lowercase(), "spend": parse_amount("spend").round(2)},
-        problems=lambda: [pl.when(_blank("channel")).then(pl.lit("missing channel")), _amount_problem("spend", required=True)],
+        columns=lambda f: {"channel": f.optional_text("channel").str.to_lowercase(), "spend": f.amount("spend").round(2)},
+        problems=lambda f: [pl.when(f.blank("channel")).then(pl.lit("missing channel")), f.amount_problem("spend", required=True)],
         output=[pl.col("_date").alias("date"), "channel", "spend", "source_file", "source_line"],
         schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
     )
@@ -416,12 +410,12 @@ def load_marketing_spend(files: list[Path], window: Window, today: date | None =
 def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
     return _load_events(
         files, window, today, table="cart_events", required=CART_REQUIRED, optional=CART_OPTIONAL, date_col="event_at",
-        columns=lambda: {"customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
-                         "event_type": _optional_text("event_type").str.to_lowercase(),
-                         "cart_value": parse_amount("cart_value").round(2)},
-        problems=lambda: [pl.when(_blank("customer_id")).then(pl.lit("missing customer_id")),
-                          pl.when(_blank("event_type")).then(pl.lit("missing event_type")),
-                          _amount_problem("cart_value", required=False)],
+        columns=lambda f: {"customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
+                           "event_type": f.optional_text("event_type").str.to_lowercase(),
+                           "cart_value": f.amount("cart_value").round(2)},
+        problems=lambda f: [pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
+                            pl.when(f.blank("event_type")).then(pl.lit("missing event_type")),
+                            f.amount_problem("cart_value", required=False)],
         output=["customer_id", "event_at", pl.col("_date").alias("event_date"), "event_type", "cart_value",
                 "source_file", "source_line"],
         schema={"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_date": pl.Date, "event_type": pl.String,
