@@ -69,11 +69,14 @@ def score_customers(
     tenure_years = frame["tenure_days"].to_numpy().astype(float) / 365.25
     annual_frequency = frame["orders_count"].to_numpy() / np.maximum(tenure_years, 1.0)
     missing = np.full(len(x), np.nan)
+    horizon_days = (30, 90, 365)
+    # All horizons in one call: the distinct (x, T) pairs are found once, not once per horizon.
+    expected = (conditional_expected_purchases(bg, np.array(horizon_days)[:, None] / DAYS_PER_WEEK,
+                                               x[None, :], t_x[None, :], big_t[None, :])
+                if bg else np.tile(missing, (len(horizon_days), 1)))
     predicted = {
         "p_alive": p_alive(bg, x, t_x, big_t) if bg else missing,
-        "expected_purchases_30d": conditional_expected_purchases(bg, 30 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
-        "expected_purchases_90d": conditional_expected_purchases(bg, 90 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
-        "expected_purchases_365d": conditional_expected_purchases(bg, 365 / DAYS_PER_WEEK, x, t_x, big_t) if bg else missing,
+        **{f"expected_purchases_{days}d": expected[i] for i, days in enumerate(horizon_days)},
         "expected_order_value": conditional_expected_order_value(gg, x, np.where(x > 0, m, 0.0)) if gg else missing,
         "predicted_clv_365d": predicted_clv(
             bg, gg, x, t_x, big_t, np.where(x > 0, m, 0.0), margin_rate=margin_rate,
@@ -155,11 +158,11 @@ def expected_margin_by_horizon(
     x, t_x, big_t = (indexed[c].to_numpy().astype(float) for c in ("frequency", "recency", "T"))
     value = (indexed["expected_order_value"] * indexed["margin_rate"]).fill_null(0.0).to_numpy()
     exact = sorted({k for k in knots if k <= max(horizons_months)} | {max(horizons_months)})
-    at_knots = np.stack([
-        np.bincount(index, weights=conditional_expected_purchases(bg, h * 365.25 / 12 / DAYS_PER_WEEK, x, t_x, big_t) * value,
-                    minlength=groups.height)
-        for h in exact
-    ])  # shape (knots, groups)
+    # (knots, customers) in one call: the distinct (x, T) pairs are found once, not once per knot.
+    expected = conditional_expected_purchases(bg, np.array(exact, dtype=float)[:, None] * 365.25 / 12 / DAYS_PER_WEEK,
+                                              x[None, :], t_x[None, :], big_t[None, :])
+    at_knots = np.stack([np.bincount(index, weights=row * value, minlength=groups.height)
+                         for row in expected])  # shape (knots, groups)
     months = np.array(list(horizons_months), dtype=float)
     # E[X(0)] = 0 anchors the interpolation below the first knot.
     grid = np.concatenate([[0.0], np.array(exact, dtype=float)])
