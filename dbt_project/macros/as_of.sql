@@ -42,3 +42,8 @@
 {% macro days_between(start_date, end_date) -%}
     {{ dbt.datediff(start_date, end_date, 'day') }}
 {%- endmacro %}
+
+{#- First month the month-grain incremental models rebuild: the window's month, or the as-of month if earlier. -#}
+{% macro rebuild_from_month() -%}
+    least({{ month_of(window_start()) }}, {{ month_of(as_of_date()) }})
+{%- endmacro %}

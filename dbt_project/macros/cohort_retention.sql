@@ -27,16 +27,16 @@ grid as (
 ),
 
 activity as (
+    -- one row per customer and active month, so active customers are a count, not a distinct count
     select
-        customers.cohort_month{{ (', customers.' ~ dimension) if dimension else '' }},
-        {{ months_between('customers.cohort_month', 'orders.order_month') }} as months_since_first_order,
-        count(distinct orders.customer_id) as active_customers,
-        count(*)                           as orders,
-        sum(orders.revenue)                as revenue,
-        sum(orders.gross_margin)           as gross_margin
-    from {{ ref('fct_orders') }} as orders
-    inner join customers on customers.customer_id = orders.customer_id
-    group by 1, 2{{ ', 3' if dimension else '' }}
+        cohort_month{{ dim }},
+        {{ months_between('cohort_month', 'order_month') }} as months_since_first_order,
+        count(*)          as active_customers,
+        sum(orders)       as orders,
+        sum(revenue)      as revenue,
+        sum(gross_margin) as gross_margin
+    from {{ ref('int_customer_months') }}
+    group by all
 )
 
 select

@@ -41,9 +41,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     os.environ["CLV_DUCKDB_THREADS"] = str(settings.duckdb_threads)
     os.environ["CLV_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    context.log.info(f"dbt build as of {window.as_of or 'the newest loaded day'}; "
-                     f"fct_orders rebuilds order dates from {window.load_start or 'the beginning'}.")
+    # A run that reloads all history rebuilds the incremental models from scratch (--full-refresh): the same
+    # rows, and it is how a changed model or dbt var (new ltv_windows columns, say) reaches them.
+    full_history = window.load_start is None or window.load_start <= settings.start_date
+    context.log.info(f"dbt build as of {window.as_of or 'the newest loaded day'}; the incremental models rebuild "
+                     + ("everything (full refresh)." if full_history else f"order dates from {window.load_start}."))
     # One target directory per warehouse: dbt's partial-parse state survives from run to run (the profile
     # names the warehouse, and a changed profile forces a full parse).
     target = DBT_PROJECT_DIR / "target" / f"runs-{hashlib.sha1(str(settings.warehouse).encode()).hexdigest()[:12]}"
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    args = ["build", "--full-refresh"] if full_history else ["build"]
+    yield from dbt.cli(args, context=context, target_path=target).stream()

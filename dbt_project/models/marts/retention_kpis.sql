@@ -1,8 +1,4 @@
-with orders as (
-    select customer_id, order_month, revenue from {{ ref('fct_orders') }}
-),
-
-customers as (
+with customers as (
     select customer_id, cohort_month from {{ ref('dim_customers') }}
 ),
 
@@ -19,9 +15,7 @@ months as (
 ),
 
 customer_months as (
-    select customer_id, order_month, count(*) as orders, sum(revenue) as revenue
-    from orders
-    group by customer_id, order_month
+    select customer_id, order_month, orders, revenue from {{ ref('int_customer_months') }}
 ),
 
 activity as (

@@ -1,0 +1,80 @@
+{#-
+  One row per customer: everything about a customer's orders that does not depend on the as-of date (totals,
+  first-order attributes, value within N days of the first order). dim_customers, int_customer_window_value and
+  customer_segments read it instead of re-aggregating every order each day.
+
+  Incremental like fct_orders: a customer's row changes only when one of their orders is dated inside the rebuilt
+  window. The pre-hook removes those customers — the ones with an order in the new window, and the ones whose
+  previous last order fell in the window (their rows in fct_orders were deleted: a cancelled order, an earlier
+  as-of) — and the model re-aggregates every customer missing from the table, from their whole history.
+  A full-history run (`clv run`) passes --full-refresh and rebuilds it from scratch.
+-#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where last_order_date >= {{ window_start() }} or last_order_date > {{ as_of_date() }} or customer_id in (select customer_id from {{ ref('fct_orders') }} where order_date >= {{ window_start() }}){% endif %}"
+) }}
+
+with orders as (
+    select * from {{ ref('fct_orders') }}
+    {% if is_incremental() %}
+    where customer_id not in (select customer_id from {{ this }})
+    {% endif %}
+),
+
+first_orders as (
+    select customer_id, order_date, channel, product_category, is_discounted, discount_code
+    from orders
+    where is_first_order
+),
+
+aged_orders as (
+    select
+        orders.*,
+        {{ days_between('first_orders.order_date', 'orders.order_date') }} as day_since_first
+    from orders
+    inner join first_orders on first_orders.customer_id = orders.customer_id
+),
+
+totals as (
+    select
+        customer_id,
+        min(order_date)            as first_order_date,
+        max(order_date)            as last_order_date,
+        max(ordered_at)            as last_ordered_at,
+        count(*)                   as orders_count,
+        count(distinct order_date) as purchase_days,
+        sum(revenue)               as net_revenue,
+        sum(gross_margin)          as gross_margin,
+        sum(case when is_discounted then 1 else 0 end) as discounted_orders
+        {% for days in var('ltv_windows') %},
+        sum(case when day_since_first < {{ days }} then 1 else 0 end)            as orders_{{ days }}d,
+        sum(case when day_since_first < {{ days }} then revenue else 0 end)      as revenue_{{ days }}d,
+        sum(case when day_since_first < {{ days }} then gross_margin else 0 end) as margin_{{ days }}d
+        {% endfor %}
+    from aged_orders
+    group by customer_id
+)
+
+select
+    totals.customer_id,
+    totals.first_order_date,
+    totals.last_order_date,
+    totals.last_ordered_at,
+    first_orders.channel                      as acquisition_channel,
+    first_orders.product_category             as first_product_category,
+    first_orders.is_discounted                as first_order_discounted,
+    first_orders.discount_code                as first_order_discount_code,
+    cast(totals.orders_count as bigint)       as orders_count,
+    cast(totals.purchase_days as bigint)      as purchase_days,
+    cast(totals.discounted_orders as bigint)  as discounted_orders,
+    totals.net_revenue,
+    totals.gross_margin
+    {% for days in var('ltv_windows') %},
+    cast(totals.orders_{{ days }}d as bigint) as orders_{{ days }}d,
+    totals.revenue_{{ days }}d                as revenue_{{ days }}d,
+    totals.margin_{{ days }}d                 as margin_{{ days }}d
+    {% endfor %}
+from totals
+inner join first_orders on first_orders.customer_id = totals.customer_id
