@@ -71,7 +71,7 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
 
 
 def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads: int = 2,
-            memory_limit: str = "4GB") -> dict[str, int]:
+            memory_limit: str = "2GB") -> dict[str, int]:
     published_dir.mkdir(parents=True, exist_ok=True)
     exports_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}

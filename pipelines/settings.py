@@ -47,7 +47,7 @@ class Settings:
     freshness_hours: float = 36.0
     row_drop_threshold: float = 0.5
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "4GB"
+    duckdb_memory_limit: str = "2GB"
     ingest_chunk_days: int = 92
     clv_refit_days: int = 7
 
@@ -92,7 +92,7 @@ class Settings:
             freshness_hours=float(_env("CLV_FRESHNESS_HOURS", "36")),
             row_drop_threshold=float(_env("CLV_ROW_DROP_THRESHOLD", "0.5")),
             duckdb_threads=int(_env("CLV_DUCKDB_THREADS", "2")),
-            duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "4GB"),
+            duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "2GB"),
             ingest_chunk_days=int(_env("CLV_INGEST_CHUNK_DAYS", "92")),
             clv_refit_days=max(1, int(_env("CLV_REFIT_DAYS", "7"))),
         )

@@ -48,7 +48,7 @@ create table if not exists raw.load_log (
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "4GB") -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "2GB") -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection: dbt runs in its own process and needs the file lock between our steps."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config={"threads": threads, "memory_limit": memory_limit})
