@@ -273,8 +273,38 @@ def expected_purchases_new_customer(fit: BgNbdFit, t: ArrayLike) -> np.ndarray:
     return _clip_finite(expected)
 
 
+def discounted_expected_purchases(
+    fit: BgNbdFit, step_ends: ArrayLike, discount: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
+    """Σ_k discount_k · E[purchases in (t_(k−1), t_k]] per customer (t_0 = 0): the purchase count behind a
+    discounted CLV. E[Y(t)] = A(x, T, t) · P(alive), with P(alive) free of t, so the sum is
+    P(alive) · Σ_k discount_k · (A(t_k) − A(t_(k−1))); the bracket depends on the customer only through (x, T) and
+    is computed once per distinct pair (12 steps × 58 k pairs instead of 12 × 1.6 M customers)."""
+    r, alpha, a, b = fit.params
+    x = np.asarray(frequency, dtype=np.float64)
+    T_arr = np.asarray(T, dtype=np.float64)
+    steps = np.asarray(step_ends, dtype=np.float64).reshape(-1, 1)
+    distinct = _distinct_pairs(x, T_arr)
+    pair_x, pair_T = (distinct[0], distinct[1]) if distinct else (x, T_arr)
+    cumulative = _expected_purchases_while_alive_direct(r, alpha, a, b, pair_x[None, :], pair_T[None, :], steps)
+    while_alive = np.asarray(discount, dtype=np.float64) @ np.diff(cumulative, axis=0, prepend=0.0)
+    if distinct:
+        while_alive = while_alive[distinct[2]]
+    return _clip_finite(while_alive * p_alive(fit, x, recency, T_arr))
+
+
 # Below this many customers the direct evaluation is cheaper than finding the distinct (x, T) pairs.
 _DEDUPLICATE_FROM = 50_000
+
+
+def _distinct_pairs(x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x, T) of the distinct pairs among 1-D customer arrays and each customer's index into them; None when
+    there are too few customers for it to pay. One complex key per customer: np.unique sorts it (real, then
+    imaginary part) in a single 1-D pass (`unique(axis=1)` on stacked pairs is 9× slower)."""
+    if x.size < _DEDUPLICATE_FROM:
+        return None
+    pairs, inverse = np.unique((x + 1j * T).reshape(-1), return_inverse=True)
+    return pairs.real, pairs.imag, inverse.reshape(-1)
 
 
 def _expected_purchases_while_alive(
@@ -288,13 +318,13 @@ def _expected_purchases_while_alive(
     distinct pair and indexed back."""
     x, T = np.broadcast_arrays(x, T)
     t_constant_per_customer = np.ndim(t) == 0 or np.shape(t)[-1] == 1
-    if x.size >= _DEDUPLICATE_FROM and x.shape[:-1] == (1,) * (x.ndim - 1) and t_constant_per_customer:
-        # One complex key per customer: np.unique sorts it (real, then imaginary part) in a single 1-D pass.
-        pairs, inverse = np.unique((x + 1j * T).reshape(-1), return_inverse=True)
-        shape = x.shape[:-1] + (pairs.size,)
-        distinct = _expected_purchases_while_alive_direct(r, alpha, a, b, pairs.real.reshape(shape),
-                                                          pairs.imag.reshape(shape), t)
-        return distinct[..., inverse.reshape(-1)]
+    if x.shape[:-1] == (1,) * (x.ndim - 1) and t_constant_per_customer:
+        distinct = _distinct_pairs(x.reshape(-1), T.reshape(-1))
+        if distinct:
+            shape = x.shape[:-1] + (distinct[0].size,)
+            values = _expected_purchases_while_alive_direct(r, alpha, a, b, distinct[0].reshape(shape),
+                                                            distinct[1].reshape(shape), t)
+            return values[..., distinct[2]]
     return _expected_purchases_while_alive_direct(r, alpha, a, b, x, T, t)
 
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pipelines.clv.bgnbd import BgNbdFit, conditional_expected_purchases
+from pipelines.clv.bgnbd import BgNbdFit, discounted_expected_purchases
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value
 
 WEEKS_PER_YEAR = 52.0
@@ -50,10 +50,7 @@ def predicted_clv(
 
     n_steps = math.ceil(horizon_weeks / step_weeks - 1e-9)
     step_ends = np.minimum(np.arange(1, n_steps + 1) * step_weeks, horizon_weeks)
-    # (steps, customers): cumulative expected purchases at every step end.
-    cumulative = conditional_expected_purchases(bg, step_ends[:, None], x[None, :], t_x[None, :], T_arr[None, :])
-    per_step = np.diff(cumulative, axis=0, prepend=0.0)
     discount = (1.0 + annual_discount_rate) ** (-step_ends / WEEKS_PER_YEAR)
-    discounted_purchases = discount @ per_step
+    discounted_purchases = discounted_expected_purchases(bg, step_ends, discount, x, t_x, T_arr)
     order_value = conditional_expected_order_value(gg, x, monetary_value)
     return discounted_purchases * order_value * margin

@@ -10,6 +10,7 @@ from pipelines.clv.bgnbd import (
     _BgNbdLikelihood,
     bgnbd_log_likelihood_terms,
     conditional_expected_purchases,
+    discounted_expected_purchases,
     expected_purchases_new_customer,
     fit_bgnbd,
     p_alive,
@@ -184,3 +185,19 @@ def test_large_populations_score_each_distinct_customer_like_the_quadrature():
         assert one_horizon[rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, 39.0), rel=1e-7)
         for h, t in enumerate(horizons):
             assert grid[h, rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, t), rel=1e-7)
+
+
+@pytest.mark.parametrize("customers", [7, 60_000])  # below and above the de-duplication threshold
+def test_discounted_purchases_are_the_discounted_sum_of_step_increments(customers):
+    """Σ_k d_k (E[Y(t_k)] − E[Y(t_(k−1))]), each E from the quadrature reference, for every customer."""
+    fit = _fit(*PUBLISHED)
+    picks = np.arange(customers) % len(CUSTOMERS)
+    x, t_x, T = (np.array([CUSTOMERS[i][k] for i in picks], dtype=float) for k in range(3))
+    steps = np.array([4.35, 8.7, 13.0, 26.0, 52.0])
+    discount = 1.1 ** (-steps / 52.0)
+    got = discounted_expected_purchases(fit, steps, discount, x, t_x, T)
+    assert got.shape == (customers,)
+    for i, (cx, ctx, cT) in enumerate(CUSTOMERS):
+        cumulative = [ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, t) for t in steps]
+        expected = sum(d * (c - prev) for d, c, prev in zip(discount, cumulative, [0.0] + cumulative[:-1]))
+        assert got[picks == i] == pytest.approx(expected, rel=1e-7)
