@@ -6,7 +6,7 @@ import polars as pl
 from pipelines import warehouse as wh
 from pipelines.assets.common import marts_as_of, read, table_metadata
 from pipelines.clv import (calibration_holdout_backtest, default_backtest_split, fit_bgnbd, fit_gamma_gamma,
-                           rfm_summary)
+                           rfm_from_customer_totals)
 from pipelines.clv.scoring import (MAX_LIFESPAN_YEARS, annual_churn_rate, fits_from_rows, model_fit_rows,
                                    score_customers)
 from pipelines.payback.cac import cac_by_cohort
@@ -23,11 +23,11 @@ CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
 MODEL_FIT = dg.AssetKey(["marts", "clv_model_fit"])
 BACKTEST = dg.AssetKey(["marts", "clv_backtest"])
 MART_DEPS = [dg.AssetKey(["marts", "fct_orders"]), dg.AssetKey(["marts", "dim_customers"]),
-             dg.AssetKey(["staging", "stg_marketing_spend"])]
+             dg.AssetKey(["intermediate", "int_customer_totals"]), dg.AssetKey(["staging", "stg_marketing_spend"])]
 
 
 def _orders(warehouse: WarehouseResource) -> pl.LazyFrame:
-    return read(warehouse, "select customer_id, order_date, revenue, gross_margin from marts.fct_orders").lazy()
+    return read(warehouse, "select customer_id, order_date, revenue from marts.fct_orders").lazy()
 
 
 @dg.multi_asset(
@@ -45,7 +45,10 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     settings = warehouse.settings()
     as_of = marts_as_of(context, warehouse)
     orders = _orders(warehouse)
-    rfm = rfm_summary(orders, as_of).collect()
+    # RFM from the incrementally kept per-customer totals, not from every order (the same numbers: tested)
+    rfm = rfm_from_customer_totals(read(warehouse, "select customer_id, first_order_date, last_order_date, purchase_days, "
+                                               "net_revenue, first_day_revenue from intermediate.int_customer_totals").lazy(),
+                                   as_of).collect()
     reused = _recent_fit(warehouse, as_of, settings.clv_refit_days)
     if reused is not None:
         fitted_on, bg, gg = reused

@@ -13,7 +13,7 @@ from pipelines.clv.bgnbd import (
 )
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value, fit_gamma_gamma
 from pipelines.clv.lifetime_value import predicted_clv
-from pipelines.clv.rfm import rfm_summary
+from pipelines.clv.rfm import rfm_from_customer_totals, rfm_summary
 
 __all__ = [
     "BacktestResult",
@@ -28,5 +28,6 @@ __all__ = [
     "fit_gamma_gamma",
     "p_alive",
     "predicted_clv",
+    "rfm_from_customer_totals",
     "rfm_summary",
 ]

@@ -88,5 +88,27 @@ def rfm_summary(
     )
 
 
+def rfm_from_customer_totals(totals: pl.LazyFrame, as_of: datetime.date) -> pl.LazyFrame:
+    """The same summary as :func:`rfm_summary`, from one row per customer instead of every order: the
+    warehouse keeps these per-customer totals incrementally (dbt `int_customer_totals`), so a daily run does not
+    re-aggregate all history (10 M orders: 2 s). `totals`: customer_id, first_order_date, last_order_date,
+    purchase_days (distinct order dates), net_revenue (all orders) and first_day_revenue (orders of the first
+    day), all as of ``as_of``."""
+    frequency = pl.col("purchase_days").cast(pl.Int64) - 1
+    return totals.select(
+        pl.col("customer_id"),
+        frequency.alias("frequency"),
+        _weeks_between(pl.col("first_order_date"), pl.col("last_order_date")).alias("recency"),
+        _weeks_between(pl.col("first_order_date"), pl.lit(as_of, dtype=pl.Date)).alias("T"),
+        pl.when(frequency > 0)
+        .then((pl.col("net_revenue") - pl.col("first_day_revenue")) / frequency)
+        .otherwise(0.0)
+        .alias("monetary_value"),
+        pl.col("first_order_date").alias("first_purchase_date"),
+        pl.col("last_order_date").alias("last_purchase_date"),
+        pl.col("purchase_days").cast(pl.Int64),
+    )
+
+
 def _weeks_between(start: pl.Expr, end: pl.Expr) -> pl.Expr:
     return (end - start).dt.total_days().cast(pl.Float64) / DAYS_PER_WEEK

@@ -3,7 +3,7 @@ import datetime
 import polars as pl
 import pytest
 
-from pipelines.clv.rfm import rfm_summary
+from pipelines.clv.rfm import rfm_from_customer_totals, rfm_summary
 
 D = datetime.date
 AS_OF = D(2024, 1, 29)
@@ -84,3 +84,25 @@ def test_rfm_summary_custom_columns_and_datetimes_merge_same_day():
     assert (row["customer_id"], row["frequency"], row["monetary_value"]) == ("a", 1, 4.0)
     assert row["recency"] == pytest.approx(2 / 7)
     assert row["T"] == pytest.approx(7 / 7)
+
+
+def test_rfm_from_customer_totals_matches_the_summary_of_the_orders():
+    """The per-customer totals of _orders() up to AS_OF, written out by hand (orders after AS_OF dropped; customer 3
+    has none), give the same summary as rfm_summary over the orders themselves."""
+    totals = pl.LazyFrame(
+        [  # customer, first, last, purchase days, revenue, first-day revenue
+            (1, D(2024, 1, 1), D(2024, 1, 22), 3, 75.0, 15.0),
+            (2, D(2024, 1, 15), D(2024, 1, 15), 1, 7.0, 7.0),
+            (4, D(2024, 1, 1), D(2024, 1, 10), 2, 5.0, 5.0),
+            (5, D(2024, 1, 2), AS_OF, 2, 12.0, 3.0),
+        ],
+        schema={"customer_id": pl.Int64, "first_order_date": pl.Date, "last_order_date": pl.Date,
+                "purchase_days": pl.Int64, "net_revenue": pl.Float64, "first_day_revenue": pl.Float64},
+        orient="row",
+    )
+    got = _by_customer(rfm_from_customer_totals(totals, AS_OF))
+    assert got[1]["frequency"] == 2 and got[1]["recency"] == pytest.approx(3.0) and got[1]["T"] == pytest.approx(4.0)
+    assert got[1]["monetary_value"] == pytest.approx(30.0)   # (20 + 40) / 2
+    assert got[2]["frequency"] == 0 and got[2]["monetary_value"] == 0.0
+    assert got[4]["monetary_value"] == 0.0                     # one zero-value repeat purchase
+    assert got == _by_customer(rfm_summary(_orders(), AS_OF))

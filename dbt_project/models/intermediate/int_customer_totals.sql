@@ -47,7 +47,8 @@ totals as (
         count(distinct order_date) as purchase_days,
         sum(revenue)               as net_revenue,
         sum(gross_margin)          as gross_margin,
-        sum(case when is_discounted then 1 else 0 end) as discounted_orders
+        sum(case when is_discounted then 1 else 0 end) as discounted_orders,
+        sum(case when day_since_first = 0 then revenue else 0 end) as first_day_revenue
         {% for days in var('ltv_windows') %},
         sum(case when day_since_first < {{ days }} then 1 else 0 end)            as orders_{{ days }}d,
         sum(case when day_since_first < {{ days }} then revenue else 0 end)      as revenue_{{ days }}d,
@@ -70,7 +71,8 @@ select
     cast(totals.purchase_days as bigint)      as purchase_days,
     cast(totals.discounted_orders as bigint)  as discounted_orders,
     totals.net_revenue,
-    totals.gross_margin
+    totals.gross_margin,
+    totals.first_day_revenue
     {% for days in var('ltv_windows') %},
     cast(totals.orders_{{ days }}d as bigint) as orders_{{ days }}d,
     totals.revenue_{{ days }}d                as revenue_{{ days }}d,
