@@ -47,3 +47,8 @@
 {% macro rebuild_from_month() -%}
     least({{ month_of(window_start()) }}, {{ month_of(as_of_date()) }})
 {%- endmacro %}
+
+{#- Whole days from a date column to the run's as-of date (a customer's tenure, days since the last order). -#}
+{% macro days_to_as_of(date_column) -%}
+    cast({{ days_between(date_column, reference_date(ref('fct_orders'))) }} as bigint)
+{%- endmacro %}

@@ -115,3 +115,39 @@ def _customers(data_dir: Path) -> int:
         return con.execute("select count(*) from intermediate.int_customer_totals").fetchall()[0][0]
     finally:
         con.close()
+
+
+@pytest.mark.slow
+def test_window_uniqueness_test_catches_an_old_order_rebuilt_in_the_window(runs, tmp_path):
+    """fct_orders' uniqueness test checks only the rows a run rebuilt (against the whole table): an order that
+    already exists before the window and is rebuilt inside it (re-dated) must fail it."""
+    import subprocess
+    import sys
+
+    changed = copy_data_dir(runs["full"], tmp_path / "duplicate")
+    warehouse = changed / "warehouse.duckdb"
+
+    def window_test() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_name:unique_since_window_start",
+             "--target-path", str(tmp_path / "target"), "--quiet"],
+            cwd=pipeline_runner.PROJECT_ROOT / "dbt_project", capture_output=True, text=True,
+            env={**pipeline_runner.pipeline_env(changed), "CLV_WAREHOUSE": str(warehouse)})
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("update raw.run_context set window_start = as_of - 6")
+        con.execute("insert into marts.fct_orders select * replace ((select as_of from raw.run_context) as order_date) "
+                    "from marts.fct_orders where order_date < (select window_start from raw.run_context) limit 1")
+    finally:
+        con.close()
+    failed = window_test()
+    assert failed.returncode != 0 and "FAIL 1" in failed.stdout, failed.stdout[-2000:]
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("delete from marts.fct_orders where order_date = (select as_of from raw.run_context) and order_id in "
+                    "(select order_id from marts.fct_orders where order_date < (select window_start from raw.run_context))")
+    finally:
+        con.close()
+    passed = window_test()
+    assert passed.returncode == 0, passed.stdout[-2000:]

@@ -1,6 +1,18 @@
 -- RFM quintiles (5 = best; ties broken by customer_id so re-runs agree), one named segment and the articles' flags.
+-- From the customer totals, not dim_customers: the two build side by side (the same columns as there).
 with customers as (
-    select * from {{ ref('dim_customers') }}
+    select
+        customer_id,
+        {{ month_of('first_order_date') }}          as cohort_month,
+        acquisition_channel,
+        orders_count,
+        discounted_orders,
+        net_revenue,
+        net_revenue / orders_count                  as aov,
+        {{ days_to_as_of('first_order_date') }}     as tenure_days,
+        {{ days_to_as_of('last_order_date') }}      as days_since_last_order,
+        last_ordered_at
+    from {{ ref('int_customer_totals') }}
 ),
 
 thresholds as (
@@ -16,10 +28,6 @@ cart_activity as (
     where event_date <= {{ reference_date(ref('fct_orders')) }}
       and event_date > {{ dbt.dateadd('day', -var('cart_abandon_days'), reference_date(ref('fct_orders'))) }}
     group by customer_id
-),
-
-last_orders as (
-    select customer_id, last_ordered_at from {{ ref('int_customer_totals') }}
 ),
 
 cart_data as (
@@ -75,9 +83,8 @@ select
     scored.days_since_last_order >= {{ var('at_risk_days') }}                  as is_at_risk,
     -- null (unknown) when no cart events were supplied at all
     case when not cart_data.supplied then null
-         else coalesce(cart_activity.last_cart_event_at > last_orders.last_ordered_at, false) end as is_cart_abandoner
+         else coalesce(cart_activity.last_cart_event_at > scored.last_ordered_at, false) end as is_cart_abandoner
 from scored
 cross join thresholds
 cross join cart_data
 left join cart_activity on cart_activity.customer_id = scored.customer_id
-left join last_orders on last_orders.customer_id = scored.customer_id

@@ -14,6 +14,6 @@ select
     net_revenue,
     gross_margin,
     net_revenue / orders_count                                      as aov,
-    cast({{ days_between('first_order_date', reference_date(ref('fct_orders'))) }} as bigint) as tenure_days,
-    cast({{ days_between('last_order_date', reference_date(ref('fct_orders'))) }} as bigint)  as days_since_last_order
+    {{ days_to_as_of('first_order_date') }}                         as tenure_days,
+    {{ days_to_as_of('last_order_date') }}                          as days_since_last_order
 from {{ ref('int_customer_totals') }}
