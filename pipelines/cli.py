@@ -87,9 +87,10 @@ def summary(settings: Settings) -> str:
 
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
+        # customers from dim_customers (one row each): a distinct count over every order costs 0.5 s at 10 M
         customers, orders, revenue, margin, first, last = con.execute(
-            "select count(distinct customer_id), count(*), sum(revenue), sum(gross_margin), min(order_date), max(order_date) "
-            "from marts.fct_orders").fetchone()
+            "select (select count(*) from marts.dim_customers), count(*), sum(revenue), sum(gross_margin), "
+            "min(order_date), max(order_date) from marts.fct_orders").fetchone()
         rejected = con.execute("select count(*) from raw.rejected_orders where kind = 'invalid'").fetchone()[0]
         existing = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
         counts = [(t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing]
