@@ -87,7 +87,8 @@ def _num(value: Any) -> float:
 
 
 def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
-    orders = records(con, "select count(distinct customer_id) as customers, count(*) as orders, sum(revenue) as revenue, "
+    # customers from dim_customers (one row each): a distinct count over every order costs 0.5 s at 10 M
+    orders = records(con, "select (select count(*) from marts.dim_customers) as customers, count(*) as orders, sum(revenue) as revenue, "
                           "sum(gross_margin) as gross_margin, min(order_date) as first_order, max(order_date) as last_order "
                           "from marts.fct_orders")[0]
     clv = records(con, "select max(as_of_date) as as_of_date, count(*) as scored_customers, avg(p_alive) as mean_p_alive, "
@@ -153,8 +154,8 @@ def load_clv_distribution(con) -> dict:
                          "median(predicted_clv_365d) as median, quantile_cont(predicted_clv_365d, 0.9) as p90, "
                          "quantile_cont(predicted_clv_365d, 0.99) as p99, min(predicted_clv_365d) as min, "
                          "max(predicted_clv_365d) as max from marts.customer_clv where predicted_clv_365d is not null")[0]
-    values = np.array([r[0] for r in con.execute("select predicted_clv_365d from marts.customer_clv "
-                                                 "where predicted_clv_365d is not null").fetchall()], dtype=float)
+    values = con.execute("select predicted_clv_365d from marts.customer_clv "
+                         "where predicted_clv_365d is not null").fetchnumpy()["predicted_clv_365d"].astype(float)
     low = min(0.0, stats["min"] or 0.0)
     high = stats["p99"] if stats["p99"] is not None else 1.0
     if not high > low:
