@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from datetime import date
 from functools import cached_property
 from importlib.metadata import version as installed_version
-from datetime import date
 from pathlib import Path
 from typing import Iterator
 
