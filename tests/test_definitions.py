@@ -95,7 +95,8 @@ def test_daily_schedule_requests_yesterdays_partition(defs):
 def test_dbt_tests_are_asset_checks(asset_graph):
     checks = {(key.asset_key, key.name) for key in asset_graph.asset_check_keys}
     on_fct_orders = {name for asset, name in checks if asset == FCT_ORDERS}
-    assert {"not_null_fct_orders_order_id", "unique_fct_orders_order_id"} <= on_fct_orders, sorted(on_fct_orders)
+    assert {"not_null_fct_orders_order_id", "unique_since_window_start_fct_orders_order_id__order_date"} <= on_fct_orders, \
+        sorted(on_fct_orders)
 
 
 def test_ingest_checks_exist(asset_graph):
