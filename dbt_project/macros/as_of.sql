@@ -52,3 +52,9 @@
 {% macro days_to_as_of(date_column) -%}
     cast({{ days_between(date_column, reference_date(ref('fct_orders'))) }} as bigint)
 {%- endmacro %}
+
+{#- The dates an incremental run deletes and rebuilds: its window, and anything after its as-of date. fct_orders
+    deletes its orders by this test; int_customer_totals re-aggregates the customers whose last order passes it. -#}
+{% macro rebuilt_date(date_column) -%}
+    ({{ date_column }} >= {{ window_start() }} or {{ date_column }} > {{ as_of_date() }})
+{%- endmacro %}

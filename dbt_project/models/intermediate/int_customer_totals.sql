@@ -13,7 +13,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where last_order_date >= {{ window_start() }} or last_order_date > {{ as_of_date() }} or customer_id in (select customer_id from {{ ref('fct_orders') }} where order_date >= {{ window_start() }}){% endif %}"
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ rebuilt_date('last_order_date') }} or customer_id in (select customer_id from {{ ref('fct_orders') }} where order_date >= {{ window_start() }}){% endif %}"
 ) }}
 
 with orders as (

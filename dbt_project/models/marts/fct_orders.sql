@@ -7,7 +7,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where order_date >= {{ window_start() }} or order_date > {{ as_of_date() }}{% endif %}"
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ rebuilt_date('order_date') }}{% endif %}"
 ) }}
 
 {% set incremental_window = is_incremental() %}
