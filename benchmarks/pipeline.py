@@ -74,15 +74,34 @@ def stage_of(step: str) -> str:
 
 
 def run_measured(args: list[str], env: dict) -> Measured:
+    """Runs `clv`, following the Dagster event stream in the run's log file (`clv` prints its path) for stages."""
     result = Measured()
     current = {"stage": "startup"}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = threading.Event()
+    log = {"path": None, "offset": 0, "pending": ""}
+
+    def follow_log() -> None:
+        if log["path"] is None or not log["path"].exists():
+            return
+        with open(log["path"], errors="replace") as handle:
+            handle.seek(log["offset"])
+            text = log["pending"] + handle.read()
+            log["offset"] = handle.tell()
+        *lines, log["pending"] = text.split("\n")
+        for line in lines:
+            if m := STEP_START.search(line):
+                current["stage"] = stage_of(m.group(1))
+            elif m := STEP_DONE.search(line):
+                value = float(m.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(3)]
+                stage = stage_of(m.group(1))
+                result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + value
 
     def sample() -> None:
         while not done.is_set():
+            follow_log()
             rss = tree_rss_mb(proc.pid)
             result.peak_rss_mb = max(result.peak_rss_mb, rss)
             stage = current["stage"]
@@ -95,15 +114,12 @@ def run_measured(args: list[str], env: dict) -> Measured:
     assert proc.stdout is not None
     for line in proc.stdout:
         tail = (tail + [line])[-60:]
-        if m := STEP_START.search(line):
-            current["stage"] = stage_of(m.group(1))
-        elif m := STEP_DONE.search(line):
-            value = float(m.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(3)]
-            stage = stage_of(m.group(1))
-            result.stage_seconds[stage] = result.stage_seconds.get(stage, 0.0) + value
+        if line.startswith("Full log: "):
+            log["path"] = Path(line.removeprefix("Full log: ").strip())
     proc.wait()
     done.set()
     sampler.join()
+    follow_log()
     result.seconds = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit("pipeline failed:\n" + "".join(tail))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
 
@@ -39,23 +41,81 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--start", required=True, help="first partition, YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last partition, YYYY-MM-DD")
     backfill.add_argument("--as-of", help="point in time for the marts (default: the newest loaded day)")
+    for command in (run, backfill):
+        command.add_argument("--accept-bad-input", action="store_true",
+                             help="load even when a blocking data check fails (reject rate, no valid rows, a "
+                                  "collapsed row count); CLV_ACCEPT_BAD_INPUT=1")
     return parser
 
 
+class UsageError(Exception):
+    """A mistake in the command line or the configuration: one line on stderr, exit code 2."""
+
+
+def _date_flag(flag: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a date: expected YYYY-MM-DD, e.g. 2025-01-05") from None
+
+
 def _apply_flags(args: argparse.Namespace) -> None:
+    if args.raw_dir and not Path(args.raw_dir).is_dir():
+        what = "a file" if Path(args.raw_dir).exists() else "missing"
+        raise UsageError(f"--raw-dir {args.raw_dir}: {what}, not a directory of orders*/marketing_spend* files")
+    if args.warehouse and Path(args.warehouse).is_dir():
+        raise UsageError(f"--warehouse {args.warehouse}: a directory; give the DuckDB file, e.g. {Path(args.warehouse) / 'warehouse.duckdb'}")
     for flag, env in (("source", "CLV_SOURCE"), ("raw_dir", "CLV_RAW_DIR"), ("warehouse", "CLV_WAREHOUSE"),
                       ("start_date", "CLV_START_DATE"), ("as_of", "CLV_AS_OF")):
         value = getattr(args, flag, None)
         if value:
             os.environ[env] = str(Path(value).resolve()) if flag in ("raw_dir", "warehouse") else value
+    if getattr(args, "accept_bad_input", False):
+        os.environ["CLV_ACCEPT_BAD_INPUT"] = "1"
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
-def execute(start: date, end: date, as_of: date | None, load_start: date | None = None) -> bool:
+def _failure_cause(error) -> str:
+    """The innermost cause of a step failure, in one line, without Dagster's wrapper or the exception's module."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    cls = error.cls_name or ""
+    message = " ".join(error.message.split())
+    head, sep, rest = message.partition(": ")  # Dagster prefixes the (qualified) class name
+    if sep and head.split(".")[-1] == cls:
+        message = rest
+    return message if cls == "Failure" else f"{cls}: {message}"
+
+
+@contextmanager
+def _output_to(log_path: Path) -> Iterator[None]:
+    """Everything the run prints (Dagster's event stream, dbt) goes to the log file, descriptors included."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def execute(start: date, end: date, as_of: date | None, load_start: date | None = None, *,
+            lock_held: bool = False) -> str | None:
     """Run the pipeline job for partitions start..end in this process, recorded in the Dagster instance.
-    `load_start` widens the order dates the run reloads beyond its partitions (full-history `clv run`)."""
+    `load_start` widens the order dates the run reloads beyond its partitions (full-history `clv run`).
+    Returns None on success, else the failed step and its cause in one line. `lock_held`: the caller holds the
+    warehouse's run lock already (the run's resource must not wait for it)."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
@@ -74,12 +134,16 @@ def execute(start: date, end: date, as_of: date | None, load_start: date | None 
     # bookkeeping in SQLite (about 20 ms per partition), which tests and benchmarks over years of history skip.
     record = os.environ.get("CLV_RECORD_RUNS", "1") != "0"
     with (DagsterInstance.get() if record else DagsterInstance.ephemeral()) as instance:
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
-    return result.success
+        run_config = {"resources": {"warehouse": {"config": {"hold_run_lock": False}}}} if lock_held else None
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+    if result.success:
+        return None
+    failures = [event for event in result.all_events if event.is_step_failure]
+    if not failures:
+        return "the start of the run (no step reported a failure; see the log)."
+    first = failures[0]
+    cause = _failure_cause(first.step_failure_data.error).rstrip(".")
+    return f"step {first.step_key}: {cause}."
 
 
 def summary(settings: Settings) -> str:
@@ -100,38 +164,64 @@ def summary(settings: Settings) -> str:
         f"Warehouse: {settings.warehouse}",
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
         f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    Report: {settings.report_dir / 'index.html'}",
-        f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue:,.2f}, "
-        f"gross margin {margin:,.2f}; {rejected} input rows quarantined in raw.rejected_orders",
+        f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue or 0:,.2f}, "
+        f"gross margin {margin or 0:,.2f}; {rejected} input rows quarantined in raw.rejected_orders",
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),
     ]
+    if settings.source == "files" and settings.raw_dir is not None:
+        from pipelines.sources.files import unloaded_files
+
+        unloaded = unloaded_files(settings.raw_dir)
+        if unloaded:
+            lines.append(f"Not loaded from {settings.raw_dir}: " + "; ".join(unloaded))
     return "\n".join(lines)
+
+
+def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
+    """(first partition, last partition, explicit as-of, first order date to reload) of the command."""
+    today = datetime.now(timezone.utc).date()
+    explicit = _date_flag("--as-of", args.as_of) if args.as_of else None
+    if explicit and explicit > today:
+        raise UsageError(f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet")
+    if args.command == "run":
+        # The as-of day's partition, reloading every order date since the first partition.
+        as_of = explicit or yesterday_utc()
+        if as_of < settings.start_date:
+            raise UsageError(f"--as-of {as_of} is before the first partition {settings.start_date} (--start-date)")
+        return as_of, as_of, as_of, settings.start_date
+    start, end = _date_flag("--start", args.start), _date_flag("--end", args.end)
+    if start > end:
+        raise UsageError(f"--start {start} is after --end {end}")
+    if start < settings.start_date:
+        raise UsageError(f"--start {start} is before the first partition {settings.start_date} (--start-date)")
+    if end > today:
+        raise UsageError(f"--end {end} is in the future (today is {today} UTC)")
+    return start, end, explicit, None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _apply_flags(args)
     try:
+        _apply_flags(args)
         settings = Settings.from_env()
-    except ValueError as exc:
+        settings.hash_key()  # created on the first run; a damaged key file is a configuration error
+        start, end, explicit, load_start = _plan(args, settings)
+    except (UsageError, ValueError) as exc:
         print(f"clv: {exc}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        # The as-of day's partition, reloading every order date since the first partition.
-        as_of = date.fromisoformat(args.as_of) if args.as_of else yesterday_utc()
-        start = end = explicit = as_of
-        load_start = settings.start_date
-    else:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
-        explicit = date.fromisoformat(args.as_of) if args.as_of else None
-        load_start = None
-    if start > end or start < settings.start_date:
-        print(f"clv: partitions {start}..{end} are not inside the partition range starting {settings.start_date}", file=sys.stderr)
-        return 2
+    log_path = settings.data_dir / "logs" / f"clv-{args.command}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"
     print(f"clv {args.command}: partitions {start}..{end}, order dates from {load_start or start}, "
           f"source {settings.source}, as of {explicit or 'the newest loaded day'}")
-    ok = execute(start, end, explicit, load_start)
-    if not ok:
-        print("clv: the run failed; the warehouse keeps the last complete marts. See the errors above or the run in the UI.", file=sys.stderr)
+    print(f"Full log: {log_path}", flush=True)
+    from pipelines.warehouse import exclusive_warehouse
+
+    # The CLI takes the run lock itself, so a wait for another run is said here, not only in the log.
+    with exclusive_warehouse(settings.warehouse, log=lambda message: print(message, flush=True)):
+        with _output_to(log_path):
+            failure = execute(start, end, explicit, load_start, lock_held=True)
+    if failure:
+        print(f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
+              f"Full log: {log_path}", file=sys.stderr)
         return 1
     print(summary(settings))
     return 0

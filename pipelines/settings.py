@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from pipelines.data_checks import Thresholds
+from pipelines.privacy import HashKey, default_key_file, load_key
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -24,6 +27,14 @@ def _parse_date(name: str, value: str) -> date:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"{name}={value!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
+def _number(name: str, default: str, kind: type = int):
+    value = _env(name, default)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not {'a whole number' if kind is int else 'a number'}") from None
 
 
 def yesterday_utc() -> date:
@@ -50,6 +61,8 @@ class Settings:
     duckdb_memory_limit: str = "2GB"
     ingest_chunk_days: int = 92
     clv_refit_days: int = 7
+    hash_key_file: Path = Path.home() / ".config" / "clv" / "email_hash.key"
+    accept_bad_input: bool = False
 
     @property
     def published_dir(self) -> Path:
@@ -82,20 +95,29 @@ class Settings:
             warehouse=Path(_env("CLV_WAREHOUSE", str(data_dir / "warehouse.duckdb"))).resolve(),
             data_dir=data_dir,
             start_date=_parse_date("CLV_START_DATE", _env("CLV_START_DATE", "2024-01-01")),
-            lookback_days=int(_env("CLV_LOOKBACK_DAYS", "7")),
-            synthetic_customers=int(_env("CLV_SYNTHETIC_CUSTOMERS", "10000")),
-            synthetic_seed=int(_env("CLV_SYNTHETIC_SEED", "42")),
+            lookback_days=_number("CLV_LOOKBACK_DAYS", "7"),
+            synthetic_customers=_number("CLV_SYNTHETIC_CUSTOMERS", "10000"),
+            synthetic_seed=_number("CLV_SYNTHETIC_SEED", "42"),
             synthetic_end_date=_parse_date("CLV_SYNTHETIC_END", _env("CLV_SYNTHETIC_END", "2026-12-31")),
-            default_margin_rate=float(_env("CLV_DEFAULT_MARGIN_RATE", "0.40")),
-            annual_discount_rate=float(_env("CLV_ANNUAL_DISCOUNT_RATE", "0.10")),
-            reject_rate_threshold=float(_env("CLV_REJECT_RATE_THRESHOLD", "0.05")),
-            freshness_hours=float(_env("CLV_FRESHNESS_HOURS", "36")),
-            row_drop_threshold=float(_env("CLV_ROW_DROP_THRESHOLD", "0.5")),
-            duckdb_threads=int(_env("CLV_DUCKDB_THREADS", "2")),
+            default_margin_rate=_number("CLV_DEFAULT_MARGIN_RATE", "0.40", float),
+            annual_discount_rate=_number("CLV_ANNUAL_DISCOUNT_RATE", "0.10", float),
+            reject_rate_threshold=_number("CLV_REJECT_RATE_THRESHOLD", "0.05", float),
+            freshness_hours=_number("CLV_FRESHNESS_HOURS", "36", float),
+            row_drop_threshold=_number("CLV_ROW_DROP_THRESHOLD", "0.5", float),
+            duckdb_threads=_number("CLV_DUCKDB_THREADS", "2"),
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "2GB"),
-            ingest_chunk_days=int(_env("CLV_INGEST_CHUNK_DAYS", "92")),
-            clv_refit_days=max(1, int(_env("CLV_REFIT_DAYS", "7"))),
+            ingest_chunk_days=_number("CLV_INGEST_CHUNK_DAYS", "92"),
+            clv_refit_days=max(1, _number("CLV_REFIT_DAYS", "7")),
+            hash_key_file=Path(_env("CLV_HASH_KEY_FILE", str(default_key_file()))).expanduser().resolve(),
+            accept_bad_input=_env("CLV_ACCEPT_BAD_INPUT", "0").lower() in ("1", "true", "yes"),
         )
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(reject_rate=self.reject_rate_threshold, row_drop=self.row_drop_threshold)
+
+    def hash_key(self) -> HashKey:
+        return load_key(self.hash_key_file)
 
 
 def explicit_as_of() -> date | None:

@@ -11,10 +11,23 @@ import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import duckdb
 import polars as pl
+
+from pipelines.privacy import EMAIL_PATTERN, REDACTED
+from pipelines.sources.files import VERSION_ORDER, natural_key
+
+
+def sql_literal_body(text: str) -> str:
+    """`text` for use inside a single-quoted SQL literal (paths, patterns): quotes doubled."""
+    return text.replace("'", "''")
+
+
+def sql_string(text: str | Path) -> str:
+    """A single-quoted SQL string literal, for the statements that take no parameters (COPY, ATTACH)."""
+    return "'" + sql_literal_body(str(text)) + "'"
 
 # Columns of the loaded raw tables: also used to build a full-history load beside the live table (replace_window).
 RAW_TABLE_COLUMNS = {
@@ -22,7 +35,8 @@ RAW_TABLE_COLUMNS = {
         order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
         net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
         refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
-        product_category varchar, email_sha256 varchar, source_file varchar, source_line bigint, loaded_at timestamp""",
+        product_category varchar, email_hmac varchar, updated_at timestamp, source_file varchar,
+        source_sort_key varchar, source_line bigint, loaded_at timestamp""",
     "raw.rejected_orders": """
         source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
         event_date date, rejected_at timestamp""",
@@ -60,6 +74,23 @@ def connect(path: Path, *, read_only: bool = False, threads: int = 2, memory_lim
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
+    _migrate_raw_orders(con)
+
+
+def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses from before keyed e-mail hashes and version ordering by updated_at / natural file order."""
+    columns = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'orders'").fetchall()}
+    if "email_sha256" in columns:
+        # An unkeyed sha256 can be reversed with a list of addresses: dropped; `clv run` re-hashes from the source.
+        con.execute("alter table raw.orders drop column email_sha256")
+    con.execute("alter table raw.orders add column if not exists email_hmac varchar")
+    con.execute("alter table raw.orders add column if not exists updated_at timestamp")
+    if "source_sort_key" not in columns:
+        con.execute("alter table raw.orders add column source_sort_key varchar")
+        names = [r[0] for r in con.execute("select distinct source_file from raw.orders where source_file is not null").fetchall()]
+        for name in names:
+            con.execute("update raw.orders set source_sort_key = ? where source_file = ?", [natural_key(name), name])
 
 
 def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> date | None:
@@ -102,7 +133,9 @@ def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_s
 
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
                    batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]], *, source_table: str,
-                   select_sql: str = "*", version_key: str | None = None, staged: bool = False) -> pl.DataFrame:
+                   select_sql: str = "*", from_sql: str = "incoming", params: dict | None = None,
+                   version_key: str | None = None,
+                   staged: bool = False, gate: Callable[[int, int, pl.DataFrame], None] | None = None) -> pl.DataFrame:
     """Replace a window of a raw table and its rejects atomically: a re-run replaces, never duplicates, and a crash
     leaves the previous rows. `batches` yields (valid rows, rejected rows) pairs, consumed one at a time.
 
@@ -114,39 +147,54 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     Rejects dated in the window are replaced; undated ones are keyed by (file, line). With `version_key`, one
     row per key survives in the whole table: the latest by (source_file, source_line), so re-loading an old day
     never brings back a version superseded by a later file that moved the row to another day; the versions
-    removed that way are recorded as rejects of kind 'superseded' and returned."""
+    removed that way are recorded as rejects of kind 'superseded' and returned.
+
+    `gate(rows_before, rows_after, rejects)` sees the window's row count before and after and this load's rejects
+    before anything is committed; when it raises, the live table and its rejects are left exactly as they were."""
     target = f"{table}__loading" if staged else table
     rejects: list[pl.DataFrame] = []
+    count_sql = f"select count(*) from {{}} where {date_col} between ? and ?"
+    rows_before = con.execute(count_sql.format(table), [start, end]).fetchall()[0][0]
 
     def insert_batches() -> None:
         for valid, rejected in batches:
-            _insert_valid(con, target, valid, select_sql)
+            _insert_valid(con, target, valid, select_sql, from_sql, params)
             rejects.append(rejected)
 
     if staged:
         con.execute(f"drop table if exists {target}")
         con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
-        con.execute(f"insert into {target} select * from {table} where {date_col} is null or {date_col} not between ? and ?",
-                    [start, end])
+        con.execute(f"insert into {target} by name select * from {table} "
+                    f"where {date_col} is null or {date_col} not between ? and ?", [start, end])
         insert_batches()  # each insert commits on its own: memory stays bounded by one batch
-    with _transaction(con):
-        if not staged:
-            con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
-            insert_batches()
-        con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
-                    [source_table, start, end])
-        for rejected in rejects:
-            _replace_rejects(con, source_table, rejected)
-        removed = _remove_superseded_versions(con, target, date_col, version_key, source_table) if version_key else pl.DataFrame()
+    try:
+        with _transaction(con):
+            if not staged:
+                con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
+                insert_batches()
+            con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
+                        [source_table, start, end])
+            for rejected in rejects:
+                _replace_rejects(con, source_table, rejected)
+            removed = _remove_superseded_versions(con, target, date_col, version_key, source_table) if version_key else pl.DataFrame()
+            if gate is not None:
+                rows_after = con.execute(count_sql.format(target), [start, end]).fetchall()[0][0]
+                gate(rows_before, rows_after, pl.concat(rejects) if rejects else pl.DataFrame())
+            if staged:
+                con.execute(f"drop table {table}")
+                con.execute(f"alter table {target} rename to {table.split('.')[-1]}")
+    except BaseException:
         if staged:
-            con.execute(f"drop table {table}")
-            con.execute(f"alter table {target} rename to {table.split('.')[-1]}")
+            con.execute(f"drop table if exists {target}")
+        raise
     return removed
 
 
-def _insert_valid(con: duckdb.DuckDBPyConnection, table: str, valid: pl.DataFrame, select_sql: str) -> None:
+def _insert_valid(con: duckdb.DuckDBPyConnection, table: str, valid: pl.DataFrame, select_sql: str,
+                  from_sql: str = "incoming", params: dict | None = None) -> None:
     with _registered(con, valid):
-        con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from incoming")
+        con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from {from_sql}",
+                    params or None)
 
 
 def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected: pl.DataFrame) -> None:
@@ -160,6 +208,7 @@ def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected
 def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str,
                                 source_table: str) -> pl.DataFrame:
     # Only keys present twice can hold an old version (the table had one row per key before this window).
+    version_order = ", ".join(f"{c} desc nulls last" for c in VERSION_ORDER)
     columns = con.execute(
         "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ? "
         "order by ordinal_position", [table]).fetchall()
@@ -168,15 +217,16 @@ def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date
     record = ", ".join(
         f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')" if kind.startswith("TIMESTAMP")
         else f"coalesce(cast(old.{c} as varchar), '')"
-        for c, kind in columns if c not in ("email_sha256", "loaded_at", date_col))
+        for c, kind in columns if c not in ("email_hmac", "source_sort_key", "loaded_at", date_col))
+    record = f"regexp_replace(concat_ws(',', {record}), '{sql_literal_body(EMAIL_PATTERN)}', '{REDACTED}', 'g')"
     con.execute(f"""
         create or replace temp table superseded_versions as
         with versions as (
             select {version_key}, source_file, source_line,
-                   row_number() over (partition by {version_key} order by source_file desc, source_line desc) as age
+                   row_number() over (partition by {version_key} order by {version_order}) as age
             from {table}
             where {version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1))
-        select old.*, newest.source_file as newest_file, newest.source_line as newest_line, concat_ws(',', {record}) as record
+        select old.*, newest.source_file as newest_file, newest.source_line as newest_line, {record} as record
         from versions as v
         join versions as newest on newest.{version_key} = v.{version_key} and newest.age = 1
         join {table} as old on old.{version_key} = v.{version_key} and old.source_file = v.source_file
@@ -213,11 +263,15 @@ def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = N
     return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
 
 
+def run_lock_path(warehouse: Path) -> Path:
+    return Path(f"{warehouse}.run-lock")
+
+
 @contextmanager
 def exclusive_warehouse(path: Path, log=print, poll_seconds: float = 2.0) -> Iterator[None]:
     """DuckDB has one writer: runs take this lock for their whole duration, so a second run waits (queues)
     instead of crashing on DuckDB's own file lock."""
-    lock_path = Path(f"{path}.run-lock")
+    lock_path = run_lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         waited = False

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.privacy import HashKey
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SMALL_SHOP_CUSTOMERS = 1500
 SMALL_SHOP_AS_OF = "2025-12-31"
+# One e-mail hash key for every test run (CLV_HASH_KEY), so copies of a data directory keep comparable hashes
+# and no test writes a key into the real ~/.config.
+TEST_HASH_KEY_HEX = "5e" * 32
+TEST_HASH_KEY = HashKey(bytes.fromhex(TEST_HASH_KEY_HEX))
 
 
 @dataclass
@@ -38,6 +44,7 @@ def pipeline_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "CLV_SYNTHETIC_CUSTOMERS": str(SMALL_SHOP_CUSTOMERS),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DAGSTER_HOME": str(data_dir / "dagster_home"),
+        "CLV_HASH_KEY": TEST_HASH_KEY_HEX,
     })
     env.update(extra)
     return env

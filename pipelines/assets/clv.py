@@ -162,8 +162,12 @@ def _recent_fit(warehouse: WarehouseResource, as_of, refit_days: int):
 
 def _backtest(context, orders: pl.LazyFrame, rfm: pl.DataFrame, as_of):
     """Calibration/holdout split inside the observed data; skipped (with a warning) when history is too short."""
+    first_purchase = rfm["first_purchase_date"].min()
+    if first_purchase is None:
+        context.log.warning("No back-test this run: no customers.")
+        return None, None, None
     try:
-        calibration_end, holdout_end = default_backtest_split(rfm["first_purchase_date"].min(), as_of)
+        calibration_end, holdout_end = default_backtest_split(first_purchase, as_of)
         result = calibration_holdout_backtest(orders, calibration_end, holdout_end)
         repeaters = result.per_customer.filter(pl.col("frequency") > 0).height
         if repeaters < MIN_REPEAT_CUSTOMERS:

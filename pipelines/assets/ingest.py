@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
+from pipelines.data_checks import DataCheckFailed
 from pipelines.markdown import frame_to_markdown
 from pipelines.partitions import daily_partitions, single_run_backfill
 from pipelines.resources import WarehouseResource
@@ -57,12 +58,12 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         f"dated {load.start}..{load.end}; quarantined {counts.get('invalid', 0)} invalid rows, "
         f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions.")
     return dg.MaterializeResult(metadata={
+        **_files_metadata(result),
         "dagster/row_count": total,
         "rows_loaded_this_run": result.rows_loaded,
         "window": f"{load.start}..{load.end}",
         "as_of": str(load.as_of),
         "source": settings.source,
-        "files": ", ".join(result.files),
         "preview": _preview(result.preview),
         "rejected_invalid": counts.get("invalid", 0),
         "rejected_exact_duplicates": counts.get("duplicate", 0),
@@ -75,10 +76,29 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
     settings = warehouse.settings()
     _, load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
-    with warehouse.connect() as con:
-        result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
-                           chunk_days=settings.ingest_chunk_days)
+    try:
+        with warehouse.connect() as con:
+            result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
+                               chunk_days=settings.ingest_chunk_days, hash_key=settings.hash_key(),
+                               thresholds=settings.thresholds, accept_bad_input=settings.accept_bad_input)
+    except DataCheckFailed as failed:
+        for problem in failed.problems:
+            context.log.error(f"Blocking data check failed on raw.{table}: {problem}")
+        raise dg.Failure(description=str(failed), metadata={"blocking_problems": "\n".join(failed.problems)},
+                         allow_retries=False) from None
+    except src.SourceFileError as bad_file:
+        raise dg.Failure(description=str(bad_file), allow_retries=False) from None
+    for name in result.unloaded:
+        context.log.warning(f"Not loaded: {name}")
+    for problem in result.warnings:
+        context.log.warning(f"Loaded despite a failed data check (CLV_ACCEPT_BAD_INPUT): {problem}")
     return result, load, settings
+
+
+def _files_metadata(result) -> dict:
+    return {"files": ", ".join(result.files) or "none supplied",
+            "files_not_loaded": "\n".join(result.unloaded) or "none",
+            "data_checks_overridden": "\n".join(result.warnings) or "none"}
 
 
 def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:
@@ -87,7 +107,7 @@ def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseR
                      f"quarantined {result.rejected.height}.")
     return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.rows_loaded,
                                           "rows_rejected_this_run": result.rejected.height,
-                                          "files": ", ".join(result.files) or "none supplied"})
+                                          **_files_metadata(result)})
 
 
 @dg.asset(key=SPEND, group_name="ingest", kinds={"duckdb"},
@@ -103,27 +123,31 @@ def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 
 # ---------------------------------------------------------------- checks
+# Warnings, not errors: the blocking checks run inside the load, before anything is committed
+# (pipelines/data_checks.py); these describe the loaded table (a historical backfill is not fresh, and says so).
+WARN = dg.AssetCheckSeverity.WARN
 @dg.asset_check(asset=ORDERS, description="The newest order is at most CLV_FRESHNESS_HOURS old (default 36 h).")
 def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
         newest = con.execute("select max(ordered_at) from raw.orders").fetchone()[0]
     if newest is None:
-        return dg.AssetCheckResult(passed=False, description="raw.orders is empty")
+        return dg.AssetCheckResult(passed=False, severity=WARN, description="raw.orders is empty")
     age_hours = (datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
-    return dg.AssetCheckResult(passed=age_hours <= settings.freshness_hours,
+    return dg.AssetCheckResult(passed=age_hours <= settings.freshness_hours, severity=WARN,
                                metadata={"newest_order": str(newest), "age_hours": round(age_hours, 1),
                                          "threshold_hours": settings.freshness_hours})
 
 
-@dg.asset_check(asset=ORDERS, description="Invalid rows stay below CLV_REJECT_RATE_THRESHOLD of the rows read.")
+@dg.asset_check(asset=ORDERS, description="Invalid rows of the whole table stay below CLV_REJECT_RATE_THRESHOLD "
+                                          "(a load above it is stopped before it is committed).")
 def reject_rate_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
         invalid = con.execute("select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'").fetchone()[0]
         valid = con.execute("select count(*) from raw.orders").fetchone()[0]
     rate = invalid / (invalid + valid) if invalid + valid else 0.0
-    return dg.AssetCheckResult(passed=rate <= settings.reject_rate_threshold,
+    return dg.AssetCheckResult(passed=rate <= settings.reject_rate_threshold, severity=WARN,
                                metadata={"invalid_rows": invalid, "valid_rows": valid, "reject_rate": round(rate, 6),
                                          "threshold": settings.reject_rate_threshold})
 
@@ -143,6 +167,6 @@ def no_row_count_drop(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     previous = [n for _, n in rows[:-1]]
     baseline = sum(previous) / len(previous)
     drop = 1 - latest / baseline if baseline else 0.0
-    return dg.AssetCheckResult(passed=drop <= settings.row_drop_threshold,
+    return dg.AssetCheckResult(passed=drop <= settings.row_drop_threshold, severity=WARN,
                                metadata={"day": str(latest_day), "rows": latest, "baseline_rows": round(baseline, 1),
                                          "drop": round(drop, 3), "threshold": settings.row_drop_threshold})

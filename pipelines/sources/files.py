@@ -7,16 +7,21 @@ silently. A file that cannot be read as a table raises `SourceFileError` naming 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import gzip
+import io
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from pipelines.privacy import redact_expr
+
 ORDER_REQUIRED = ("order_id", "customer_id", "ordered_at", "net_revenue")
 ORDER_OPTIONAL = (
     "currency", "discount_amount", "discount_code", "refunded_amount", "refunded_at", "cost",
-    "channel", "status", "product_category", "email",
+    "channel", "status", "product_category", "email", "updated_at",
 )
 SPEND_REQUIRED = ("date", "channel", "spend")
 CART_REQUIRED = ("customer_id", "event_at", "event_type")
@@ -50,10 +55,17 @@ RAW_ORDERS_SCHEMA = {
     "channel": pl.String,
     "status": pl.String,
     "product_category": pl.String,
-    "email": pl.String,  # hashed by the warehouse writer (DuckDB sha256); never stored in clear
+    "email": pl.String,  # hashed by the warehouse writer (keyed HMAC, pipelines/privacy.py); never stored in clear
+    "updated_at": pl.Datetime("us"),  # the platform's last change of the order: the latest version wins
     "source_file": pl.String,
+    "source_sort_key": pl.String,  # natural_key(source_file): later exports (orders_10 after orders_9) win
     "source_line": pl.Int64,
 }
+# Which version of an order wins, in the files and in the warehouse: the latest updated_at (when the export has
+# one), then the later file in natural name order, then the later line.
+VERSION_ORDER = ("updated_at", "source_sort_key", "source_line")
+# The fields a rejected duplicate or superseded version is recorded with (never the e-mail).
+RECORD_COLUMNS = [c for c in RAW_ORDERS_SCHEMA if c not in ("email", "source_sort_key")]
 
 
 class SourceFileError(ValueError):
@@ -81,46 +93,156 @@ class LoadResult:
     rejected: pl.DataFrame
     files: list[str]
     rows_read: int
+    file_rows: dict[str, int] = field(default_factory=dict)  # data rows in each whole file (the reject-rate base)
+
+
+def _file_data_rows(path: Path, frame: pl.DataFrame) -> int:
+    """Data rows of the whole file: a Parquet read may have skipped the row groups outside the window."""
+    with open(path, "rb") as handle:
+        is_parquet = handle.read(4) == b"PAR1"
+    return pl.scan_parquet(path).select(pl.len()).collect().item() if is_parquet else frame.height
+
+
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+SOURCE_PREFIXES = ("orders", "marketing_spend", "cart_events")
+# Files a source directory may hold that are ours, not the shop's (the synthetic landing's completion marker).
+OWN_FILES = frozenset({"_complete"})
+
+
+def natural_key(name: str) -> str:
+    """Sort key for export file names: case-insensitive, numbers by value (`orders_9` before `orders_10`)."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(20), name.lower())
+
+
+def _supported(name: str) -> bool:
+    return name.lower().endswith(SUPPORTED_SUFFIXES)
 
 
 def discover(raw_dir: Path, prefix: str) -> list[Path]:
+    """The table's files: names starting with `prefix`, in any case, in natural name order."""
     if not raw_dir.is_dir():
-        raise SourceFileError(f"{raw_dir}: raw directory does not exist")
-    found = [
-        p for p in sorted(raw_dir.iterdir())
-        if p.is_file() and p.name.startswith(prefix)
-        and (p.suffix in (".csv", ".parquet") or p.name.endswith(".csv.gz"))
-    ]
-    return found
+        raise SourceFileError(f"{raw_dir}: raw directory does not exist or is not a directory")
+    found = [p for p in raw_dir.iterdir()
+             if p.is_file() and p.name.lower().startswith(prefix) and _supported(p.name)]
+    return sorted(found, key=lambda p: natural_key(p.name))
+
+
+def unloaded_files(raw_dir: Path) -> list[str]:
+    """Every entry of the directory that no table reads, with why: the run names them instead of skipping them."""
+    unloaded = []
+    for entry in sorted(raw_dir.iterdir(), key=lambda p: natural_key(p.name)):
+        name = entry.name
+        if name in OWN_FILES:
+            continue
+        if entry.is_dir():
+            unloaded.append(f"{name}/ (a directory: sub-directories are not read)")
+        elif not name.lower().startswith(SOURCE_PREFIXES):
+            unloaded.append(f"{name} (the name does not start with {', '.join(SOURCE_PREFIXES)})")
+        elif not _supported(name):
+            unloaded.append(f"{name} (unsupported file type: save it as .csv or .parquet)")
+    return unloaded
 
 
 # ---------------------------------------------------------------- reading
+def _sniff(path: Path) -> tuple[str, bytes | None]:
+    """What the file really is, whatever its name says: ('parquet' | 'csv', decoded UTF-8 bytes when the text had
+    to be re-encoded). Raises SourceFileError for formats that are not a CSV table."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    data = None
+    if head.startswith(b"\x1f\x8b"):  # .csv.gz: look at the text inside
+        try:
+            data = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError) as exc:
+            raise SourceFileError(f"{path}: a damaged gzip file ({exc})") from exc
+        head = data[:4]
+    if head == b"PAR1" and data is None:
+        return "parquet", None
+    if head.startswith(b"PK\x03\x04"):
+        raise SourceFileError(f"{path}: is an Excel workbook or a zip archive, not CSV text: "
+                              "save it from Excel as 'CSV UTF-8' (or as Parquet)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return "csv", (data or path.read_bytes()).decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceFileError(f"{path}: starts like UTF-16 text but cannot be decoded as UTF-16 ({exc.reason})") from exc
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "csv", (data or path.read_bytes())[3:]
+    return "csv", data
+
+
+def _not_utf8(path: Path, data: bytes | None) -> str:
+    data = data if data is not None else path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as 'CSV UTF-8' "
+                "(Excel: File > Save As > CSV UTF-8)")
+    return f"{path}: not a readable CSV table"
+
+
+def _record_field_counts(source, header_fields: int) -> pl.DataFrame:
+    """One row per CSV record (after the header): its first physical line, field count and blankness.
+
+    A quoted field may span lines, so records are found from physical lines by quote parity: a line that starts
+    inside an open quote continues the previous record. Commas inside quotes are not separators."""
+    lines = pl.read_csv(source, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
+                        infer_schema=False, skip_rows=1)
+    raw = pl.col("_raw").fill_null("")
+    lines = lines.with_columns(_physical=pl.int_range(pl.len(), dtype=pl.Int64) + 2,
+                               _quotes=raw.str.count_matches('"').fill_null(0))
+    open_before = ((pl.col("_quotes").cum_sum() - pl.col("_quotes")) % 2) == 1
+    records = (
+        lines.with_columns(_record=(~open_before).cast(pl.Int64).cum_sum() - 1)
+        .group_by("_record", maintain_order=True)
+        .agg(_line=pl.col("_physical").first(), _text=raw.str.join("\n"), _unbalanced=pl.col("_quotes").sum() % 2 == 1)
+    )
+    unbalanced = records.filter(pl.col("_unbalanced"))
+    if unbalanced.height:
+        raise SourceFileError(f"line {unbalanced['_line'][0]}: a quote (\") opens a field that never closes; "
+                              "every line after it would be read as part of that field")
+    fields = pl.col("_text").str.replace_all(r'"[^"]*"', "").str.count_matches(",") + 1
+    return records.select("_line", _fields=fields.cast(pl.Int64), _expected=pl.lit(header_fields, pl.Int64),
+                          _blank=pl.col("_text").str.strip_chars() == "")
+
+
 def _read_csv(path: Path) -> pl.DataFrame:
     """All columns as strings (nothing is lost to type sniffing), with the physical line number of each row."""
+    kind, decoded = _sniff(path)
+    if kind == "parquet":
+        return _read_parquet(path)
+    source = io.BytesIO(decoded) if decoded is not None else path
     try:
-        frame = pl.read_csv(
-            path, infer_schema=False, truncate_ragged_lines=True, row_index_name="_line", row_index_offset=2,
-        )
+        frame = pl.read_csv(source, infer_schema=False, truncate_ragged_lines=True)
     except Exception as exc:  # polars raises several exception types for non-tables
-        raise SourceFileError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from exc
+        if "utf-8" in str(exc).lower():
+            raise SourceFileError(_not_utf8(path, decoded)) from exc
+        if decoded is not None:
+            source.seek(0)
+        try:  # an unbalanced quote is the usual cause: name its line
+            _record_field_counts(source, 0)
+        except SourceFileError as quote_problem:
+            raise SourceFileError(f"{path}: {quote_problem}") from None
+        except Exception:
+            pass
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceFileError(f"{path}: not a readable CSV table ({first_line})") from exc
     if frame.width <= 1:
-        raise SourceFileError(f"{path}: not a CSV table (no header with named columns)")
-    expected_fields = frame.width - 1
+        raise SourceFileError(f"{path}: not a CSV table (no header with named columns; the delimiter must be a comma)")
     if frame.height == 0:  # a header and no rows: an empty day, not an error
-        return frame.with_columns(pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
-    # A second, cheap pass over raw lines counts fields, to reject rows with too few/many of them.
-    lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
-                        infer_schema=False, skip_rows=1)
-    if lines.height == frame.height:
-        raw = lines["_raw"]
-        field_count = raw.str.replace_all(r'"[^"]*"', "").str.count_matches(",").fill_null(0) + 1
-        frame = frame.with_columns(_fields=field_count.cast(pl.Int64), _expected=pl.lit(expected_fields, pl.Int64),
-                                   _blank_line=raw.is_null() | (raw.str.strip_chars() == ""))
-        # Empty lines (often at the end of an export) carry no data: skipped, not rejected.
-        frame = frame.filter(~pl.col("_blank_line")).drop("_blank_line")
-    else:  # quoted multi-line fields: line alignment is unknowable, skip the field-count check
-        frame = frame.with_columns(_fields=pl.lit(expected_fields, pl.Int64), _expected=pl.lit(expected_fields, pl.Int64))
-    return frame.with_columns(pl.col("_line").cast(pl.Int64))
+        return frame.with_columns(_line=pl.lit(0, pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
+    if decoded is not None:
+        source.seek(0)
+    try:
+        records = _record_field_counts(source, frame.width)
+    except SourceFileError as exc:
+        raise SourceFileError(f"{path}: {exc}") from None
+    if records.height != frame.height:
+        raise SourceFileError(f"{path}: {records.height} records by line but {frame.height} parsed rows: "
+                              "the file mixes line endings or quoting in a way that cannot be checked line by line")
+    # Empty lines (often at the end of an export) carry no data: skipped, not rejected.
+    return pl.concat([frame, records], how="horizontal").filter(~pl.col("_blank")).drop("_blank")
 
 
 def _read_parquet(path: Path, date_col: str | None = None, keep: "DateFilter | None" = None) -> pl.DataFrame:
@@ -148,12 +270,20 @@ class DateFilter:
 
 
 def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None) -> pl.DataFrame:
-    frame = _read_parquet(path, date_col, keep) if path.suffix == ".parquet" else _read_csv(path)
-    frame = frame.rename({c: c.strip().lower() for c in frame.columns if not c.startswith("_")})
+    frame = _read_parquet(path, date_col, keep) if path.name.lower().endswith(".parquet") else _read_csv(path)
+    names = [c for c in frame.columns if not c.startswith("_")]
+    normalised = [re.sub(r"_duplicated_\d+$", "", c).strip().lower() for c in names]
+    repeated = sorted({n for n in normalised if normalised.count(n) > 1})
+    if repeated:
+        spelled = "; ".join(", ".join(re.sub(r"_duplicated_\d+$", "", c) for c, n in zip(names, normalised) if n == r)
+                            for r in repeated)
+        raise SourceFileError(f"{path}: the header names the same column more than once ({spelled}; column names "
+                              "are case-insensitive): keep one of them")
+    frame = frame.rename(dict(zip(names, normalised)))
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SourceFileError(f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(c for c in frame.columns if not c.startswith('_'))}")
-    return frame.with_columns(_file=pl.lit(path.name))
+    return frame.with_columns(_file=pl.lit(path.name), _sort_key=pl.lit(natural_key(path.name)))
 
 
 # ---------------------------------------------------------------- parsing expressions
@@ -254,6 +384,7 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
     frame, f = _ensure_columns(frame, ORDER_OPTIONAL)
     ordered_at = parse_timestamp("ordered_at", frame.schema["ordered_at"])
     refunded_at = parse_timestamp("refunded_at", frame.schema["refunded_at"])
+    updated_at = parse_timestamp("updated_at", frame.schema["updated_at"])
     problems = [
         _field_count_problem(),
         pl.when(f.blank("order_id")).then(pl.lit("missing order_id")),
@@ -265,6 +396,11 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         f.amount_problem("cost", required=False),
         pl.when(~f.blank("refunded_at") & refunded_at.is_null()).then(
             pl.format("unparseable refunded_at '{}'", pl.col("refunded_at").cast(pl.String))),
+        pl.when(refunded_at.dt.date() < ordered_at.dt.date()).then(
+            pl.format("refunded_at '{}' is before ordered_at '{}'", pl.col("refunded_at").cast(pl.String),
+                      pl.col("ordered_at").cast(pl.String))),
+        pl.when(~f.blank("updated_at") & updated_at.is_null()).then(
+            pl.format("unparseable updated_at '{}'", pl.col("updated_at").cast(pl.String))),
         pl.when(f.amount("refunded_amount").fill_null(0) > f.amount("net_revenue") + 0.005).then(
             pl.lit("refunded_amount exceeds net_revenue")),
     ]
@@ -286,7 +422,9 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         status=f.optional_text("status").str.to_lowercase(),
         product_category=f.optional_text("product_category").str.to_lowercase(),
         email=pl.col("email"),
+        updated_at=updated_at,
         source_file=pl.col("_file"),
+        source_sort_key=pl.col("_sort_key"),
         source_line=pl.col("_line"),
         _problem=pl.col("_problem"),
     )
@@ -302,9 +440,12 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
-    files = sorted(files, key=lambda p: p.name)  # a later export (by name) supersedes an earlier one
-    parts = [_validate_orders_file(read_table(p, ORDER_REQUIRED, "ordered_at", keep), latest, window.first_partition)
-             for p in files]
+    files = sorted(files, key=lambda p: natural_key(p.name))
+    parts, file_rows = [], {}
+    for path in files:
+        frame = read_table(path, ORDER_REQUIRED, "ordered_at", keep)
+        file_rows[path.name] = _file_data_rows(path, frame)
+        parts.append(_validate_orders_file(frame, latest, window.first_partition))
     if not parts:
         raise SourceFileError("no orders*.csv|parquet file found")
     rows_read = sum(part.height for part in parts)
@@ -315,7 +456,7 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     # Files are concatenated in name order and each keeps its line order, so row order is (file, line) order.
     rows = pl.concat(parts, how="vertical_relaxed").lazy().filter(in_window | pl.col("_problem").is_not_null())
     del parts
-    content_cols = [c for c in RAW_ORDERS_SCHEMA if c not in ("order_date", "source_file", "source_line")]
+    content_cols = [c for c in RAW_ORDERS_SCHEMA if c not in ("order_date", "source_file", "source_sort_key", "source_line")]
     rows = rows.with_columns(
         refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
         refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
@@ -333,10 +474,10 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     originals = candidates.filter(first_copy).select(*content_cols, _first_file="source_file", _first_line="source_line")
     duplicates = copies.join(originals, on=content_cols, how="left", nulls_equal=True).with_columns(
         _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
-    # Same order_id, different content: a later export (file name order, then line) supersedes earlier versions.
+    # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
     is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(copies["_row"].implode())
-    latest = rows.filter(is_valid).select("order_id", "source_file", "source_line", "_row").filter(
-        pl.col("order_id").is_duplicated())
+    latest = rows.filter(is_valid).select("order_id", *VERSION_ORDER, "source_file", "_row").filter(
+        pl.col("order_id").is_duplicated()).sort(list(VERSION_ORDER), nulls_last=False, maintain_order=True)
     old_rows = latest.filter(~pl.col("order_id").is_last_distinct())
     newest = latest.filter(pl.col("order_id").is_last_distinct()).select(
         "order_id", _latest_file="source_file", _latest_line="source_line")
@@ -352,7 +493,8 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     valid = rows.lazy().filter(is_valid & ~pl.col("_row").is_in(old_rows["_row"].implode())).with_columns(
         order_date=order_date, email=pl.when(email == "").then(None).otherwise(email),
     ).select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()]).collect()
-    return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read)
+    return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read,
+                      file_rows=file_rows)
 
 
 def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -363,9 +505,10 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         source_file=pl.col("source_file"),
         source_line=pl.col("source_line"),
         kind=pl.col("_kind"),
-        reason=pl.col("_problem"),
+        reason=redact_expr(pl.col("_problem")),
         # Duplicates and superseded versions were valid rows: their record is rebuilt from the parsed fields.
-        record=pl.coalesce(pl.col("_record"), _record([c for c in RAW_ORDERS_SCHEMA if c in frame.columns and c != "email"])),
+        record=redact_expr(pl.coalesce(
+            pl.col("_record"), _record([c for c in RECORD_COLUMNS if c in frame.columns]))),
         event_date=event_date,
     ).cast(REJECTED_SCHEMA)
 
@@ -377,9 +520,10 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
     `columns` and `problems` take the file's parsers (_Fields), which depend on which of its columns are text."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
-    parts = []
-    for path in sorted(files, key=lambda p: p.name):
+    parts, file_rows = [], {}
+    for path in sorted(files, key=lambda p: natural_key(p.name)):
         frame, f = _ensure_columns(read_table(path, required, date_col, keep), optional)
+        file_rows[path.name] = _file_data_rows(path, frame)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         event_at = parse_timestamp(date_col, frame.schema[date_col])
         frame = frame.with_columns(_problem=_first_problem(
@@ -394,7 +538,8 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
         pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
     rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table)
     valid = rows.filter(pl.col("_problem").is_null()).with_columns(_date=pl.col("event_at").dt.date())
-    return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts))
+    return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
+                      file_rows)
 
 
 def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:

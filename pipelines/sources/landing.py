@@ -7,6 +7,8 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import polars as pl
+
 from pipelines.settings import Settings
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
 
@@ -20,9 +22,17 @@ def synthetic_config(settings: Settings) -> SyntheticShopConfig:
     )
 
 
+# Bumped when the files of a landing change shape: an older landing is then generated anew.
+LANDING_LAYOUT = 2
+# The deliberately bad rows arrive the way real bad rows do: inside a hand-kept CSV export (orders_manual.csv) among
+# this many good orders per bad one, not as a file of nothing but bad rows, which the blocking data checks refuse.
+GOOD_ROWS_PER_DIRTY_ROW = 10
+
+
 def synthetic_landing_dir(settings: Settings) -> Path:
     config = synthetic_config(settings)
-    name = f"synthetic-n{config.n_customers}-s{config.seed}-{config.start_date}-{config.end_date}-d{config.dirty_rows}"
+    name = (f"synthetic-n{config.n_customers}-s{config.seed}-{config.start_date}-{config.end_date}-d{config.dirty_rows}"
+            f"-v{LANDING_LAYOUT}")
     return settings.landing_dir / name
 
 
@@ -36,9 +46,16 @@ def ensure_synthetic_landing(settings: Settings, log=print) -> Path:
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shop.orders.sort("ordered_at").write_parquet(staging / "orders.parquet", row_group_size=256_000, statistics=True)
+    orders = shop.orders.sort("ordered_at").with_row_index("_row")
+    manual = pl.DataFrame(schema=orders.schema)
     if shop.dirty_orders.height:
-        shop.dirty_orders.write_csv(staging / "orders_dirty.csv")
+        n_manual = min(orders.height, GOOD_ROWS_PER_DIRTY_ROW * shop.dirty_orders.height)
+        step = max(1, orders.height // max(1, n_manual))
+        manual = orders.filter(pl.col("_row") % step == 0).head(n_manual)
+        text = manual.drop("_row").select(pl.all().cast(pl.String))
+        pl.concat([text, shop.dirty_orders.select(text.columns)]).write_csv(staging / "orders_manual.csv")
+    orders.filter(~pl.col("_row").is_in(manual["_row"].implode())).drop("_row").write_parquet(
+        staging / "orders.parquet", row_group_size=256_000, statistics=True)
     shop.marketing_spend.write_parquet(staging / "marketing_spend.parquet")
     shop.cart_events.sort("event_at").write_parquet(staging / "cart_events.parquet", statistics=True)
     (staging / "_complete").write_text(f"orders={shop.orders.height}\n")

@@ -51,6 +51,15 @@ def crash_shop(shop_copy_factory):
     }
 
 
+def _output(console_log: Path) -> str:
+    """What the run printed, and its full log (Dagster's events, dbt), whose path `clv` prints first."""
+    text = console_log.read_text(errors="replace")
+    full_log = next((line.removeprefix("Full log: ") for line in text.splitlines() if line.startswith("Full log: ")), None)
+    if full_log and Path(full_log).exists():
+        text += Path(full_log).read_text(errors="replace")
+    return text
+
+
 def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, timeout: float = 240) -> str:
     env = pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
@@ -59,11 +68,11 @@ def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, tim
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
-        while marker not in log_path.read_text(errors="replace"):
+        while marker not in _output(log_path):
             if proc.poll() is not None:
-                raise AssertionError(f"the run ended ({proc.returncode}) before '{marker}':\n{log_path.read_text()[-4000:]}")
+                raise AssertionError(f"the run ended ({proc.returncode}) before '{marker}':\n{_output(log_path)[-4000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"no '{marker}' after {timeout} s:\n{log_path.read_text()[-4000:]}")
+                raise AssertionError(f"no '{marker}' after {timeout} s:\n{_output(log_path)[-4000:]}")
             time.sleep(0.05)
         time.sleep(delay)
         assert proc.poll() is None, f"the run finished before it could be killed at '{marker}'"
@@ -80,7 +89,7 @@ def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, tim
         time.sleep(0.1)
     else:
         raise AssertionError("processes of the killed run are still alive")
-    return log_path.read_text(errors="replace")
+    return _output(log_path)
 
 
 def _state(shop: dict) -> dict:

@@ -19,6 +19,7 @@ import pipeline_runner
 from _ops_support import AS_OF, differences, snapshot
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
+from pipeline_runner import TEST_HASH_KEY
 from pipelines.sources import files as src
 
 D = date.fromisoformat(AS_OF)
@@ -135,7 +136,7 @@ def _csv(path: Path, rows: list[str]) -> Path:
 def _load_window(con, files: list[Path], start: date, end: date, as_of: date) -> None:
     """What the raw/orders asset does for one run (pipelines/assets/ingest.py: raw_orders)."""
     window = src.Window(start, end, as_of, first_partition=date(2025, 1, 1))
-    load_into(con, RAW_TABLES["orders"], files[0].parent, window, today=date(2025, 4, 1), source="files")
+    load_into(con, RAW_TABLES["orders"], files[0].parent, window, today=date(2025, 4, 1), source="files", hash_key=TEST_HASH_KEY)
 
 
 def test_reloading_a_window_twice_does_not_duplicate_rows_or_rejects(tmp_path):

@@ -4,6 +4,7 @@ from datetime import date
 
 import duckdb
 import polars as pl
+import pytest
 
 from pipelines import warehouse as wh
 from pipelines.publish import publish
@@ -69,3 +70,42 @@ def test_a_changed_mart_schema_rewrites_every_month(tmp_path):
     publish(warehouse, published, exports)
     for path in (exports / "fct_orders").glob("*.parquet"):
         assert pl.read_parquet(path)["channel"].to_list() == ["email"] * pl.read_parquet(path).height, path.name
+
+
+def _files(directory):
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_publish_that_fails_changes_nothing_and_its_scratch_is_removed_next_time(tmp_path, monkeypatch):
+    from pipelines import publish as publish_module
+
+    warehouse, published, exports = tmp_path / "w.duckdb", tmp_path / "published", tmp_path / "exports"
+    _warehouse(warehouse, None).close()
+    publish(warehouse, published, exports)
+    before = _files(published), _files(exports)
+    con = duckdb.connect(str(warehouse))
+    con.execute("update marts.fct_orders set revenue = revenue + 1")
+    con.execute("update marts.dim_customers set orders_count = 3")
+    con.close()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publish_module, "_write_snapshot", disk_full)  # the last file written: exports are done
+    with pytest.raises(OSError):
+        publish(warehouse, published, exports)
+    assert (_files(published), _files(exports)) == before  # the snapshot and the exports still agree
+    # a publish killed outright leaves scratch files: the next one removes them
+    (published / ".warehouse.4242.building.duckdb").write_bytes(b"x" * 1000)
+    (published / ".warehouse.duckdb.4242.publishing").write_bytes(b"x" * 1000)
+    (exports / "fct_orders" / ".2025-01.parquet.4242.publishing").write_bytes(b"x")
+    monkeypatch.undo()
+    publish(warehouse, published, exports)
+    assert sorted(p.name for p in published.iterdir()) == ["warehouse.duckdb"]
+    assert not [p for p in exports.rglob(".*")]
+    snap = duckdb.connect(str(published / "warehouse.duckdb"), read_only=True)
+    try:
+        assert snap.execute("select orders_count from marts.dim_customers").fetchone()[0] == 3
+        assert {r[0] for r in snap.execute("select distinct table_schema from information_schema.tables").fetchall()} == {"marts"}
+    finally:
+        snap.close()

@@ -14,11 +14,14 @@ import pytest
 from pipelines import raw_layer
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
+from pipeline_runner import TEST_HASH_KEY
 from pipelines.sources import files as src
 
 TODAY = date(2025, 3, 5)
 WINDOW = src.Window(date(2025, 1, 1), date(2025, 2, 28), date(2025, 2, 28), first_partition=date(2025, 1, 1))
 SUB = dataclasses.replace(WINDOW, start=date(2025, 1, 10), end=date(2025, 2, 9))
+# raw.orders' columns in table order, as `select * exclude (loaded_at)` returns them
+RAW_ORDER_COLUMNS = [c.split()[0] for c in wh.RAW_TABLE_COLUMNS["raw.orders"].split(",") if c.split()[0] != "loaded_at"]
 COLS = ("order_id", "customer_id", "ordered_at", "net_revenue", "status", "email")
 
 
@@ -60,7 +63,7 @@ def write_orders(directory: Path) -> Path:
 
 
 def load(con, directory: Path, window: src.Window = WINDOW, chunk_days: int | None = 7, table=RAW_TABLES["orders"]):
-    return load_into(con, table, directory, window, TODAY, "files", chunk_days=chunk_days)
+    return load_into(con, table, directory, window, TODAY, "files", chunk_days=chunk_days, hash_key=TEST_HASH_KEY)
 
 
 def state(con) -> tuple[list, list]:
@@ -94,7 +97,8 @@ def test_chunked_load_matches_one_piece_load(tmp_path, raw_dir, monkeypatch):
         assert {(r[1], r[2]): r[3] for r in rejects} == EXPECTED_REJECTS
         assert len(rejects) == len(EXPECTED_REJECTS)  # the undated rows, read by every chunk, are rejected once
         x = [r for r in orders if r[0] == "X"]
-        assert [(r[3], r[4], r[15]) for r in x] == [(date(2025, 2, 5), 55.0, "orders_b.parquet")]
+        source_file = RAW_ORDER_COLUMNS.index("source_file")  # position in the table (select *)
+        assert [(r[3], r[4], r[source_file]) for r in x] == [(date(2025, 2, 5), 55.0, "orders_b.parquet")]
         old_x = next(r for r in rejects if (r[1], r[2]) == ("orders_a.parquet", 31))
         assert "orders_b.parquet" in old_x[4] and old_x[6] == date(2025, 1, 3)
         assert summary.rows_loaded == len(EXPECTED_VALID)

@@ -13,7 +13,7 @@ select
     coalesce(channel, 'unknown')       as channel,
     coalesce(status, 'completed')      as status,
     coalesce(product_category, 'unknown') as product_category,
-    email_sha256,
+    email_hmac,
     source_file,
     source_line
 from {{ source('raw', 'orders') }}

@@ -1,0 +1,83 @@
+"""Blocking data checks on a load, decided before the load is committed: a run whose input cannot be trusted
+stops before it replaces raw rows, so the live marts, the snapshot, the exports and the report stay as they were.
+
+- reject rate: invalid rows above CLV_REJECT_RATE_THRESHOLD of the data rows of the table's files, or more than
+  half of any one file (an Excel re-save that turned dates into `12/03/2025 12:00`, a shifted column);
+- no valid rows: a full-history load that finds no valid row at all;
+- collapse: the reloaded dates hold fewer than (1 − CLV_ROW_DROP_THRESHOLD) of the rows they held before (a
+  truncated or wrong export replacing a good one).
+
+`CLV_ACCEPT_BAD_INPUT=1` (`clv --accept-bad-input`) loads anyway; the problems are then logged as warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+OVERRIDE_HINT = ("to load it anyway, rerun with --accept-bad-input (CLV_ACCEPT_BAD_INPUT=1) or raise "
+                 "CLV_REJECT_RATE_THRESHOLD / CLV_ROW_DROP_THRESHOLD")
+
+
+# A file with more invalid than valid rows was mis-saved (Excel re-typed its dates, a column shifted) or belongs
+# to another shop, however small it is next to the rest of the input.
+MOSTLY_BAD_FILE = 0.5
+
+
+class DataCheckFailed(Exception):
+    """The load was rolled back: `problems` says why, in words (no personal data: reasons are redacted)."""
+
+    def __init__(self, table: str, problems: list[str]):
+        self.table = table
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more problem(s), in the log)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0]}{more}; raw.{table} was left unchanged; {OVERRIDE_HINT}")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    reject_rate: float
+    row_drop: float
+
+
+def _most_frequent_reason(rejected: pl.DataFrame) -> str:
+    """The commonest kind of problem (reasons with their quoted values removed), with one example."""
+    kinds = rejected.with_columns(_kind=pl.col("reason").str.replace_all(r"'[^']*'", "…"))
+    top = kinds.group_by("_kind").agg(n=pl.len(), line=pl.col("source_line").min()).sort(
+        ["n", "line"], descending=[True, False]).row(0, named=True)
+    example = kinds.filter((pl.col("_kind") == top["_kind"]) & (pl.col("source_line") == top["line"]))["reason"][0]
+    return f"most frequent reason: {example} ({top['n']} rows, e.g. line {top['line']})"
+
+
+def blocking_problems(table: str, *, file_rows: dict[str, int], rejected: pl.DataFrame, rows_before: int,
+                      rows_after: int, full_history: bool, thresholds: Thresholds) -> list[str]:
+    """Problems that must stop the load, worst first; empty when the load may be committed."""
+    problems = []
+    if "kind" not in rejected.columns:  # nothing was rejected
+        rejected = pl.DataFrame(schema={"source_file": pl.String, "source_line": pl.Int64, "kind": pl.String,
+                                        "reason": pl.String})
+    invalid = rejected.filter(pl.col("kind") == "invalid").unique(["source_file", "source_line"])
+    per_file = sorted(invalid.group_by("source_file").len().iter_rows(), key=lambda r: (-r[1], r[0]))
+    total_rows = max(sum(file_rows.values()), invalid.height)
+    if total_rows and invalid.height / total_rows > thresholds.reject_rate:
+        worst, n_worst = per_file[0]
+        problems.append(
+            f"{invalid.height:,} of {total_rows:,} rows rejected ({invalid.height / total_rows:.1%}, above "
+            f"CLV_REJECT_RATE_THRESHOLD {thresholds.reject_rate:.1%}); {n_worst:,} of them in {worst}; "
+            + _most_frequent_reason(invalid.filter(pl.col("source_file") == worst)))
+    for source_file, n_invalid in per_file:
+        rows = max(file_rows.get(source_file, 0), n_invalid)
+        if n_invalid / rows > MOSTLY_BAD_FILE and not (problems and source_file in problems[0]):
+            problems.append(
+                f"{source_file}: {n_invalid:,} of its {rows:,} rows rejected ({n_invalid / rows:.1%}: a file "
+                "this bad was mis-saved or is not an export of this shop); "
+                + _most_frequent_reason(invalid.filter(pl.col("source_file") == source_file)))
+    if full_history and rows_after == 0 and table == "orders":
+        problems.append(f"no valid {table} rows in any file ({sum(file_rows.values()):,} data rows read)")
+    if rows_before and rows_after < (1 - thresholds.row_drop) * rows_before:
+        problems.append(
+            f"the reloaded dates would hold {rows_after:,} rows of raw.{table} instead of {rows_before:,} "
+            f"({rows_after / rows_before - 1:.0%}, beyond CLV_ROW_DROP_THRESHOLD {thresholds.row_drop:.0%}): "
+            "is the export truncated or from another shop?")
+    return problems
