@@ -14,6 +14,7 @@ Scratch files of a publish that died are removed by the next one (runs hold the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.warehouse import sql_string
+from pipelines.warehouse import ensure_raw_schema, sql_string
 
 # mart -> its month column (first day of the month): exported one Parquet file per month.
 MONTHLY_EXPORTS = {"fct_orders": "order_month"}
+# Says which warehouse the exports beside it come from: a daily run rewrites only its months when it is this one.
+MANIFEST = "_manifest.json"
 SCRATCH_MARK = ".publishing"
 
 
@@ -113,6 +116,13 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
     staged.deletions.extend(p for p in directory.glob("*.parquet") if p.name not in wanted)
 
 
+def _read_manifest(exports_dir: Path) -> dict | None:
+    try:
+        return json.loads((exports_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _write_snapshot(con: duckdb.DuckDBPyConnection, tables: list[str], target: Path) -> None:
     target.unlink(missing_ok=True)
     con.execute(f"attach {sql_string(target)} as published_snapshot")
@@ -134,15 +144,23 @@ def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads:
     con = duckdb.connect(str(warehouse), config={"threads": threads, "memory_limit": memory_limit})
     try:
         con.execute("set enable_progress_bar = false")
-        window_start = con.execute("select max(window_start) from raw.run_context").fetchone()[0]
+        ensure_raw_schema(con)  # warehouses from before the exports' manifest get their identity here
+        window_start = con.execute("select max(window_start) from raw.run_context").fetchall()[0][0]
+        identity = con.execute("select warehouse_id from raw.warehouse_identity").fetchall()[0][0]
+        manifest = {"warehouse": str(warehouse), "warehouse_id": identity}
+        if _read_manifest(exports_dir) != manifest:
+            window_start = None  # exports of another warehouse, or none yet: every month is written from this one
+        staged.scratch_for(exports_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         tables = mart_tables(con)
         for table in tables:
-            counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchone()[0]
+            counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]
             if table in MONTHLY_EXPORTS:
                 _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
                 staged.deletions.append(exports_dir / f"{table}.parquet")  # the single file of earlier versions
             else:
                 _copy_to_parquet(con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet"))
+        wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
+        staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)
         # The snapshot is renamed last: its presence says every export beside it is complete.
         _write_snapshot(con, tables, staged.scratch_for(published_dir / "warehouse.duckdb"))
     except BaseException:

@@ -3,7 +3,8 @@ tests call the same code)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,8 @@ class RawTable:
     select_sql: str = "*"
     from_sql: str = "incoming"
     version_key: str | None = None              # one row per key in the table: the latest version wins
+    # What the loader needs to know of the warehouse (keyword arguments), e.g. the shop's currency for spend.
+    loader_options: Callable[[duckdb.DuckDBPyConnection], dict] | None = None
     # Orders are the wide table that grows with the shop: a full-history load goes in chunks of order dates. The
     # narrow tables load faster in one piece (7 M cart events: 3.7 s in one piece, 6.4 s in 92-day chunks).
     load_in_chunks: bool = False
@@ -33,13 +36,15 @@ class RawTable:
 
 RAW_TABLES = {
     "orders": RawTable("orders", "order_date", src.load_orders,
-                       select_sql=f"* exclude (email, _email, customer_id), {pseudonym_sql('customer_id')} as customer_id",
+                       select_sql=f"* exclude (email, _email, customer_id), {pseudonym_sql('customer_id')} as customer_id, "
+                                  "$load_id as load_id",
                        # An HMAC costs four SHA-256 blocks: each distinct address is hashed once (10 M orders: 5.2 s
                        # per row, 2.8 s per address, beside 1.5 s for the unkeyed sha256 it replaces).
                        from_sql=f"incoming left join (select email as _email, {hmac_sql('email')} as email_hmac "
                                 "from (select distinct email from incoming where email is not null)) on email = _email",
                        version_key="order_id", load_in_chunks=True),
-    "marketing_spend": RawTable("marketing_spend", "date", src.load_marketing_spend),
+    "marketing_spend": RawTable("marketing_spend", "date", src.load_marketing_spend,
+                                loader_options=lambda con: {"shop_currency": wh.shop_currency(con)}),
     "cart_events": RawTable("cart_events", "event_date", src.load_cart_events,
                             select_sql=f"* exclude (customer_id), {pseudonym_sql('customer_id')} as customer_id"),
 }
@@ -57,11 +62,18 @@ class LoadSummary:
     preview: pl.DataFrame       # the first valid rows, for the asset's metadata
     unloaded: list[str]         # entries of the directory no table reads, with why
     warnings: list[str]         # blocking problems accepted by CLV_ACCEPT_BAD_INPUT
+    changed_files: list[str] = field(default_factory=list)  # read whole: new or changed since the last load
+    changed_rows: int = 0       # rows dated outside the window that the source changed (late refunds, corrections)
+    changed_from: date | None = None  # the earliest date those changes touched: the marts rebuild from there
+    deleted: int = 0            # orders no file holds any more, removed (raw.deleted_orders)
+    missing_kept: dict[str, int] = field(default_factory=dict)  # per changed file: orders it no longer holds (kept)
+    notes: list[str] = field(default_factory=list)  # loaded rows that match nothing else (said, not rejected)
 
 
 def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, window: src.Window,
               today: date | None, source: str, chunk_days: int | None = None, *, hash_key: HashKey,
-              thresholds: Thresholds | None = None, accept_bad_input: bool = False) -> LoadSummary:
+              thresholds: Thresholds | None = None, accept_bad_input: bool = False,
+              run_id: str | None = None) -> LoadSummary:
     """Validate the table's files for `window` and replace the window's rows and rejects in one transaction.
 
     For orders, a long window (a full-history load) of Parquet files is validated and inserted `chunk_days` of order
@@ -69,20 +81,28 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
     chunk, not by the history. CSV has no such statistics and every chunk re-reads every CSV file: with more than
     CSV_REREAD_LIMIT_BYTES of CSV the window is loaded in one piece.
 
+    A daily load of orders also reads whole every file that is new or changed (size or modification time) since the
+    last load, and applies its rows dated before the window that differ from the warehouse: a refund booked a month
+    late, a cancellation, a correction of any age. `changed_from` tells the marts where to rebuild from.
+
     With `thresholds`, the blocking data checks (pipelines/data_checks.py) run before anything is committed and
     raise DataCheckFailed, unless `accept_bad_input` turns them into warnings."""
     files = src.discover(directory, table.name)
     csv_bytes = sum(f.stat().st_size for f in files if not f.name.lower().endswith(".parquet"))
     chunked = table.load_in_chunks and chunk_days and csv_bytes <= CSV_REREAD_LIMIT_BYTES
     chunks = window.split(chunk_days) if chunked else [window]
+    full_reload = window.start <= window.first_partition
     summary = LoadSummary([f.name for f in files], 0, 0, pl.DataFrame(schema=src.REJECTED_SCHEMA), pl.DataFrame(),
                           src.unloaded_files(directory), [])
     rejected_parts: list[pl.DataFrame] = []
     file_rows: dict[str, int] = {}
 
+    wh.ensure_raw_schema(con)
+    options = table.loader_options(con) if table.loader_options else {}
+
     def batches():
         for chunk in chunks:
-            result = table.loader(files, chunk, today=today)
+            result = table.loader(files, chunk, today=today, **options)
             summary.rows_read += result.rows_read
             for name, rows in result.file_rows.items():  # every chunk counts the whole file
                 file_rows[name] = max(rows, file_rows.get(name, 0))
@@ -95,26 +115,29 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
     def gate(rows_before: int, rows_after: int, rejected: pl.DataFrame) -> None:
         problems = blocking_problems(
             table.name, file_rows=file_rows, rejected=rejected,
-            rows_before=rows_before, rows_after=rows_after, full_history=window.start <= window.first_partition,
-            thresholds=thresholds)
+            rows_before=rows_before, rows_after=rows_after, full_history=full_reload, thresholds=thresholds)
         if problems and not accept_bad_input:
             raise DataCheckFailed(table.name, problems)
         summary.warnings.extend(problems)
 
-    wh.ensure_raw_schema(con)
-    params = None
+    params = {"load_id": time.time_ns() // 1000} if table.version_key else {}
     if "$hmac" in table.select_sql + table.from_sql:
-        params = dict(zip(("hmac_outer", "hmac_inner"), hash_key.sql_params()))
-        _check_hash_key(con, table.name, hash_key, full_reload=window.start <= window.first_partition)
-    superseded_in_table = wh.replace_window(
+        params.update(zip(("hmac_outer", "hmac_inner"), hash_key.sql_params()))
+        _check_hash_key(con, table.name, hash_key, full_reload=full_reload)
+    changes = None
+    if table.version_key and not full_reload:
+        changes = _changes_before_window(con, table, files, window, today, summary, rejected_parts)
+    replaced = wh.replace_window(
         con, f"raw.{table.name}", table.date_col, window.start, window.end, batches(),
-        source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params,
-        version_key=table.version_key,
-        staged=len(chunks) > 1, gate=gate if thresholds is not None else None)
-    if params:  # committed: the table's hashes are now made with this key
+        source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params or None,
+        version_key=table.version_key, staged=len(chunks) > 1, gate=gate if thresholds is not None else None,
+        changes=changes)
+    if "$hmac" in table.select_sql + table.from_sql:  # committed: the table's hashes are now made with this key
         con.execute("insert or replace into raw.hash_keys values (?, ?)", [table.name, hash_key.fingerprint])
-    if not superseded_in_table.is_empty():
-        rejected_parts.append(superseded_in_table.cast(src.REJECTED_SCHEMA))
+    _remember_files(con, table.name, files)
+    summary.changed_rows, summary.changed_from, summary.deleted = replaced.changed, replaced.changed_from, replaced.deleted
+    if not replaced.superseded.is_empty():
+        rejected_parts.append(replaced.superseded.cast(src.REJECTED_SCHEMA))
     # Rows with no usable date are read by every chunk (and replaced by (file, line) in the warehouse): once here.
     summary.rejected = pl.concat([summary.rejected, *rejected_parts]).unique(
         ["source_file", "source_line"], keep="last", maintain_order=True)
@@ -123,17 +146,76 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
                                       [window.start, window.end]).fetchall()[0][0]
     if len(chunks) > 1:
         summary.rows_read = summary.rows_loaded + summary.rejected.height
-    con.execute("insert into raw.load_log values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-                [table.name, window.start, window.end, window.as_of, source, summary.rows_loaded, summary.rejected.height])
+    summary.notes = _unmatched(con, table.name, window)
+    con.execute("""insert into raw.load_log by name select ? as asset, ? as window_start, ? as window_end, ? as as_of,
+                   ? as source, ? as rows_loaded, ? as rows_rejected, current_timestamp as loaded_at, ? as run_id,
+                   ? as changed_from""",
+                [table.name, window.start, window.end, window.as_of, source, summary.rows_loaded,
+                 summary.rejected.height, run_id, summary.changed_from])
     return summary
+
+
+def _file_signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _remember_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> None:
+    con.execute("delete from raw.source_files where table_name = ?", [table])
+    for path in files:
+        con.execute("insert into raw.source_files values (?, ?, ?, ?)", [table, path.name, *_file_signature(path)])
+
+
+def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, files: list[Path], window: src.Window,
+                           today: date | None, summary: LoadSummary, rejected_parts: list[pl.DataFrame]) -> pl.DataFrame | None:
+    """The valid rows dated outside the window in the files that are new or changed since the last load (the
+    warehouse compares them with what it holds); their rejects join this load's. Orders such a file no longer holds
+    are counted, not removed: a daily file may be a partial export, so only a full reload removes orders."""
+    known = {name: (size, mtime) for name, size, mtime in con.execute(
+        "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table.name]).fetchall()}
+    changed = [f for f in files if known.get(f.name) != _file_signature(f)]
+    summary.changed_files = [f.name for f in changed]
+    if not changed:
+        return None
+    newest = con.execute(f"select max({table.date_col}) from raw.{table.name}").fetchall()[0][0]
+    whole = replace(window, start=window.first_partition, end=max(window.end, newest or window.end))
+    result = table.loader(changed, whole, today=today)
+    outside = ~pl.col(table.date_col).is_between(window.start, window.end)
+    rejected_parts.append(result.rejected.filter(pl.col("event_date").is_not_null() & ~pl.col("event_date").is_between(
+        window.start, window.end)))
+    key = table.version_key
+    held = result.valid.select(key)
+    with wh.registered(con, held):
+        summary.missing_kept = dict(con.execute(
+            f"""select o.source_file, count(*) from raw.{table.name} o
+                where o.source_file in (select unnest(?)) and o.{table.date_col} not between ? and ?
+                  and not exists (select 1 from incoming i where i.{key} = o.{key})
+                group by 1 order by 1""",
+            [summary.changed_files, window.start, window.end]).fetchall())
+    return result.valid.filter(outside)
 
 
 def _check_hash_key(con: duckdb.DuckDBPyConnection, table: str, hash_key: HashKey, full_reload: bool) -> None:
     """Hashes made with different keys cannot be compared: after a key rotation only a full reload (`clv run`),
     which re-hashes every row, may write the table."""
     con.execute("create table if not exists raw.hash_keys (table_name varchar primary key, fingerprint varchar)")
-    row = con.execute("select fingerprint from raw.hash_keys where table_name = ?", [table]).fetchone()
-    if row and row[0] != hash_key.fingerprint and not full_reload:
+    rows = con.execute("select fingerprint from raw.hash_keys where table_name = ?", [table]).fetchall()
+    if rows and rows[0][0] != hash_key.fingerprint and not full_reload:
         raise src.SourceFileError(
             f"raw.{table} was hashed with another e-mail hash key (CLV_HASH_KEY_FILE changed): run `clv run` once "
             "to re-hash every row with the new key")
+
+
+def _unmatched(con: duckdb.DuckDBPyConnection, table: str, window: src.Window) -> list[str]:
+    """Valid rows that no order explains: kept (an order may still come), but said, so nothing goes unnoticed."""
+    if table == "marketing_spend":
+        rows = con.execute("""select channel, sum(spend) from raw.marketing_spend where date between ? and ?
+                              and channel not in (select distinct channel from raw.orders where channel is not null)
+                              group by 1 order by 1""", [window.start, window.end]).fetchall()
+        return [f"spend of {spend:,.2f} on channel '{channel}', from which no customer came" for channel, spend in rows]
+    if table == "cart_events":
+        n = con.execute("""select count(*) from raw.cart_events where event_date between ? and ?
+                           and customer_id not in (select distinct customer_id from raw.orders)""",
+                        [window.start, window.end]).fetchall()[0][0]
+        return [f"{n:,} cart events of visitors with no order (not in any mart)"] if n else []
+    return []

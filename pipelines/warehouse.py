@@ -9,6 +9,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -17,7 +18,7 @@ import duckdb
 import polars as pl
 
 from pipelines.privacy import EMAIL_PATTERN, REDACTED
-from pipelines.sources.files import VERSION_ORDER, natural_key
+from pipelines.sources.files import natural_key
 
 
 def sql_literal_body(text: str) -> str:
@@ -36,7 +37,7 @@ RAW_TABLE_COLUMNS = {
         net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
         refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
         product_category varchar, email_hmac varchar, updated_at timestamp, source_file varchar,
-        source_sort_key varchar, source_line bigint, loaded_at timestamp""",
+        source_sort_key varchar, source_line bigint, loaded_at timestamp, load_id bigint""",
     "raw.rejected_orders": """
         source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
         event_date date, rejected_at timestamp""",
@@ -58,7 +59,24 @@ create table if not exists raw.load_log (
     asset varchar, window_start date, window_end date, as_of date, source varchar, rows_loaded bigint,
     rows_rejected bigint, loaded_at timestamp
 );
+alter table raw.load_log add column if not exists run_id varchar;
+alter table raw.load_log add column if not exists changed_from date;
+-- The files each table was last loaded from: a daily run reads a file whole only when it changed since.
+create table if not exists raw.source_files (
+    table_name varchar, file_name varchar, size bigint, mtime_ns bigint, primary key (table_name, file_name)
+);
+-- Names this warehouse for its exports' manifest (exports written from another warehouse are rewritten whole).
+create table if not exists raw.warehouse_identity as select cast(uuid() as varchar) as warehouse_id;
+-- Orders a full reload removed because no file holds them any more.
+create table if not exists raw.deleted_orders (
+    order_id varchar, order_date date, source_file varchar, source_line bigint, reason varchar, deleted_at timestamp
+);
 """
+# Which version of a row with the same key wins in the warehouse: the file-level order (VERSION_ORDER), with the
+# later load before the line, so a file re-exported under the same name replaces what its earlier copy said.
+WAREHOUSE_VERSION_ORDER = "updated_at desc nulls last, source_sort_key desc, load_id desc nulls last, source_line desc"
+# Columns that say where and when a row was loaded, not what it says.
+BOOKKEEPING_COLUMNS = ("source_file", "source_sort_key", "source_line", "loaded_at", "load_id")
 
 
 @contextmanager
@@ -86,6 +104,7 @@ def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("alter table raw.orders drop column email_sha256")
     con.execute("alter table raw.orders add column if not exists email_hmac varchar")
     con.execute("alter table raw.orders add column if not exists updated_at timestamp")
+    con.execute("alter table raw.orders add column if not exists load_id bigint")
     if "source_sort_key" not in columns:
         con.execute("alter table raw.orders add column source_sort_key varchar")
         names = [r[0] for r in con.execute("select distinct source_file from raw.orders where source_file is not null").fetchall()]
@@ -100,7 +119,8 @@ def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> date | None:
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> Iterator[None]:
+def registered(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> Iterator[None]:
+    """`frame` readable as the view `incoming` for the duration."""
     con.register("incoming", frame.to_arrow())
     try:
         yield
@@ -116,12 +136,26 @@ def _transaction(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame | None =
         if incoming is None:
             yield
         else:
-            with _registered(con, incoming):
+            with registered(con, incoming):
                 yield
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+
+
+def shop_currency(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The currency most orders are in (None when the source gives none)."""
+    rows = con.execute("select mode(upper(currency)) from raw.orders where currency is not null").fetchall()
+    return rows[0][0] if rows else None
+
+
+def rebuild_start(con: duckdb.DuckDBPyConnection, load_start: date | None, run_id: str) -> date | None:
+    """The first order date the marts rebuild: the run's load start, or earlier where its load found changes."""
+    changed_from = con.execute("select min(changed_from) from raw.load_log where run_id = ?", [run_id]).fetchall()[0][0]
+    if load_start is None or changed_from is None:
+        return load_start
+    return min(load_start, changed_from)
 
 
 def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_start: date | None,
@@ -131,11 +165,20 @@ def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_s
         con.execute("insert into raw.run_context values (?, ?, ?)", [as_of, window_start, default_margin_rate])
 
 
+@dataclass
+class WindowReplaced:
+    superseded: pl.DataFrame            # versions removed because a later one exists (recorded as rejects)
+    deleted: int = 0                    # keys no file holds any more (recorded in raw.deleted_orders)
+    changed: int = 0                    # rows outside the window that differed from what the table held
+    changed_from: date | None = None    # the earliest date those changes touched (the marts rebuild from there)
+
+
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
                    batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]], *, source_table: str,
                    select_sql: str = "*", from_sql: str = "incoming", params: dict | None = None,
-                   version_key: str | None = None,
-                   staged: bool = False, gate: Callable[[int, int, pl.DataFrame], None] | None = None) -> pl.DataFrame:
+                   version_key: str | None = None, staged: bool = False,
+                   gate: Callable[[int, int, pl.DataFrame], None] | None = None,
+                   changes: pl.DataFrame | None = None) -> WindowReplaced:
     """Replace a window of a raw table and its rejects atomically: a re-run replaces, never duplicates, and a crash
     leaves the previous rows. `batches` yields (valid rows, rejected rows) pairs, consumed one at a time.
 
@@ -145,9 +188,11 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     for the live table in one transaction at the end; a crash before the swap leaves the live table untouched.
 
     Rejects dated in the window are replaced; undated ones are keyed by (file, line). With `version_key`, one
-    row per key survives in the whole table: the latest by (source_file, source_line), so re-loading an old day
-    never brings back a version superseded by a later file that moved the row to another day; the versions
-    removed that way are recorded as rejects of kind 'superseded' and returned.
+    row per key survives in the whole table (WAREHOUSE_VERSION_ORDER), so re-loading an old day never brings back
+    a version superseded by a later file that moved the row to another day; the versions removed that way are
+    recorded as rejects of kind 'superseded'. Keys the window held that no row holds any more are recorded in
+    raw.deleted_orders. `changes` are rows dated outside the window (from files changed since the last load): those
+    that differ from the table's row for their key are inserted as new versions.
 
     `gate(rows_before, rows_after, rejects)` sees the window's row count before and after and this load's rejects
     before anything is committed; when it raises, the live table and its rejects are left exactly as they were."""
@@ -155,12 +200,16 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     rejects: list[pl.DataFrame] = []
     count_sql = f"select count(*) from {{}} where {date_col} between ? and ?"
     rows_before = con.execute(count_sql.format(table), [start, end]).fetchall()[0][0]
+    result = WindowReplaced(pl.DataFrame())
 
     def insert_batches() -> None:
         for valid, rejected in batches:
             _insert_valid(con, target, valid, select_sql, from_sql, params)
             rejects.append(rejected)
 
+    if version_key:  # the window's keys as they were (the live table is only changed inside the transaction)
+        con.execute(f"create or replace temp table window_before as select {version_key}, {date_col}, source_file, "
+                    f"source_line from {table} where {date_col} between ? and ?", [start, end])
     if staged:
         con.execute(f"drop table if exists {target}")
         con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
@@ -172,11 +221,16 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
             if not staged:
                 con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
                 insert_batches()
+            if changes is not None and changes.height and version_key:
+                result.changed, result.changed_from = _insert_changes(
+                    con, target, date_col, version_key, changes, select_sql, from_sql, params)
             con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
                         [source_table, start, end])
             for rejected in rejects:
                 _replace_rejects(con, source_table, rejected)
-            removed = _remove_superseded_versions(con, target, date_col, version_key, source_table) if version_key else pl.DataFrame()
+            if version_key:
+                result.superseded = _remove_superseded_versions(con, target, date_col, version_key, source_table)
+                result.deleted = _record_deleted(con, target, version_key, date_col, start, end)
             if gate is not None:
                 rows_after = con.execute(count_sql.format(target), [start, end]).fetchall()[0][0]
                 gate(rows_before, rows_after, pl.concat(rejects) if rejects else pl.DataFrame())
@@ -187,18 +241,58 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
         if staged:
             con.execute(f"drop table if exists {target}")
         raise
-    return removed
+    finally:
+        con.execute("drop table if exists window_before")
+    return result
+
+
+def _content_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    schema, name = table.split(".")
+    return [c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position", [schema, name]).fetchall() if c not in BOOKKEEPING_COLUMNS]
+
+
+def _insert_changes(con: duckdb.DuckDBPyConnection, table: str, date_col: str, key: str, changes: pl.DataFrame,
+                    select_sql: str, from_sql: str, params: dict | None) -> tuple[int, date | None]:
+    """Insert the rows of `changes` whose content differs from the table's current row for their key (or whose key
+    is new); returns how many, and the earliest date they or the rows they replace are dated."""
+    con.execute(f"create or replace temp table incoming_changes as select * from {table} limit 0")
+    _insert_valid(con, "incoming_changes", changes, select_sql, from_sql, params)
+    same = " and ".join(f"t.{c} is not distinct from c.{c}" for c in _content_columns(con, table))
+    con.execute(f"""create or replace temp table changed_rows as
+                    select * from incoming_changes c
+                    where not exists (select 1 from {table} t where t.{key} = c.{key} and {same})""")
+    changed, earliest = con.execute(f"""
+        select count(*), min(least(c.{date_col}, coalesce(t.{date_col}, c.{date_col})))
+        from changed_rows c left join {table} t on t.{key} = c.{key}""").fetchall()[0]
+    con.execute(f"insert into {table} by name select * from changed_rows")
+    con.execute("drop table incoming_changes")
+    con.execute("drop table changed_rows")
+    return changed, earliest
+
+
+def _record_deleted(con: duckdb.DuckDBPyConnection, table: str, key: str, date_col: str, start: date, end: date) -> int:
+    """Keys the window held before this load that no row of the table holds now: the source dropped them."""
+    deleted = con.execute(f"""
+        insert into raw.deleted_orders
+        select b.{key}, b.{date_col}, b.source_file, b.source_line,
+               format('no longer in any source file (the load of {{}}..{{}} found no version of it)', ?, ?),
+               current_timestamp
+        from window_before b where not exists (select 1 from {table} t where t.{key} = b.{key})""",
+                          [start, end]).fetchall()
+    return deleted[0][0] if deleted else 0
 
 
 def _insert_valid(con: duckdb.DuckDBPyConnection, table: str, valid: pl.DataFrame, select_sql: str,
                   from_sql: str = "incoming", params: dict | None = None) -> None:
-    with _registered(con, valid):
+    with registered(con, valid):
         con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from {from_sql}",
                     params or None)
 
 
 def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected: pl.DataFrame) -> None:
-    with _registered(con, rejected):
+    with registered(con, rejected):
         con.execute("""delete from raw.rejected_orders r where r.source_table = ? and exists (
                            select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line)""",
                     [source_table])
@@ -208,7 +302,6 @@ def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected
 def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str,
                                 source_table: str) -> pl.DataFrame:
     # Only keys present twice can hold an old version (the table had one row per key before this window).
-    version_order = ", ".join(f"{c} desc nulls last" for c in VERSION_ORDER)
     columns = con.execute(
         "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ? "
         "order by ordinal_position", [table]).fetchall()
@@ -217,13 +310,13 @@ def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date
     record = ", ".join(
         f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')" if kind.startswith("TIMESTAMP")
         else f"coalesce(cast(old.{c} as varchar), '')"
-        for c, kind in columns if c not in ("email_hmac", "source_sort_key", "loaded_at", date_col))
+        for c, kind in columns if c not in ("email_hmac", "source_sort_key", "loaded_at", "load_id", date_col))
     record = f"regexp_replace(concat_ws(',', {record}), '{sql_literal_body(EMAIL_PATTERN)}', '{REDACTED}', 'g')"
     con.execute(f"""
         create or replace temp table superseded_versions as
         with versions as (
             select {version_key}, source_file, source_line,
-                   row_number() over (partition by {version_key} order by {version_order}) as age
+                   row_number() over (partition by {version_key} order by {WAREHOUSE_VERSION_ORDER}) as age
             from {table}
             where {version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1))
         select old.*, newest.source_file as newest_file, newest.source_line as newest_line, {record} as record

@@ -1,4 +1,5 @@
-"""A refund booked days after its order is picked up by the daily run's look-back window, and not beyond it."""
+"""A refund booked days after its order is picked up by the daily run: inside the look-back window by the window's
+reload, older ones because the export that carries them is new since the last load (change detection)."""
 
 from pathlib import Path
 
@@ -39,12 +40,12 @@ def test_lookback_window_picks_up_late_refunds(tmp_path):
     daily = run_clv(data, "backfill", "--start", "2025-03-21", "--end", "2025-03-21",
                     "--source", "files", "--raw-dir", str(raw), **env)
     assert _revenue(daily, "B1") == 50.0     # inside the 7-day look-back: refund picked up
-    assert _revenue(daily, "A1") == 50.0     # older than the look-back: unchanged until a backfill covers it
+    assert _revenue(daily, "A1") == 0.0      # older than the look-back: found in the new export all the same
     assert _revenue(daily, "D1") == 25.0
 
     backfill = run_clv(data, "backfill", "--start", "2025-03-02", "--end", "2025-03-02",
                        "--source", "files", "--raw-dir", str(raw), **env)
-    assert _revenue(backfill, "A1") == 0.0   # a backfill of the order's day picks it up
+    assert _revenue(backfill, "A1") == 0.0   # a backfill of the order's day keeps it
     with backfill.connect() as con:
         # the re-loaded versions superseded the first ones; nothing is counted twice
         assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] == 4

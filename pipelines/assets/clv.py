@@ -1,6 +1,7 @@
 """Predictive CLV (BG/NBD + Gamma-Gamma), fit history, back-test and segment value: thin wrappers over pipelines.clv."""
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from pipelines import warehouse as wh
@@ -54,8 +55,10 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         fitted_on, bg, gg = reused
         context.log.info(f"Scoring with the models fitted as of {fitted_on} (refit every {settings.clv_refit_days} "
                          "days, CLV_REFIT_DAYS); no back-test this run.")
+        notes = {}
     else:
-        fitted_on, (bg, gg) = as_of, _fit_models(context, rfm, as_of)
+        fitted_on = as_of
+        bg, gg, notes = _fit_models(context, rfm, as_of)
     churn = annual_churn_rate(orders, as_of)
     lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
     customers = read(warehouse, "select customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, "
@@ -71,7 +74,8 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         "formula": {"annual_churn_rate": churn, "lifespan_years": lifespan},
         "settings": {"annual_discount_rate": settings.annual_discount_rate,
                      "default_margin_rate": settings.default_margin_rate},
-    }).with_columns(fitted_on=pl.lit(fitted_on))
+    }).with_columns(fitted_on=pl.lit(fitted_on), note=pl.col("model").replace_strict(notes, default=None,
+                                                                                  return_dtype=pl.String))
     backtest, calibration_end, holdout_end = (None, None, None) if reused else _backtest(context, orders, rfm, as_of)
     if backtest is not None:
         backtest_rows = pl.concat([
@@ -96,7 +100,8 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         "mean_p_alive": float(scored["p_alive"].mean() or 0.0)})
     yield dg.MaterializeResult(asset_key=MODEL_FIT, metadata={
         **table_metadata(fit_rows, rows=30), "fitted_on": str(fitted_on), "refit_this_run": reused is None,
-        "bg_nbd_converged": bool(bg and bg.converged), "gamma_gamma_converged": bool(gg and gg.converged)})
+        "bg_nbd_converged": bool(bg and bg.converged), "gamma_gamma_converged": bool(gg and gg.converged),
+        "models_not_used": "\n".join(f"{m}: {n}" for m, n in notes.items()) or "none"})
     figures = {"refit_this_run": reused is None}
     if backtest is not None:
         overall = backtest.overall.row(0, named=True)
@@ -106,25 +111,49 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield dg.MaterializeResult(asset_key=BACKTEST, metadata={**table_metadata(backtest_rows), **figures})
 
 
-def _fit_models(context, rfm: pl.DataFrame, as_of):
+# A fit can fail numerically (a spend distribution with no heterogeneity drives Gamma-Gamma's q and gamma to
+# infinity): the model is then left out of this run, its columns null, and the rest of the run completes.
+NUMERICAL_FAILURES = (ArithmeticError, ValueError, np.linalg.LinAlgError)
+
+
+def _fit_or_reason(name: str, fit, *args):
+    """(the fit, None) when it converged; (None, why not) when it failed or did not converge."""
+    try:
+        result = fit(*args)
+    except NUMERICAL_FAILURES as exc:
+        return None, f"{name} fit failed ({type(exc).__name__}: {exc})"
+    if not result.converged:
+        return None, f"{name} fit did not converge ({result.message})"
+    return result, None
+
+
+def _fit_models(context, rfm: pl.DataFrame, as_of) -> tuple[object, object, dict[str, str]]:
+    """(BG/NBD, Gamma-Gamma, {model: why it is not used}) as of `as_of`; a model not used is None."""
     repeaters = rfm.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
     if repeaters.height < MIN_REPEAT_CUSTOMERS:
-        context.log.warning(
-            f"As of {as_of} only {repeaters.height} customers have bought again (at least {MIN_REPEAT_CUSTOMERS} "
-            "are needed): the predictive CLV models are not fitted, their columns are null this run.")
-        return None, None
-    bg = fit_bgnbd(rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
-    gg = fit_gamma_gamma(repeaters["frequency"].to_numpy(), repeaters["monetary_value"].to_numpy())
-    if gg.q <= 1:
+        reason = (f"only {repeaters.height} customers have bought again (at least {MIN_REPEAT_CUSTOMERS} are needed)")
+        context.log.warning(f"As of {as_of} {reason}: the predictive CLV models are not fitted, their columns are "
+                            "null this run.")
+        return None, None, {"bg_nbd": reason, "gamma_gamma": reason}
+    notes = {}
+    bg, notes["bg_nbd"] = _fit_or_reason("BG/NBD", fit_bgnbd, rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(),
+                                         rfm["T"].to_numpy())
+    gg, notes["gamma_gamma"] = _fit_or_reason("Gamma-Gamma", fit_gamma_gamma, repeaters["frequency"].to_numpy(),
+                                              repeaters["monetary_value"].to_numpy())
+    if gg is not None and gg.q <= 1:
         # The population mean spend p·gamma/(q−1) does not exist: expected order values would be unbounded.
-        context.log.warning(f"Gamma-Gamma q={gg.q:.3g} <= 1 (spend too heavy-tailed for the model): expected "
-                            "order value and predicted CLV are null this run; the fit is recorded in clv_model_fit.")
-    context.log.info(
-        f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} a={bg.a:.4g} "
-        f"b={bg.b:.4g} ({'converged' if bg.converged else 'NOT converged: ' + bg.message}); Gamma-Gamma on "
-        f"{gg.n_customers:,} repeat customers p={gg.p:.4g} q={gg.q:.4g} gamma={gg.gamma:.4g} "
-        f"({'converged' if gg.converged else 'NOT converged: ' + gg.message}).")
-    return bg, gg
+        notes["gamma_gamma"] = (f"Gamma-Gamma q={gg.q:.3g} <= 1 (spend too heavy-tailed for the model): expected "
+                                "order value and predicted CLV are null")
+    notes = {model: note for model, note in notes.items() if note}
+    for note in notes.values():
+        context.log.warning(f"As of {as_of}: {note}; the model's columns are null this run (clv_model_fit.note).")
+    if bg is not None:
+        context.log.info(f"As of {as_of}: BG/NBD on {bg.n_customers:,} customers r={bg.r:.4g} alpha={bg.alpha:.4g} "
+                         f"a={bg.a:.4g} b={bg.b:.4g}.")
+    if gg is not None:
+        context.log.info(f"As of {as_of}: Gamma-Gamma on {gg.n_customers:,} repeat customers p={gg.p:.4g} "
+                         f"q={gg.q:.4g} gamma={gg.gamma:.4g}.")
+    return bg, gg, notes
 
 
 def _add_fitted_on(con) -> None:
@@ -133,6 +162,7 @@ def _add_fitted_on(con) -> None:
                          "and table_name = 'clv_model_fit'").fetchall()[0][0]
     if exists:
         con.execute("alter table marts.clv_model_fit add column if not exists fitted_on date")
+        con.execute("alter table marts.clv_model_fit add column if not exists note varchar")
         con.execute("update marts.clv_model_fit set fitted_on = as_of_date where fitted_on is null")
 
 

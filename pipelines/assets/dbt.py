@@ -35,7 +35,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     settings = warehouse.settings()
     window, _ = warehouse.run_window(context)
     with warehouse.connect() as con:
-        wh.set_run_context(con, window.as_of, window.load_start, settings.default_margin_rate)
+        # Late changes the load found before its window (a refund a month late) widen what the models rebuild.
+        rebuild_from = wh.rebuild_start(con, window.load_start, context.run_id)
+        wh.set_run_context(con, window.as_of, rebuild_from, settings.default_margin_rate)
     # dbt runs in a subprocess: hand it the same warehouse and engine limits.
     os.environ["CLV_WAREHOUSE"] = str(settings.warehouse)
     os.environ["CLV_DUCKDB_THREADS"] = str(settings.duckdb_threads)
@@ -43,9 +45,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     # A run that reloads all history rebuilds the incremental models from scratch (--full-refresh): the same
     # rows, and it is how a changed model or dbt var (new ltv_windows columns, say) reaches them.
-    full_history = window.load_start is None or window.load_start <= settings.start_date
+    full_history = rebuild_from is None or rebuild_from <= settings.start_date
     context.log.info(f"dbt build as of {window.as_of or 'the newest loaded day'}; the incremental models rebuild "
-                     + ("everything (full refresh)." if full_history else f"order dates from {window.load_start}."))
+                     + ("everything (full refresh)." if full_history else f"order dates from {rebuild_from}."))
     # One target directory per warehouse: dbt's partial-parse state survives from run to run (the profile
     # names the warehouse, and a changed profile forces a full parse).
     target = DBT_PROJECT_DIR / "target" / f"runs-{hashlib.sha1(str(settings.warehouse).encode()).hexdigest()[:12]}"

@@ -80,7 +80,8 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
         with warehouse.connect() as con:
             result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
                                chunk_days=settings.ingest_chunk_days, hash_key=settings.hash_key(),
-                               thresholds=settings.thresholds, accept_bad_input=settings.accept_bad_input)
+                               thresholds=settings.thresholds, accept_bad_input=settings.accept_bad_input,
+                               run_id=context.run_id)
     except DataCheckFailed as failed:
         for problem in failed.problems:
             context.log.error(f"Blocking data check failed on raw.{table}: {problem}")
@@ -90,6 +91,17 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
         raise dg.Failure(description=str(bad_file), allow_retries=False) from None
     for name in result.unloaded:
         context.log.warning(f"Not loaded: {name}")
+    if result.changed_files:
+        context.log.info(f"New or changed since the last load, read whole: {', '.join(result.changed_files)}; "
+                         f"{result.changed_rows} rows dated before the window changed"
+                         + (f" (the marts rebuild from {result.changed_from})." if result.changed_from else "."))
+    if result.deleted:
+        context.log.warning(f"Removed {result.deleted} orders that no source file holds any more (raw.deleted_orders).")
+    for note in result.notes:
+        context.log.warning(f"raw.{table}: {note}")
+    for name, missing in result.missing_kept.items():
+        context.log.warning(f"{missing} orders are no longer in {name}; they are kept until a full reload "
+                            "(`clv run`), which removes orders no file holds.")
     for problem in result.warnings:
         context.log.warning(f"Loaded despite a failed data check (CLV_ACCEPT_BAD_INPUT): {problem}")
     return result, load, settings
@@ -97,8 +109,14 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
 
 def _files_metadata(result) -> dict:
     return {"files": ", ".join(result.files) or "none supplied",
+            "files_read_whole": ", ".join(result.changed_files) or "none (no file changed since the last load)",
+            "changed_rows_before_window": result.changed_rows,
+            "changes_rebuild_from": str(result.changed_from or "-"),
+            "orders_removed": result.deleted,
+            "orders_missing_kept_until_full_reload": sum(result.missing_kept.values()),
             "files_not_loaded": "\n".join(result.unloaded) or "none",
-            "data_checks_overridden": "\n".join(result.warnings) or "none"}
+            "data_checks_overridden": "\n".join(result.warnings) or "none",
+            "unmatched_rows": "\n".join(result.notes) or "none"}
 
 
 def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:

@@ -102,8 +102,17 @@ def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
     backtest = records(con, "select aggregate_pct_error as backtest_aggregate_pct_error, mae_per_customer as backtest_mae_per_customer "
                             "from marts.clv_backtest where frequency_bucket = 'all' "
                             "order by as_of_date desc limit 1")
-    return {**orders, **clv, **repeat, **cac,
+    # Why a model is not used this run (a failed or unconverged fit): said at the top of the report.
+    notes = [r["note"] for r in records(con, "select distinct model, note from marts.clv_model_fit where note is not null "
+                                             "and as_of_date = (select max(as_of_date) from marts.clv_model_fit) "
+                                             "order by model")] if _has_column(con, "clv_model_fit", "note") else []
+    return {**orders, **clv, **repeat, **cac, "model_notes": notes,
             **(backtest[0] if backtest else {"backtest_aggregate_pct_error": None, "backtest_mae_per_customer": None})}
+
+
+def _has_column(con, table: str, column: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.columns where table_schema = 'marts' "
+                            "and table_name = ? and column_name = ?", [table, column]).fetchall()[0][0])
 
 
 def load_cohort_retention(con) -> dict:

@@ -21,6 +21,7 @@ body { margin: 0; font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica N
 header { background: #1d2330; color: #fff; padding: 24px 32px; }
 header h1 { margin: 0 0 4px; font-size: 24px; }
 header p { margin: 0; color: #c6ccd6; }
+header p.notice { margin-top: 8px; color: #ffd479; }
 main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 48px; }
 nav { margin: 16px 0; font-size: 14px; }
 nav a { color: var(--accent); margin-right: 14px; white-space: nowrap; text-decoration: none; }
@@ -83,7 +84,10 @@ def render_page(charts: list[Chart], figures: list[tuple[str, str]], key_figures
         "<title>Customer lifetime value: the answers at a glance</title>",
         f"<style>{CSS}</style></head><body>",
         "<header><h1>Customer lifetime value: the answers at a glance</h1>",
-        f"<p>{html.escape(subtitle)}</p></header>",
+        f"<p>{html.escape(subtitle)}</p>",
+        *(f'<p class="notice">Not in the predictions this run: {html.escape(note)}.</p>'
+          for note in key_figures.get("model_notes") or []),
+        "</header>",
         "<main>",
         f'<div class="figures" id="key-figures">{tiles}</div>',
         _json_block("data-key-figures", key_figures),

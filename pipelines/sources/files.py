@@ -515,9 +515,12 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- marketing spend and cart events
 def _load_events(files: list[Path], window: Window, today: date | None, *, table: str, required: tuple[str, ...],
-                 optional: tuple[str, ...], date_col: str, columns, problems, output: list, schema: dict) -> LoadResult:
+                 optional: tuple[str, ...], date_col: str, columns, problems, output: list, schema: dict,
+                 table_problems=None) -> LoadResult:
     """The smaller tables (spend, cart events): validate each file, keep the window's rows, reject the rest.
-    `columns` and `problems` take the file's parsers (_Fields), which depend on which of its columns are text."""
+    `columns` and `problems` take the file's parsers (_Fields), which depend on which of its columns are text;
+    `table_problems` takes the parsed rows of every file (checks across files, such as one currency). Exact
+    duplicate rows are loaded once, the copies recorded with kind 'duplicate', as for orders."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
     parts, file_rows = [], {}
@@ -534,25 +537,53 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
         ).join(records, left_on="source_line", right_on="_line", how="left"))
     if not parts:
         return LoadResult(pl.DataFrame(schema=schema), pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
-    rows = pl.concat(parts, how="vertical_relaxed").filter(
-        pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
-    rejected = _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table)
-    valid = rows.filter(pl.col("_problem").is_null()).with_columns(_date=pl.col("event_at").dt.date())
+    rows = pl.concat(parts, how="vertical_relaxed")
+    if table_problems is not None:
+        rows = rows.with_columns(_problem=pl.coalesce("_problem", table_problems(rows)))
+    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
+    content = [c for c in rows.columns if not c.startswith("_") and c not in ("source_file", "source_line")]
+    first_copy = pl.struct(content).is_first_distinct()
+    valid = rows.filter(pl.col("_problem").is_null())
+    originals = valid.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
+    duplicates = valid.filter(~first_copy).join(originals, on=content, how="left", nulls_equal=True).with_columns(
+        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"),
+        _record=pl.lit(None, pl.String))
+    rejected = pl.concat([
+        _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),
+        _as_rejected(duplicates, table)])
+    valid = valid.filter(first_copy).with_columns(_date=pl.col("event_at").dt.date())
     return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
                       file_rows)
 
 
-def load_marketing_spend(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+def load_marketing_spend(files: list[Path], window: Window, today: date | None = None,
+                         shop_currency: str | None = None) -> LoadResult:
+    """Spend in another currency than the shop's (the orders' most common currency, else the spend's own) is
+    rejected: summing EUR into PLN would be wrong, and fx rates are not supported yet."""
+    def one_currency(rows: pl.DataFrame) -> pl.Expr:
+        spend_currencies = rows["currency"].drop_nulls()
+        reference = shop_currency or (spend_currencies.mode().sort()[0] if spend_currencies.len() else None)
+        if reference is None:
+            return pl.lit(None, pl.String)
+        return pl.when(pl.col("currency").is_not_null() & (pl.col("currency") != reference)).then(
+            pl.format(f"currency '{{}}' is not the shop's currency {reference} (convert the spend first)", "currency"))
+
     return _load_events(
-        files, window, today, table="marketing_spend", required=SPEND_REQUIRED, optional=(), date_col="date",
-        columns=lambda f: {"channel": f.optional_text("channel").str.to_lowercase(), "spend": f.amount("spend").round(2)},
+        files, window, today, table="marketing_spend", required=SPEND_REQUIRED, optional=("currency",), date_col="date",
+        columns=lambda f: {"channel": f.optional_text("channel").str.to_lowercase(), "spend": f.amount("spend").round(2),
+                           "currency": f.optional_text("currency").str.to_uppercase()},
         problems=lambda f: [pl.when(f.blank("channel")).then(pl.lit("missing channel")), f.amount_problem("spend", required=True)],
+        table_problems=one_currency,
         output=[pl.col("_date").alias("date"), "channel", "spend", "source_file", "source_line"],
         schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
     )
 
 
+CART_EVENT_TYPES = ("add_to_cart", "checkout_started")
+
+
 def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
+    event_type = pl.col("event_type").cast(pl.String).str.strip_chars().str.to_lowercase()
     return _load_events(
         files, window, today, table="cart_events", required=CART_REQUIRED, optional=CART_OPTIONAL, date_col="event_at",
         columns=lambda f: {"customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
@@ -560,6 +591,8 @@ def load_cart_events(files: list[Path], window: Window, today: date | None = Non
                            "cart_value": f.amount("cart_value").round(2)},
         problems=lambda f: [pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
                             pl.when(f.blank("event_type")).then(pl.lit("missing event_type")),
+                            pl.when(~event_type.is_in(CART_EVENT_TYPES)).then(pl.format(
+                                f"unknown event_type '{{}}' (expected {' or '.join(CART_EVENT_TYPES)})", event_type)),
                             f.amount_problem("cart_value", required=False)],
         output=["customer_id", "event_at", pl.col("_date").alias("event_date"), "event_type", "cart_value",
                 "source_file", "source_line"],

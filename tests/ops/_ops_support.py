@@ -21,7 +21,7 @@ def copy_data_dir(source: Path, target: Path) -> Path:
 
 
 # when a row was written, not what it says: differs between identical reloads
-VOLATILE_COLUMNS = {"loaded_at", "rejected_at"}
+VOLATILE_COLUMNS = {"loaded_at", "rejected_at", "load_id", "deleted_at"}
 
 
 def _column_summary(column: str, data_type: str) -> str | None:

@@ -109,3 +109,23 @@ def test_a_publish_that_fails_changes_nothing_and_its_scratch_is_removed_next_ti
         assert {r[0] for r in snap.execute("select distinct table_schema from information_schema.tables").fetchall()} == {"marts"}
     finally:
         snap.close()
+
+
+def test_exports_always_belong_to_one_warehouse_and_are_complete(tmp_path):
+    """Two warehouses sharing one data directory, or a warehouse pointed at a new one: a daily run (window from
+    March) still writes every month of its own marts, never keeps the other warehouse's files."""
+    published, exports = tmp_path / "published", tmp_path / "exports"
+    first, second = tmp_path / "first.duckdb", tmp_path / "second.duckdb"
+    _warehouse(first, None).close()
+    publish(first, published, exports)
+    con = _warehouse(second, date(2025, 3, 24))  # a daily run's window
+    con.execute("update marts.fct_orders set revenue = revenue * 10")
+    con.execute("delete from marts.fct_orders where order_id = 'C'")  # February has no orders here
+    con.close()
+    publish(second, published, exports)
+    assert _exported(exports / "fct_orders") == {"2025-01.parquet": ["A", "B"], "2025-03.parquet": ["D", "E"]}
+    assert pl.read_parquet(exports / "fct_orders" / "2025-01.parquet")["revenue"].to_list() == [100.0, 200.0]
+    # the same warehouse, a new data directory: everything is exported, not only the window's months
+    fresh = tmp_path / "fresh_exports"
+    publish(second, tmp_path / "fresh_published", fresh)
+    assert set(_exported(fresh / "fct_orders")) == {"2025-01.parquet", "2025-03.parquet"}

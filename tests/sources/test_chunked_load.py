@@ -20,8 +20,8 @@ from pipelines.sources import files as src
 TODAY = date(2025, 3, 5)
 WINDOW = src.Window(date(2025, 1, 1), date(2025, 2, 28), date(2025, 2, 28), first_partition=date(2025, 1, 1))
 SUB = dataclasses.replace(WINDOW, start=date(2025, 1, 10), end=date(2025, 2, 9))
-# raw.orders' columns in table order, as `select * exclude (loaded_at)` returns them
-RAW_ORDER_COLUMNS = [c.split()[0] for c in wh.RAW_TABLE_COLUMNS["raw.orders"].split(",") if c.split()[0] != "loaded_at"]
+# raw.orders' columns in table order, as `select * exclude (loaded_at, load_id)` returns them
+RAW_ORDER_COLUMNS = [c.split()[0] for c in wh.RAW_TABLE_COLUMNS["raw.orders"].split(",") if c.split()[0] not in ("loaded_at", "load_id")]
 COLS = ("order_id", "customer_id", "ordered_at", "net_revenue", "status", "email")
 
 
@@ -67,7 +67,7 @@ def load(con, directory: Path, window: src.Window = WINDOW, chunk_days: int | No
 
 
 def state(con) -> tuple[list, list]:
-    return (con.execute("select * exclude (loaded_at) from raw.orders order by all").fetchall(),
+    return (con.execute("select * exclude (loaded_at, load_id) from raw.orders order by all").fetchall(),
             con.execute("select * exclude (rejected_at) from raw.rejected_orders order by all").fetchall())
 
 
