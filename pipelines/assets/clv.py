@@ -105,9 +105,9 @@ def clv_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     figures = {"refit_this_run": reused is None}
     if backtest is not None:
         overall = backtest.overall.row(0, named=True)
+        # an error is undefined when the hold-out has no purchase (an as-of far past the data): left out
         figures = {"calibration_end": str(calibration_end), "holdout_end": str(holdout_end),
-                   "aggregate_pct_error": float(overall["aggregate_pct_error"]),
-                   "mae_per_customer": float(overall["mae_per_customer"])}
+                   **{k: float(overall[k]) for k in ("aggregate_pct_error", "mae_per_customer") if overall[k] is not None}}
     yield dg.MaterializeResult(asset_key=BACKTEST, metadata={**table_metadata(backtest_rows), **figures})
 
 
