@@ -175,10 +175,12 @@ def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, file
         "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table.name]).fetchall()}
     changed = [f for f in files if known.get(f.name) != _file_signature(f)]
     summary.changed_files = [f.name for f in changed]
-    if not changed:
+    # Only dates earlier loads covered: rows of dates never loaded are history for a backfill, not changes.
+    covered_start, covered_end = con.execute(
+        "select min(window_start), max(window_end) from raw.load_log where asset = ?", [table.name]).fetchall()[0]
+    if not changed or covered_start is None:
         return None
-    newest = con.execute(f"select max({table.date_col}) from raw.{table.name}").fetchall()[0][0]
-    whole = replace(window, start=window.first_partition, end=max(window.end, newest or window.end))
+    whole = replace(window, start=max(covered_start, window.first_partition), end=max(window.end, covered_end))
     result = table.loader(changed, whole, today=today)
     outside = ~pl.col(table.date_col).is_between(window.start, window.end)
     rejected_parts.append(result.rejected.filter(pl.col("event_date").is_not_null() & ~pl.col("event_date").is_between(

@@ -203,7 +203,7 @@ def _backtest(context, orders: pl.LazyFrame, rfm: pl.DataFrame, as_of):
         if repeaters < MIN_REPEAT_CUSTOMERS:
             raise ValueError(f"only {repeaters} repeat customers before {calibration_end}")
         return result, calibration_end, holdout_end
-    except (ValueError, FloatingPointError) as exc:
+    except NUMERICAL_FAILURES as exc:
         context.log.warning(f"No back-test this run: {exc}.")
         return None, None, None
 
