@@ -33,6 +33,11 @@ class RawTable:
     # narrow tables load faster in one piece (7 M cart events: 3.7 s in one piece, 6.4 s in 92-day chunks).
     load_in_chunks: bool = False
 
+    @property
+    def keyed_hashes(self) -> bool:
+        """Whether inserting rows computes keyed hashes (the `$hmac_*` parameters)."""
+        return "$hmac" in self.select_sql + self.from_sql
+
 
 RAW_TABLES = {
     "orders": RawTable("orders", "order_date", src.load_orders,
@@ -121,18 +126,20 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
         summary.warnings.extend(problems)
 
     params = {"load_id": time.time_ns() // 1000} if table.version_key else {}
-    if "$hmac" in table.select_sql + table.from_sql:
+    if table.keyed_hashes:
         params.update(zip(("hmac_outer", "hmac_inner"), hash_key.sql_params()))
         _check_hash_key(con, table.name, hash_key, full_reload=full_reload)
-    changes = None
+    changes = changes_rejected = None
     if table.version_key and not full_reload:
-        changes = _changes_before_window(con, table, files, window, today, summary, rejected_parts)
+        changes, changes_rejected = _changes_before_window(con, table, files, window, today, summary)
+        if changes_rejected is not None:
+            rejected_parts.append(changes_rejected)
     replaced = wh.replace_window(
         con, f"raw.{table.name}", table.date_col, window.start, window.end, batches(),
         source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params or None,
         version_key=table.version_key, staged=len(chunks) > 1, gate=gate if thresholds is not None else None,
-        changes=changes)
-    if "$hmac" in table.select_sql + table.from_sql:  # committed: the table's hashes are now made with this key
+        changes=changes, changes_rejected=changes_rejected)
+    if table.keyed_hashes:  # committed: the table's hashes are now made with this key
         con.execute("insert or replace into raw.hash_keys values (?, ?)", [table.name, hash_key.fingerprint])
     _remember_files(con, table.name, files)
     summary.changed_rows, summary.changed_from, summary.deleted = replaced.changed, replaced.changed_from, replaced.deleted
@@ -167,10 +174,10 @@ def _remember_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path
 
 
 def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, files: list[Path], window: src.Window,
-                           today: date | None, summary: LoadSummary, rejected_parts: list[pl.DataFrame]) -> pl.DataFrame | None:
-    """The valid rows dated outside the window in the files that are new or changed since the last load (the
-    warehouse compares them with what it holds); their rejects join this load's. Orders such a file no longer holds
-    are counted, not removed: a daily file may be a partial export, so only a full reload removes orders."""
+                           today: date | None, summary: LoadSummary) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """(valid rows, rejected rows) dated outside the window in the files that are new or changed since the last load
+    (the warehouse compares the valid ones with what it holds). Orders such a file no longer holds are counted, not
+    removed: a daily file may be a partial export, so only a full reload removes orders."""
     known = {name: (size, mtime) for name, size, mtime in con.execute(
         "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table.name]).fetchall()}
     changed = [f for f in files if known.get(f.name) != _file_signature(f)]
@@ -179,12 +186,12 @@ def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, file
     covered_start, covered_end = con.execute(
         "select min(window_start), max(window_end) from raw.load_log where asset = ?", [table.name]).fetchall()[0]
     if not changed or covered_start is None:
-        return None
+        return None, None
     whole = replace(window, start=max(covered_start, window.first_partition), end=max(window.end, covered_end))
     result = table.loader(changed, whole, today=today)
     outside = ~pl.col(table.date_col).is_between(window.start, window.end)
-    rejected_parts.append(result.rejected.filter(pl.col("event_date").is_not_null() & ~pl.col("event_date").is_between(
-        window.start, window.end)))
+    rejected = result.rejected.filter(pl.col("event_date").is_not_null()
+                                      & ~pl.col("event_date").is_between(window.start, window.end))
     key = table.version_key
     held = result.valid.select(key)
     with wh.registered(con, held):
@@ -194,7 +201,7 @@ def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, file
                   and not exists (select 1 from incoming i where i.{key} = o.{key})
                 group by 1 order by 1""",
             [summary.changed_files, window.start, window.end]).fetchall())
-    return result.valid.filter(outside)
+    return result.valid.filter(outside), rejected
 
 
 def _check_hash_key(con: duckdb.DuckDBPyConnection, table: str, hash_key: HashKey, full_reload: bool) -> None:

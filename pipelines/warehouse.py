@@ -178,7 +178,7 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
                    select_sql: str = "*", from_sql: str = "incoming", params: dict | None = None,
                    version_key: str | None = None, staged: bool = False,
                    gate: Callable[[int, int, pl.DataFrame], None] | None = None,
-                   changes: pl.DataFrame | None = None) -> WindowReplaced:
+                   changes: pl.DataFrame | None = None, changes_rejected: pl.DataFrame | None = None) -> WindowReplaced:
     """Replace a window of a raw table and its rejects atomically: a re-run replaces, never duplicates, and a crash
     leaves the previous rows. `batches` yields (valid rows, rejected rows) pairs, consumed one at a time.
 
@@ -192,12 +192,13 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
     a version superseded by a later file that moved the row to another day; the versions removed that way are
     recorded as rejects of kind 'superseded'. Keys the window held that no row holds any more are recorded in
     raw.deleted_orders. `changes` are rows dated outside the window (from files changed since the last load): those
-    that differ from the table's row for their key are inserted as new versions.
+    that differ from the table's row for their key are inserted as new versions; `changes_rejected` are the rejects
+    of the rows read with them.
 
     `gate(rows_before, rows_after, rejects)` sees the window's row count before and after and this load's rejects
     before anything is committed; when it raises, the live table and its rejects are left exactly as they were."""
     target = f"{table}__loading" if staged else table
-    rejects: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = [changes_rejected] if changes_rejected is not None else []
     count_sql = f"select count(*) from {{}} where {date_col} between ? and ?"
     rows_before = con.execute(count_sql.format(table), [start, end]).fetchall()[0][0]
     result = WindowReplaced(pl.DataFrame())
@@ -207,9 +208,7 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
             _insert_valid(con, target, valid, select_sql, from_sql, params)
             rejects.append(rejected)
 
-    if version_key:  # the window's keys as they were (the live table is only changed inside the transaction)
-        con.execute(f"create or replace temp table window_before as select {version_key}, {date_col}, source_file, "
-                    f"source_line from {table} where {date_col} between ? and ?", [start, end])
+
     if staged:
         con.execute(f"drop table if exists {target}")
         con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
@@ -218,6 +217,13 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
         insert_batches()  # each insert commits on its own: memory stays bounded by one batch
     try:
         with _transaction(con):
+            # The window's keys as they were: a staged build leaves the live table as it is until the swap; in
+            # place, they are kept aside before the delete (a daily window: small).
+            before = f"(select * from {table} where {date_col} between ? and ?)"
+            if version_key and not staged:
+                con.execute(f"create or replace temp table window_before as select {version_key}, {date_col}, "
+                            f"source_file, source_line from {table} where {date_col} between ? and ?", [start, end])
+                before = "window_before"
             if not staged:
                 con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
                 insert_batches()
@@ -230,7 +236,7 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
                 _replace_rejects(con, source_table, rejected)
             if version_key:
                 result.superseded = _remove_superseded_versions(con, target, date_col, version_key, source_table)
-                result.deleted = _record_deleted(con, target, version_key, date_col, start, end)
+                result.deleted = _record_deleted(con, before, target, version_key, date_col, start, end)
             if gate is not None:
                 rows_after = con.execute(count_sql.format(target), [start, end]).fetchall()[0][0]
                 gate(rows_before, rows_after, pl.concat(rejects) if rejects else pl.DataFrame())
@@ -272,15 +278,17 @@ def _insert_changes(con: duckdb.DuckDBPyConnection, table: str, date_col: str, k
     return changed, earliest
 
 
-def _record_deleted(con: duckdb.DuckDBPyConnection, table: str, key: str, date_col: str, start: date, end: date) -> int:
-    """Keys the window held before this load that no row of the table holds now: the source dropped them."""
+def _record_deleted(con: duckdb.DuckDBPyConnection, before: str, table: str, key: str, date_col: str, start: date,
+                    end: date) -> int:
+    """Keys the window held before this load (`before`: a relation, with the window's two dates as parameters when
+    it reads the live table) that no row of `table` holds now: the source dropped them."""
+    params = [start, end] + ([start, end] if before.startswith("(") else [])
     deleted = con.execute(f"""
         insert into raw.deleted_orders
         select b.{key}, b.{date_col}, b.source_file, b.source_line,
                format('no longer in any source file (the load of {{}}..{{}} found no version of it)', ?, ?),
                current_timestamp
-        from window_before b where not exists (select 1 from {table} t where t.{key} = b.{key})""",
-                          [start, end]).fetchall()
+        from {before} b where not exists (select 1 from {table} t where t.{key} = b.{key})""", params).fetchall()
     return deleted[0][0] if deleted else 0
 
 

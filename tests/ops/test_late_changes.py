@@ -63,7 +63,8 @@ def shop(tmp_path_factory):
     ]
     new_day = orders.filter(pl.col("ordered_at").dt.date() == NEXT).to_dicts()
     assert new_day, "the generator made no order on the new day"
-    _as_text(changed + new_day, orders).write_csv(raw / "orders_2.csv")
+    bad = {**refund, "order_id": "BAD1", "net_revenue": -5.0}  # an old date, but invalid: recorded, not loaded
+    _as_text(changed + new_day + [bad], orders).write_csv(raw / "orders_2.csv")
 
     daily = copy_data_dir(data, base / "daily" / "data")
     daily_run = run_clv(daily, "backfill", "--start", NEXT.isoformat(), "--end", NEXT.isoformat(), "--source", "files",
@@ -99,6 +100,11 @@ def test_the_daily_run_equals_a_full_rebuild_of_that_day(shop):
     columns = "* exclude (loaded_at, load_id, source_file, source_sort_key, source_line)"
     assert (_query(shop["daily"], f"select {columns} from raw.orders order by all")
             == _query(shop["full"], f"select {columns} from raw.orders order by all"))
+
+
+def test_a_bad_row_of_an_old_date_in_a_new_export_is_recorded(shop):
+    rows = _query(shop["daily"], "select source_file, kind, reason from raw.rejected_orders where source_file = 'orders_2.csv'")
+    assert rows == [("orders_2.csv", "invalid", "negative net_revenue")]
 
 
 def test_only_the_changed_file_was_read_whole(shop):
