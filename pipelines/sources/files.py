@@ -542,16 +542,20 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
         rows = rows.with_columns(_problem=pl.coalesce("_problem", table_problems(rows)))
     rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
     content = [c for c in rows.columns if not c.startswith("_") and c not in ("source_file", "source_line")]
+    # A 64-bit hash of the content finds candidate duplicates cheaply (7 M cart events); candidates are compared exactly.
+    valid = rows.filter(pl.col("_problem").is_null()).with_columns(
+        _row=pl.int_range(pl.len(), dtype=pl.UInt32), _hash=pl.struct(content).hash())
+    candidates = valid.filter(pl.col("_hash").is_duplicated())
     first_copy = pl.struct(content).is_first_distinct()
-    valid = rows.filter(pl.col("_problem").is_null())
-    originals = valid.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
-    duplicates = valid.filter(~first_copy).join(originals, on=content, how="left", nulls_equal=True).with_columns(
+    copies = candidates.filter(~first_copy)
+    originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
+    duplicates = copies.join(originals, on=content, how="left", nulls_equal=True).with_columns(
         _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"),
         _record=pl.lit(None, pl.String))
     rejected = pl.concat([
         _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),
         _as_rejected(duplicates, table)])
-    valid = valid.filter(first_copy).with_columns(_date=pl.col("event_at").dt.date())
+    valid = valid.filter(~pl.col("_row").is_in(copies["_row"].implode())).with_columns(_date=pl.col("event_at").dt.date())
     return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
                       file_rows)
 
