@@ -36,3 +36,20 @@ def test_an_order_no_file_holds_is_removed_and_recorded(tmp_path, window, chunks
     assert sorted(r[0] for r in con.execute("select order_id from raw.orders").fetchall()) == sorted(set("ABCD") - {gone})
     assert con.execute("select order_id, source_file, source_line from raw.deleted_orders").fetchall() == [
         (gone, "orders.csv", "ABCD".index(gone) + 2)]
+
+
+def test_a_large_changed_export_makes_the_daily_load_a_full_reload(tmp_path, monkeypatch):
+    """Comparing a large changed file row by row would cost more than a full reload (10 M orders: 100 s, 6.2 GB):
+    above CHANGE_DIFF_LIMIT_BYTES the daily load reloads everything, and the marts rebuild from the start."""
+    from pipelines import raw_layer
+
+    con = duckdb.connect()
+    _write(tmp_path, "ABCD")
+    load_into(con, RAW_TABLES["orders"], tmp_path, FULL, TODAY, "files", hash_key=TEST_HASH_KEY)
+    _write(tmp_path, "BCD")  # A (January, outside the daily window) is gone from the export
+    monkeypatch.setattr(raw_layer, "CHANGE_DIFF_LIMIT_BYTES", 0)
+    summary = load_into(con, RAW_TABLES["orders"], tmp_path, DAY, TODAY, "files", hash_key=TEST_HASH_KEY, run_id="r2")
+    assert summary.changed_from == FULL.first_partition and summary.deleted == 1
+    assert con.execute("select window_start, changed_from from raw.load_log where run_id = 'r2'").fetchall() == [
+        (FULL.first_partition, FULL.first_partition)]
+    assert sorted(r[0] for r in con.execute("select order_id from raw.orders").fetchall()) == ["B", "C", "D"]
