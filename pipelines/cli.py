@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -218,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI takes the run lock itself, so a wait for another run is said here, not only in the log.
     with exclusive_warehouse(settings.warehouse, log=lambda message: print(message, flush=True)):
         with _output_to(log_path):
-            failure = execute(start, end, explicit, load_start, lock_held=True)
+            try:
+                failure = execute(start, end, explicit, load_start, lock_held=True)
+            except Exception as exc:  # outside any step (Dagster itself): the traceback goes to the log
+                traceback.print_exc()
+                failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
     if failure:
         print(f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
               f"Full log: {log_path}", file=sys.stderr)
