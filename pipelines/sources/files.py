@@ -460,22 +460,11 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     rows = rows.with_columns(
         refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
         refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
-    ).with_columns(
-        _row=pl.int_range(pl.len(), dtype=pl.UInt32),
-        # A 64-bit hash of the content finds candidate duplicates cheaply; candidates are then compared exactly.
-        _hash=pl.when(pl.col("_problem").is_null()).then(pl.struct(content_cols).hash()),
-    ).collect()
+    ).with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32)).collect()
     invalid = rows.filter(pl.col("_problem").is_not_null())
-
-    # Exact duplicates count once; the other copies are recorded (kind 'duplicate'), not loaded.
-    candidates = rows.filter(pl.col("_problem").is_null() & pl.col("_hash").is_duplicated())
-    first_copy = pl.struct(content_cols).is_first_distinct()
-    copies = candidates.filter(~first_copy)
-    originals = candidates.filter(first_copy).select(*content_cols, _first_file="source_file", _first_line="source_line")
-    duplicates = copies.join(originals, on=content_cols, how="left", nulls_equal=True).with_columns(
-        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
+    duplicates = _exact_duplicates(rows, content_cols)
     # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
-    is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(copies["_row"].implode())
+    is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())
     latest = rows.filter(is_valid).select("order_id", *VERSION_ORDER, "source_file", "_row").filter(
         pl.col("order_id").is_duplicated()).sort(list(VERSION_ORDER), nulls_last=False, maintain_order=True)
     old_rows = latest.filter(~pl.col("order_id").is_last_distinct())
@@ -495,6 +484,17 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
     ).select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()]).collect()
     return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read,
                       file_rows=file_rows)
+
+
+def _exact_duplicates(rows: pl.DataFrame, content: list[str]) -> pl.DataFrame:
+    """The valid rows (`_problem` null) whose `content` repeats an earlier row's, as rejects of kind 'duplicate'
+    naming the first copy: exact duplicates count once. `rows` carries `_row`, a row number. A 64-bit hash of the
+    content finds candidates cheaply (10 M orders, 7 M cart events); candidates are then compared exactly."""
+    candidates = rows.filter(pl.col("_problem").is_null()).filter(pl.struct(content).hash().is_duplicated())
+    first_copy = pl.struct(content).is_first_distinct()
+    originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
+    return candidates.filter(~first_copy).join(originals, on=content, how="left", nulls_equal=True).with_columns(
+        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
 
 
 def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -542,20 +542,13 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
         rows = rows.with_columns(_problem=pl.coalesce("_problem", table_problems(rows)))
     rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
     content = [c for c in rows.columns if not c.startswith("_") and c not in ("source_file", "source_line")]
-    # A 64-bit hash of the content finds candidate duplicates cheaply (7 M cart events); candidates are compared exactly.
-    valid = rows.filter(pl.col("_problem").is_null()).with_columns(
-        _row=pl.int_range(pl.len(), dtype=pl.UInt32), _hash=pl.struct(content).hash())
-    candidates = valid.filter(pl.col("_hash").is_duplicated())
-    first_copy = pl.struct(content).is_first_distinct()
-    copies = candidates.filter(~first_copy)
-    originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
-    duplicates = copies.join(originals, on=content, how="left", nulls_equal=True).with_columns(
-        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"),
-        _record=pl.lit(None, pl.String))
+    rows = rows.with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32))
+    duplicates = _exact_duplicates(rows, content)
     rejected = pl.concat([
         _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),
         _as_rejected(duplicates, table)])
-    valid = valid.filter(~pl.col("_row").is_in(copies["_row"].implode())).with_columns(_date=pl.col("event_at").dt.date())
+    valid = rows.filter(pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())).with_columns(
+        _date=pl.col("event_at").dt.date())
     return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
                       file_rows)
 
