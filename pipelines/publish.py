@@ -156,9 +156,9 @@ def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads:
             counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]
             if table in MONTHLY_EXPORTS:
                 _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
-                staged.deletions.append(exports_dir / f"{table}.parquet")  # the single file of earlier versions
             else:
                 _copy_to_parquet(con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet"))
+        # Single files of marts that are gone or now exported by month (fct_orders.parquet of earlier versions).
         wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
         staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)
         # The snapshot is renamed last: its presence says every export beside it is complete.

@@ -99,6 +99,8 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
     summary = LoadSummary([f.name for f in files], 0, 0, pl.DataFrame(schema=src.REJECTED_SCHEMA), pl.DataFrame(),
                           src.unloaded_files(directory), [])
     full_reload = window.start <= window.first_partition
+    changed: list[Path] = []
+    covered = None
     if table.version_key and not full_reload:
         covered = _covered_dates(con, table.name)
         changed = _changed_files(con, table.name, files)
@@ -142,11 +144,9 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
         params.update(zip(("hmac_outer", "hmac_inner"), hash_key.sql_params()))
         _check_hash_key(con, table.name, hash_key, full_reload=full_reload)
     changes = changes_rejected = None
-    if table.version_key and not full_reload and summary.changed_files:
-        changes, changes_rejected = _changes_before_window(
-            con, table, [f for f in files if f.name in summary.changed_files], window, today, summary)
-        if changes_rejected is not None:
-            rejected_parts.append(changes_rejected)
+    if changed and covered and not full_reload:
+        changes, changes_rejected = _changes_before_window(con, table, changed, window, covered, today, summary)
+        rejected_parts.append(changes_rejected)
     replaced = wh.replace_window(
         con, f"raw.{table.name}", table.date_col, window.start, window.end, batches(),
         source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params or None,
@@ -201,14 +201,12 @@ def _changed_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]
 
 
 def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, changed: list[Path], window: src.Window,
-                           today: date | None, summary: LoadSummary) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+                           covered: tuple[date, date], today: date | None,
+                           summary: LoadSummary) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, rejected rows) dated outside the window in the `changed` files (new or changed since the last
-    load; the warehouse compares the valid ones with what it holds). Orders such a file no longer holds are counted,
-    not removed: a daily file may be a partial export, so only a full reload removes orders."""
-    # Only dates earlier loads covered: rows of dates never loaded are history for a backfill, not changes.
-    covered = _covered_dates(con, table.name)
-    if covered is None:
-        return None, None
+    load; the warehouse compares the valid ones with what it holds). Only the `covered` dates of earlier loads are
+    read: rows of dates never loaded are history for a backfill, not changes. Orders such a file no longer holds
+    are counted, not removed: a daily file may be a partial export, so only a full reload removes orders."""
     covered_start, covered_end = covered
     whole = replace(window, start=max(covered_start, window.first_partition), end=max(window.end, covered_end))
     result = table.loader(changed, whole, today=today)

@@ -219,11 +219,11 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
         with _transaction(con):
             # The window's keys as they were: a staged build leaves the live table as it is until the swap; in
             # place, they are kept aside before the delete (a daily window: small).
-            before = f"(select * from {table} where {date_col} between ? and ?)"
+            before, before_params = f"(select * from {table} where {date_col} between ? and ?)", [start, end]
             if version_key and not staged:
                 con.execute(f"create or replace temp table window_before as select {version_key}, {date_col}, "
-                            f"source_file, source_line from {table} where {date_col} between ? and ?", [start, end])
-                before = "window_before"
+                            f"source_file, source_line from {before}", before_params)
+                before, before_params = "window_before", []
             if not staged:
                 con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
                 insert_batches()
@@ -236,7 +236,7 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
                 _replace_rejects(con, source_table, rejected)
             if version_key:
                 result.superseded = _remove_superseded_versions(con, target, date_col, version_key, source_table)
-                result.deleted = _record_deleted(con, before, target, version_key, date_col, start, end)
+                result.deleted = _record_deleted(con, before, before_params, target, version_key, date_col, start, end)
             if gate is not None:
                 rows_after = con.execute(count_sql.format(target), [start, end]).fetchall()[0][0]
                 gate(rows_before, rows_after, pl.concat(rejects) if rejects else pl.DataFrame())
@@ -278,11 +278,11 @@ def _insert_changes(con: duckdb.DuckDBPyConnection, table: str, date_col: str, k
     return changed, earliest
 
 
-def _record_deleted(con: duckdb.DuckDBPyConnection, before: str, table: str, key: str, date_col: str, start: date,
-                    end: date) -> int:
-    """Keys the window held before this load (`before`: a relation, with the window's two dates as parameters when
-    it reads the live table) that no row of `table` holds now: the source dropped them."""
-    params = [start, end] + ([start, end] if before.startswith("(") else [])
+def _record_deleted(con: duckdb.DuckDBPyConnection, before: str, before_params: list, table: str, key: str,
+                    date_col: str, start: date, end: date) -> int:
+    """Keys the window held before this load (the relation `before`, with its parameters) that no row of `table`
+    holds now: the source dropped them."""
+    params = [start, end] + before_params
     deleted = con.execute(f"""
         insert into raw.deleted_orders
         select b.{key}, b.{date_col}, b.source_file, b.source_line,
@@ -364,15 +364,11 @@ def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = N
     return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
 
 
-def run_lock_path(warehouse: Path) -> Path:
-    return Path(f"{warehouse}.run-lock")
-
-
 @contextmanager
 def exclusive_warehouse(path: Path, log=print, poll_seconds: float = 2.0) -> Iterator[None]:
     """DuckDB has one writer: runs take this lock for their whole duration, so a second run waits (queues)
     instead of crashing on DuckDB's own file lock."""
-    lock_path = run_lock_path(path)
+    lock_path = Path(f"{path}.run-lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         waited = False
