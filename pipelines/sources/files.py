@@ -252,9 +252,7 @@ def _read_parquet(path: Path, date_col: str | None = None, keep: "DateFilter | N
         if keep is not None and isinstance(dtype, (pl.Datetime, pl.Date)):
             # Typed dates let a daily run read only the window's row groups. Rows that would be rejected for their
             # date (null, impossible, before the first partition) are read too, so they are never silently skipped.
-            day = pl.col(date_col).cast(pl.Date)
-            lazy = lazy.filter(day.is_null() | day.is_between(keep.start, keep.end)
-                               | (day < keep.first_partition) | (day > keep.latest))
+            lazy = lazy.filter(_date_filter(pl.col(date_col), dtype, keep))
         frame = lazy.collect()
     except Exception as exc:
         raise SourceFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
@@ -267,6 +265,25 @@ class DateFilter:
     end: date
     first_partition: date
     latest: date
+
+
+def _date_filter(col: pl.Expr, dtype: pl.DataType, keep: DateFilter) -> pl.Expr:
+    """The rows of `keep`'s dates, as comparisons on the column itself: Parquet statistics can then skip row groups
+    (a cast to Date hides them: 10 M orders in 92-day chunks read 0.57 s per chunk instead of 0.06 s)."""
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:  # the UTC date of a zoned timestamp
+        day = col.dt.convert_time_zone("UTC").dt.date()
+        return (day.is_null() | day.is_between(keep.start, keep.end)
+                | (day < keep.first_partition) | (day > keep.latest))
+
+    def bound(day: date):
+        return day if dtype == pl.Date else datetime.combine(day, datetime.min.time())
+
+    def before(day: date) -> pl.Expr:  # dated before `day`
+        return col < bound(day)
+
+    one_day = timedelta(days=1)
+    return (col.is_null() | (~before(keep.start) & before(keep.end + one_day))
+            | before(keep.first_partition) | ~before(keep.latest + one_day))
 
 
 def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None) -> pl.DataFrame:
@@ -462,7 +479,7 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
         refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
     ).with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32)).collect()
     invalid = rows.filter(pl.col("_problem").is_not_null())
-    duplicates = _exact_duplicates(rows, content_cols)
+    duplicates = _exact_duplicates(rows, content_cols, key="order_id")
     # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
     is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())
     latest = rows.filter(is_valid).select("order_id", *VERSION_ORDER, "source_file", "_row").filter(
@@ -486,11 +503,15 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
                       file_rows=file_rows)
 
 
-def _exact_duplicates(rows: pl.DataFrame, content: list[str]) -> pl.DataFrame:
+def _exact_duplicates(rows: pl.DataFrame, content: list[str], key: str | None = None) -> pl.DataFrame:
     """The valid rows (`_problem` null) whose `content` repeats an earlier row's, as rejects of kind 'duplicate'
-    naming the first copy: exact duplicates count once. `rows` carries `_row`, a row number. A 64-bit hash of the
-    content finds candidates cheaply (10 M orders, 7 M cart events); candidates are then compared exactly."""
-    candidates = rows.filter(pl.col("_problem").is_null()).filter(pl.struct(content).hash().is_duplicated())
+    naming the first copy: exact duplicates count once. `rows` carries `_row`, a row number. Candidates are found
+    cheaply, then compared exactly: by a repeated `key` (a content column that copies share and other rows rarely
+    do: order_id; 10 M orders in 92-day chunks 1.5 s instead of 2.8 s), else by a 64-bit hash of the content."""
+    valid = pl.col("_problem").is_null()
+    # Invalid rows are nulled out rather than filtered away first: one filter copies only the candidates.
+    repeated = pl.when(valid).then(pl.col(key) if key else pl.struct(content).hash()).is_duplicated()
+    candidates = rows.filter(valid & repeated)
     first_copy = pl.struct(content).is_first_distinct()
     originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
     return candidates.filter(~first_copy).join(originals, on=content, how="left", nulls_equal=True).with_columns(
