@@ -29,10 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--source", choices=["synthetic", "files"], help="input source (CLV_SOURCE; default synthetic)")
+        p.add_argument("--source", choices=["synthetic", "files", "postgres"],
+                       help="input source (CLV_SOURCE; default synthetic; postgres reads CLV_DATABASE_URL)")
         p.add_argument("--raw-dir", help="directory of orders*/marketing_spend*/cart_events* files (CLV_RAW_DIR)")
         p.add_argument("--warehouse", help="DuckDB file (CLV_WAREHOUSE; default data/warehouse.duckdb)")
-        p.add_argument("--start-date", help="first partition / first day of history (CLV_START_DATE; default 2024-01-01)")
+        p.add_argument("--start-date", help="first partition / first day of history (CLV_START_DATE; default: the "
+                                               "first order date of the data)")
 
     run = sub.add_parser("run", help="load every partition up to the as-of date and rebuild every asset")
     common(run)
@@ -150,6 +152,8 @@ def execute(start: date, end: date, as_of: date | None, load_start: date | None 
 def summary(settings: Settings) -> str:
     import duckdb
 
+    from pipelines.sources.files import BEFORE_FIRST_PARTITION
+
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
         # customers from dim_customers (one row each): a distinct count over every order costs 0.5 s at 10 M
@@ -157,6 +161,9 @@ def summary(settings: Settings) -> str:
             "select (select count(*) from marts.dim_customers), count(*), sum(revenue), sum(gross_margin), "
             "min(order_date), max(order_date) from marts.fct_orders").fetchone()
         rejected = con.execute("select count(*) from raw.rejected_orders where kind = 'invalid'").fetchone()[0]
+        before_start = con.execute(
+            "select count(*) from raw.rejected_orders where kind = 'invalid' and source_table = 'orders' "
+            "and contains(reason, ?)", [BEFORE_FIRST_PARTITION]).fetchall()[0][0]
         existing = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
         counts = [(t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing]
     finally:
@@ -175,7 +182,32 @@ def summary(settings: Settings) -> str:
         unloaded = unloaded_files(settings.raw_dir)
         if unloaded:
             lines.append(f"Not loaded from {settings.raw_dir}: " + "; ".join(unloaded))
+    if before_start:  # last: what this run left out because of a setting
+        lines.append(f"{before_start:,} orders dated before the first partition {settings.start_date} "
+                     "(CLV_START_DATE) are quarantined in raw.rejected_orders: set it earlier, or unset it to start "
+                     "at the data's first order")
     return "\n".join(lines)
+
+
+def _history_from_data(settings: Settings) -> Settings:
+    """A full run of real data starts its partitions at the data's first order date (unless CLV_START_DATE is set):
+    recorded beside the warehouse for the daily runs and the UI, which read it through Settings."""
+    if settings.start_date_explicit or settings.source == "synthetic":
+        return settings
+    from pipelines.settings import record_history_start
+
+    if settings.source == "postgres":
+        from pipelines.sources.postgres import earliest_order_date
+
+        first = earliest_order_date(settings)
+    else:
+        from pipelines.sources.files import earliest_order_date
+
+        first = earliest_order_date(settings.raw_dir)
+    if first is None or first == settings.start_date:
+        return settings
+    record_history_start(settings.warehouse, first)
+    return Settings.from_env()
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
@@ -206,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         _apply_flags(args)
         settings = Settings.from_env()
         settings.hash_key()  # created on the first run; a damaged key file is a configuration error
+        if settings.source == "postgres":  # unreachable, wrong password, missing relation or column: say so now
+            from pipelines.sources.postgres import check_source
+
+            check_source(settings)
+        if args.command == "run":
+            settings = _history_from_data(settings)
         start, end, explicit, load_start = _plan(args, settings)
     except (UsageError, ValueError) as exc:
         print(f"clv: {exc}", file=sys.stderr)

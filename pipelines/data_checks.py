@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipelines.sources.files import BEFORE_FIRST_PARTITION
+
 OVERRIDE_HINT = ("to load it anyway, rerun with --accept-bad-input (CLV_ACCEPT_BAD_INPUT=1) or raise "
                  "CLV_REJECT_RATE_THRESHOLD / CLV_ROW_DROP_THRESHOLD")
 
@@ -57,7 +59,9 @@ def blocking_problems(table: str, *, file_rows: dict[str, int], rejected: pl.Dat
     if "kind" not in rejected.columns:  # nothing was rejected
         rejected = pl.DataFrame(schema={"source_file": pl.String, "source_line": pl.Int64, "kind": pl.String,
                                         "reason": pl.String})
-    invalid = rejected.filter(pl.col("kind") == "invalid").unique(["source_file", "source_line"])
+    # Rows before an explicit CLV_START_DATE were left out on purpose; the run's summary counts them.
+    deliberate = pl.col("reason").str.contains(BEFORE_FIRST_PARTITION, literal=True).fill_null(False)
+    invalid = rejected.filter((pl.col("kind") == "invalid") & ~deliberate).unique(["source_file", "source_line"])
     per_file = sorted(invalid.group_by("source_file").len().iter_rows(), key=lambda r: (-r[1], r[0]))
     total_rows = max(sum(file_rows.values()), invalid.height)
     if total_rows and invalid.height / total_rows > thresholds.reject_rate:

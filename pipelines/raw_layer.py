@@ -7,15 +7,19 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import polars as pl
 
 from pipelines import warehouse as wh
 from pipelines.data_checks import DataCheckFailed, Thresholds, blocking_problems
-from pipelines.privacy import HashKey, hmac_sql, pseudonym_sql, redact_expr
+from pipelines.privacy import HashKey, hmac_sql, pseudonym_sql, redact, redact_expr
 from pipelines.sources import files as src
+from pipelines.sources import fx
+
+if TYPE_CHECKING:
+    from pipelines.sources.postgres import PostgresSource
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,14 @@ class RawTable:
     select_sql: str = "*"
     from_sql: str = "incoming"
     version_key: str | None = None              # one row per key in the table: the latest version wins
-    # What the loader needs to know of the warehouse (keyword arguments), e.g. the shop's currency for spend.
-    loader_options: Callable[[duckdb.DuckDBPyConnection], dict] | None = None
+    # What the loader needs to know of the warehouse (keyword arguments), e.g. the shop's currency for spend;
+    # called with the connection and CLV_REPORTING_CURRENCY.
+    loader_options: Callable[[duckdb.DuckDBPyConnection, str | None], dict] | None = None
     # Orders are the wide table that grows with the shop: a full-history load goes in chunks of order dates. The
     # narrow tables load faster in one piece (7 M cart events: 3.7 s in one piece, 6.4 s in 92-day chunks).
     load_in_chunks: bool = False
+    # Amounts in other currencies are converted to the reporting currency (pipelines/sources/fx.py).
+    converts_currency: bool = False
 
     @property
     def keyed_hashes(self) -> bool:
@@ -47,9 +54,10 @@ RAW_TABLES = {
                        # per row, 2.8 s per address, beside 1.5 s for the unkeyed sha256 it replaces).
                        from_sql=f"incoming left join (select email as _email, {hmac_sql('email')} as email_hmac "
                                 "from (select distinct email from incoming where email is not null)) on email = _email",
-                       version_key="order_id", load_in_chunks=True),
+                       version_key="order_id", load_in_chunks=True, converts_currency=True),
     "marketing_spend": RawTable("marketing_spend", "date", src.load_marketing_spend,
-                                loader_options=lambda con: {"shop_currency": wh.shop_currency(con)}),
+                                loader_options=lambda con, reporting: {
+                                    "shop_currency": reporting or wh.shop_currency(con)}),
     "cart_events": RawTable("cart_events", "event_date", src.load_cart_events,
                             select_sql=f"* exclude (customer_id), {pseudonym_sql('customer_id')} as customer_id"),
 }
@@ -74,13 +82,14 @@ class LoadSummary:
     changed_from: date | None = None  # the earliest date those changes touched: the marts rebuild from there
     deleted: int = 0            # orders no file holds any more, removed (raw.deleted_orders)
     missing_kept: dict[str, int] = field(default_factory=dict)  # per changed file: orders it no longer holds (kept)
-    notes: list[str] = field(default_factory=list)  # loaded rows that match nothing else (said, not rejected)
+    # What reading assumed (encoding, platform export) and loaded rows that match nothing else (said, not rejected)
+    notes: list[str] = field(default_factory=list)
 
 
-def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, window: src.Window,
+def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path | PostgresSource", window: src.Window,
               today: date | None, source: str, chunk_days: int | None = None, *, hash_key: HashKey,
               thresholds: Thresholds | None = None, accept_bad_input: bool = False,
-              run_id: str | None = None) -> LoadSummary:
+              run_id: str | None = None, reporting_currency: str | None = None) -> LoadSummary:
     """Validate the table's files for `window` and replace the window's rows and rejects in one transaction.
 
     For orders, a long window (a full-history load) of Parquet files is validated and inserted `chunk_days` of order
@@ -93,11 +102,15 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
     late, a cancellation, a correction of any age. `changed_from` tells the marts where to rebuild from.
 
     With `thresholds`, the blocking data checks (pipelines/data_checks.py) run before anything is committed and
-    raise DataCheckFailed, unless `accept_bad_input` turns them into warnings."""
-    files = src.discover(directory, table.name)
+    raise DataCheckFailed, unless `accept_bad_input` turns them into warnings.
+
+    `directory` may be a database (pipelines/sources/postgres.py): its relations stand for the files, read with
+    the window pushed into the query; a daily load's changes are its rows updated since the last load."""
+    on_disk = isinstance(directory, Path)
+    files = src.discover(directory, table.name) if on_disk else directory.discover(table.name)
     wh.ensure_raw_schema(con)
     summary = LoadSummary([f.name for f in files], 0, 0, pl.DataFrame(schema=src.REJECTED_SCHEMA), pl.DataFrame(),
-                          src.unloaded_files(directory), [])
+                          src.unloaded_files(directory) if on_disk else directory.unloaded(), [])
     full_reload = window.start <= window.first_partition
     changed: list[Path] = []
     covered = None
@@ -105,19 +118,23 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
         covered = _covered_dates(con, table.name)
         changed = _changed_files(con, table.name, files)
         summary.changed_files = [f.name for f in changed]
-        if covered and sum(f.stat().st_size for f in changed) > CHANGE_DIFF_LIMIT_BYTES:
+        if covered and sum(_size(f) for f in changed) > CHANGE_DIFF_LIMIT_BYTES:
             # Comparing a large changed export row by row costs more than reloading everything (10 M orders:
             # 100 s and 6.2 GB against 75 s and 2.8 GB): the run becomes a full reload, in bounded chunks.
             window = replace(window, start=window.first_partition, end=max(window.end, covered[1]))
             full_reload = True
             summary.changed_from = window.first_partition
-    csv_bytes = sum(f.stat().st_size for f in files if not f.name.lower().endswith(".parquet"))
+    csv_bytes = sum(_size(f) for f in files if not f.name.lower().endswith(".parquet"))
     chunked = table.load_in_chunks and chunk_days and csv_bytes <= CSV_REREAD_LIMIT_BYTES
     chunks = window.split(chunk_days) if chunked else [window]
     rejected_parts: list[pl.DataFrame] = []
+    reading_notes: list[str] = []
     file_rows: dict[str, int] = {}
 
-    options = table.loader_options(con) if table.loader_options else {}
+    options = table.loader_options(con, reporting_currency) if table.loader_options else {}
+    if table.converts_currency:
+        options.update(fx_rates=fx.load_fx_rates(directory if on_disk else None),
+                       reporting_currency=fx.reporting_currency(reporting_currency, wh.shop_currency(con), files))
 
     def batches():
         for chunk in chunks:
@@ -129,6 +146,8 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
                 preview = result.valid.head(5).drop("email", strict=False)
                 summary.preview = preview.with_columns(redact_expr(pl.col(pl.String)))  # an id may be an e-mail
             rejected_parts.append(result.rejected)
+            # What reading assumed (an encoding, a platform's export): said once, however many chunks read it.
+            reading_notes.extend(redact(n) for n in result.notes if redact(n) not in reading_notes)
             yield result.valid, result.rejected
 
     def gate(rows_before: int, rows_after: int, rejected: pl.DataFrame) -> None:
@@ -167,7 +186,7 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
                                       [window.start, window.end]).fetchall()[0][0]
     if len(chunks) > 1:
         summary.rows_read = summary.rows_loaded + summary.rejected.height
-    summary.notes = _unmatched(con, table.name, window)
+    summary.notes = reading_notes + _unmatched(con, table.name, window)
     con.execute("""insert into raw.load_log by name select ? as asset, ? as window_start, ? as window_end, ? as as_of,
                    ? as source, ? as rows_loaded, ? as rows_rejected, current_timestamp as loaded_at, ? as run_id,
                    ? as changed_from""",
@@ -176,7 +195,14 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: Path, 
     return summary
 
 
+def _size(path) -> int:
+    """Bytes of a file; 0 for a database relation (read by queries, never re-read whole)."""
+    return path.stat().st_size if isinstance(path, Path) else 0
+
+
 def _file_signature(path: Path) -> tuple[int, int]:
+    if not isinstance(path, Path):  # a database relation: (0, its newest updated_at) (pipelines/sources/postgres.py)
+        return path.signature()
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
 
@@ -197,7 +223,9 @@ def _covered_dates(con: duckdb.DuckDBPyConnection, table: str) -> tuple[date, da
 def _changed_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> list[Path]:
     known = {name: (size, mtime) for name, size, mtime in con.execute(
         "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table]).fetchall()}
-    return [f for f in files if known.get(f.name) != _file_signature(f)]
+    # A changed database relation is read as its rows updated since the last load, not whole.
+    return [f if isinstance(f, Path) else f.changes_since(known.get(f.name))
+            for f in files if known.get(f.name) != _file_signature(f)]
 
 
 def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, changed: list[Path], window: src.Window,
@@ -213,6 +241,8 @@ def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, chan
     outside = ~pl.col(table.date_col).is_between(window.start, window.end)
     rejected = result.rejected.filter(pl.col("event_date").is_not_null()
                                       & ~pl.col("event_date").is_between(window.start, window.end))
+    if not all(isinstance(f, Path) for f in changed):  # rows updated in a database: not a whole export to compare
+        return result.valid.filter(outside), rejected
     key = table.version_key
     held = result.valid.select(key)
     with wh.registered(con, held):

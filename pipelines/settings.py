@@ -6,7 +6,7 @@ One place for every knob, so the CLI, `dagster dev`, the schedule and the tests 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +37,39 @@ def _number(name: str, default: str, kind: type = int):
         raise ValueError(f"{name}={value!r} is not {'a whole number' if kind is int else 'a number'}") from None
 
 
+# The first partition before any history is known, and the synthetic shop's first day.
+DEFAULT_START_DATE = date(2024, 1, 1)
+
+
+def history_start_file(warehouse: Path) -> Path:
+    """Where a full load records the first order date of the data (read when CLV_START_DATE is not set). A file
+    beside the warehouse, not a table in it: Dagster's webserver reads it for the partitions while a run holds
+    the warehouse open for writing."""
+    return warehouse.with_name(warehouse.name + ".history-start")
+
+
+def recorded_history_start(warehouse: Path) -> date | None:
+    try:
+        return date.fromisoformat(history_start_file(warehouse).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def record_history_start(warehouse: Path, first_day: date) -> None:
+    target = history_start_file(warehouse)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(target.name + f".{os.getpid()}.tmp")
+    scratch.write_text(f"{first_day.isoformat()}\n")
+    os.replace(scratch, target)
+
+
+def _currency_code(value: str) -> str | None:
+    code = value.strip().upper()
+    if code and not (len(code) == 3 and code.isalpha() and code.isascii()):
+        raise ValueError(f"CLV_REPORTING_CURRENCY={value!r} is not a three-letter currency code such as EUR")
+    return code or None
+
+
 def yesterday_utc() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
@@ -47,7 +80,8 @@ class Settings:
     raw_dir: Path | None = None
     warehouse: Path = PROJECT_ROOT / "data" / "warehouse.duckdb"
     data_dir: Path = PROJECT_ROOT / "data"
-    start_date: date = date(2024, 1, 1)
+    start_date: date = DEFAULT_START_DATE  # the first partition: see `start_date_explicit`
+    start_date_explicit: bool = False       # CLV_START_DATE set; else the data's first order date (or the default)
     lookback_days: int = 7
     synthetic_customers: int = 10_000
     synthetic_seed: int = 42
@@ -63,6 +97,12 @@ class Settings:
     clv_refit_days: int = 7
     hash_key_file: Path = Path.home() / ".config" / "clv" / "email_hash.key"
     accept_bad_input: bool = False
+    reporting_currency: str | None = None   # CLV_REPORTING_CURRENCY; None: the currency most orders are in
+    # The `postgres` source (pipelines/sources/postgres.py). The URL may hold a password: never in repr or logs.
+    database_url: str | None = field(default=None, repr=False)
+    pg_orders: str | None = None            # CLV_PG_ORDERS: relation or query; None = the relation `orders`
+    pg_marketing_spend: str | None = None   # CLV_PG_MARKETING_SPEND; None = `marketing_spend` if it exists
+    pg_cart_events: str | None = None       # CLV_PG_CART_EVENTS; None = `cart_events` if it exists; 'none' = off
 
     @property
     def published_dir(self) -> Path:
@@ -84,17 +124,31 @@ class Settings:
     def from_env(cls) -> "Settings":
         data_dir = Path(_env("CLV_DATA_DIR", str(PROJECT_ROOT / "data"))).resolve()
         source = _env("CLV_SOURCE", "synthetic")
-        if source not in ("synthetic", "files"):
-            raise ValueError(f"CLV_SOURCE={source!r}: expected 'synthetic' or 'files'")
+        if source not in ("synthetic", "files", "postgres"):
+            raise ValueError(f"CLV_SOURCE={source!r}: expected 'synthetic', 'files' or 'postgres'")
         raw_dir = os.environ.get("CLV_RAW_DIR")
         if source == "files" and not raw_dir:
             raise ValueError("CLV_SOURCE=files needs CLV_RAW_DIR (or --raw-dir): the directory of orders*/marketing_spend* files")
+        database_url = os.environ.get("CLV_DATABASE_URL", "").strip() or None
+        pg = {table: os.environ.get(f"CLV_PG_{table.upper()}", "").strip() or None
+              for table in ("orders", "marketing_spend", "cart_events")}
+        if source == "postgres":
+            from pipelines.sources.postgres import check_settings
+
+            check_settings(database_url, pg)
+        warehouse = Path(_env("CLV_WAREHOUSE", str(data_dir / "warehouse.duckdb"))).resolve()
+        explicit_start = _env("CLV_START_DATE", "")
+        # History starts where the data does (recorded by the last full load of real data); the synthetic shop
+        # starts on its configured first day.
+        recorded = recorded_history_start(warehouse) if source != "synthetic" else None
         return cls(
             source=source,
             raw_dir=Path(raw_dir).resolve() if raw_dir else None,
-            warehouse=Path(_env("CLV_WAREHOUSE", str(data_dir / "warehouse.duckdb"))).resolve(),
+            warehouse=warehouse,
             data_dir=data_dir,
-            start_date=_parse_date("CLV_START_DATE", _env("CLV_START_DATE", "2024-01-01")),
+            start_date=(_parse_date("CLV_START_DATE", explicit_start) if explicit_start
+                        else recorded or DEFAULT_START_DATE),
+            start_date_explicit=bool(explicit_start),
             lookback_days=_number("CLV_LOOKBACK_DAYS", "7"),
             synthetic_customers=_number("CLV_SYNTHETIC_CUSTOMERS", "10000"),
             synthetic_seed=_number("CLV_SYNTHETIC_SEED", "42"),
@@ -110,6 +164,11 @@ class Settings:
             clv_refit_days=max(1, _number("CLV_REFIT_DAYS", "7")),
             hash_key_file=Path(_env("CLV_HASH_KEY_FILE", str(default_key_file()))).expanduser().resolve(),
             accept_bad_input=_env("CLV_ACCEPT_BAD_INPUT", "0").lower() in ("1", "true", "yes"),
+            reporting_currency=_currency_code(_env("CLV_REPORTING_CURRENCY", "")),
+            database_url=database_url,
+            pg_orders=pg["orders"],
+            pg_marketing_spend=pg["marketing_spend"],
+            pg_cart_events=pg["cart_events"],
         )
 
     @property

@@ -36,7 +36,7 @@ RAW_TABLE_COLUMNS = {
         order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
         net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
         refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
-        product_category varchar, email_hmac varchar, updated_at timestamp, source_file varchar,
+        product_category varchar, email_hmac varchar, updated_at timestamp, fx_rate double, source_file varchar,
         source_sort_key varchar, source_line bigint, loaded_at timestamp, load_id bigint""",
     "raw.rejected_orders": """
         source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
@@ -105,6 +105,7 @@ def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table raw.orders add column if not exists email_hmac varchar")
     con.execute("alter table raw.orders add column if not exists updated_at timestamp")
     con.execute("alter table raw.orders add column if not exists load_id bigint")
+    con.execute("alter table raw.orders add column if not exists fx_rate double")
     if "source_sort_key" not in columns:
         con.execute("alter table raw.orders add column source_sort_key varchar")
         names = [r[0] for r in con.execute("select distinct source_file from raw.orders where source_file is not null").fetchall()]
@@ -318,29 +319,29 @@ def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date
     record = ", ".join(
         f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')" if kind.startswith("TIMESTAMP")
         else f"coalesce(cast(old.{c} as varchar), '')"
-        for c, kind in columns if c not in ("email_hmac", "source_sort_key", "loaded_at", "load_id", date_col))
+        for c, kind in columns
+        if c not in ("email_hmac", "source_sort_key", "loaded_at", "load_id", "fx_rate", date_col))
     record = f"regexp_replace(concat_ws(',', {record}), '{sql_literal_body(EMAIL_PATTERN)}', '{REDACTED}', 'g')"
     con.execute(f"""
         create or replace temp table superseded_versions as
         with versions as (
-            select {version_key}, source_file, source_line,
+            select {version_key}, source_file, source_line, rowid as version_row,
                    row_number() over (partition by {version_key} order by {WAREHOUSE_VERSION_ORDER}) as age
             from {table}
             where {version_key} in (select {version_key} from {table} group by {version_key} having count(*) > 1))
-        select old.*, newest.source_file as newest_file, newest.source_line as newest_line, {record} as record
+        select old.*, v.version_row, newest.source_file as newest_file, newest.source_line as newest_line,
+               {record} as record
         from versions as v
         join versions as newest on newest.{version_key} = v.{version_key} and newest.age = 1
-        join {table} as old on old.{version_key} = v.{version_key} and old.source_file = v.source_file
-                            and old.source_line = v.source_line
+        join {table} as old on old.rowid = v.version_row
         where v.age > 1""")
     removed = read_frame(con, f"""
         select ? as source_table, source_file, source_line, 'superseded' as kind,
                format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record, {date_col} as event_date
         from superseded_versions""", [source_table])
     _replace_rejects(con, source_table, removed)
-    con.execute(f"""delete from {table} as old where exists (
-                        select 1 from superseded_versions s where s.source_file = old.source_file
-                                                              and s.source_line = old.source_line)""")
+    # By row, not by (file, line): a file re-exported under its name holds the new version on the old one's line.
+    con.execute(f"delete from {table} where rowid in (select version_row from superseded_versions)")
     con.execute("drop table superseded_versions")
     return removed
 

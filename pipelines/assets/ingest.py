@@ -1,6 +1,8 @@
 """Ingest: source files (or the synthetic shop) → validated raw.* tables, one daily partition per order date."""
 
+from contextlib import closing, nullcontext
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -77,11 +79,11 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
     _, load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
     try:
-        with warehouse.connect() as con:
+        with warehouse.connect() as con, (nullcontext() if isinstance(directory, Path) else closing(directory)):
             result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
                                chunk_days=settings.ingest_chunk_days, hash_key=settings.hash_key(),
                                thresholds=settings.thresholds, accept_bad_input=settings.accept_bad_input,
-                               run_id=context.run_id)
+                               run_id=context.run_id, reporting_currency=settings.reporting_currency)
     except DataCheckFailed as failed:
         for problem in failed.problems:
             context.log.error(f"Blocking data check failed on raw.{table}: {problem}")
@@ -116,7 +118,7 @@ def _files_metadata(result) -> dict:
             "orders_missing_kept_until_full_reload": sum(result.missing_kept.values()),
             "files_not_loaded": "\n".join(result.unloaded) or "none",
             "data_checks_overridden": "\n".join(result.warnings) or "none",
-            "unmatched_rows": "\n".join(result.notes) or "none"}
+            "notes": "\n".join(result.notes) or "none"}
 
 
 def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:

@@ -17,6 +17,8 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.privacy import redact_expr
+from pipelines.sources import formats
+from pipelines.sources import fx
 
 ORDER_REQUIRED = ("order_id", "customer_id", "ordered_at", "net_revenue")
 ORDER_OPTIONAL = (
@@ -26,9 +28,16 @@ ORDER_OPTIONAL = (
 SPEND_REQUIRED = ("date", "channel", "spend")
 CART_REQUIRED = ("customer_id", "event_at", "event_type")
 CART_OPTIONAL = ("cart_value",)
+# Every table's contract columns, by file-name prefix (columns.yml maps export columns to these).
+CONTRACT = {"orders": ORDER_REQUIRED + ORDER_OPTIONAL, "marketing_spend": SPEND_REQUIRED + ("currency",),
+            "cart_events": CART_REQUIRED + CART_OPTIONAL}
 
-# Before this nobody ran an online shop with our data; after tomorrow is the future. Either is a typo, not an order.
-EARLIEST_PLAUSIBLE = datetime(2000, 1, 1)
+# History may start at any date (the CDNOW purchase log of this field is from 1997): only a date no shop's records
+# hold is impossible: before 1900 (placeholders such as 0001-01-01) or after tomorrow (the future).
+EARLIEST_PLAUSIBLE = datetime(1900, 1, 1)
+# The reason of a row dated before an explicit CLV_START_DATE: a setting's choice, not bad input (the blocking
+# reject-rate check leaves these rows out).
+BEFORE_FIRST_PARTITION = "is before the first partition"
 
 REJECTED_SCHEMA = {
     "source_table": pl.String,
@@ -57,6 +66,7 @@ RAW_ORDERS_SCHEMA = {
     "product_category": pl.String,
     "email": pl.String,  # hashed by the warehouse writer (keyed HMAC, pipelines/privacy.py); never stored in clear
     "updated_at": pl.Datetime("us"),  # the platform's last change of the order: the latest version wins
+    "fx_rate": pl.Float64,  # the rate that converted the amounts to the reporting currency; null: none needed
     "source_file": pl.String,
     "source_sort_key": pl.String,  # natural_key(source_file): later exports (orders_10 after orders_9) win
     "source_line": pl.Int64,
@@ -65,7 +75,7 @@ RAW_ORDERS_SCHEMA = {
 # one), then the later file in natural name order, then the later line.
 VERSION_ORDER = ("updated_at", "source_sort_key", "source_line")
 # The fields a rejected duplicate or superseded version is recorded with (never the e-mail).
-RECORD_COLUMNS = [c for c in RAW_ORDERS_SCHEMA if c not in ("email", "source_sort_key")]
+RECORD_COLUMNS = [c for c in RAW_ORDERS_SCHEMA if c not in ("email", "source_sort_key", "fx_rate")]
 
 
 class SourceFileError(ValueError):
@@ -94,17 +104,20 @@ class LoadResult:
     files: list[str]
     rows_read: int
     file_rows: dict[str, int] = field(default_factory=dict)  # data rows in each whole file (the reject-rate base)
+    notes: list[str] = field(default_factory=list)  # what reading assumed or recognised (encoding, platform export)
 
 
 def _file_data_rows(path: Path, frame: pl.DataFrame) -> int:
     """Data rows of the whole file: a Parquet read may have skipped the row groups outside the window."""
+    if not isinstance(path, Path):  # a database relation (pipelines/sources/postgres.py) counts its own rows
+        return path.data_rows(frame)
     with open(path, "rb") as handle:
         is_parquet = handle.read(4) == b"PAR1"
     return pl.scan_parquet(path).select(pl.len()).collect().item() if is_parquet else frame.height
 
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-SOURCE_PREFIXES = ("orders", "marketing_spend", "cart_events")
+SOURCE_PREFIXES = ("orders", "marketing_spend", "cart_events", "fx_rates")
 # Files a source directory may hold that are ours, not the shop's (the synthetic landing's completion marker).
 OWN_FILES = frozenset({"_complete"})
 
@@ -118,25 +131,44 @@ def _supported(name: str) -> bool:
     return name.lower().endswith(SUPPORTED_SUFFIXES)
 
 
+def _mapping(raw_dir: Path) -> formats.Mapping:
+    """The directory's columns.yml, validated (SourceFileError with one line naming the file and the key)."""
+    try:
+        return formats.load_mapping(raw_dir, CONTRACT)
+    except formats.FormatError as exc:
+        raise SourceFileError(str(exc)) from None
+
+
+def _table_of(name: str, mapping: formats.Mapping) -> str | None:
+    """The table a file feeds: the `table` of its columns.yml entry, else the prefix of its name."""
+    return mapping.table_for(name) or next((t for t in SOURCE_PREFIXES if name.lower().startswith(t)), None)
+
+
 def discover(raw_dir: Path, prefix: str) -> list[Path]:
-    """The table's files: names starting with `prefix`, in any case, in natural name order."""
+    """The table's files: names starting with `prefix`, in any case, or matched by a columns.yml entry for the
+    table, in natural name order."""
     if not raw_dir.is_dir():
         raise SourceFileError(f"{raw_dir}: raw directory does not exist or is not a directory")
+    mapping = _mapping(raw_dir)
     found = [p for p in raw_dir.iterdir()
-             if p.is_file() and p.name.lower().startswith(prefix) and _supported(p.name)]
+             if p.is_file() and _table_of(p.name, mapping) == prefix and _supported(p.name)]
     return sorted(found, key=lambda p: natural_key(p.name))
 
 
 def unloaded_files(raw_dir: Path) -> list[str]:
     """Every entry of the directory that no table reads, with why: the run names them instead of skipping them."""
     unloaded = []
+    try:
+        mapping = formats.load_mapping(raw_dir, CONTRACT)
+    except formats.FormatError:  # the run names a bad mapping itself; here it only decides which files are read
+        mapping = formats.NO_MAPPING
     for entry in sorted(raw_dir.iterdir(), key=lambda p: natural_key(p.name)):
         name = entry.name
-        if name in OWN_FILES:
+        if name in OWN_FILES or (entry.is_file() and name.lower() in formats.MAPPING_FILE_NAMES):
             continue
         if entry.is_dir():
             unloaded.append(f"{name}/ (a directory: sub-directories are not read)")
-        elif not name.lower().startswith(SOURCE_PREFIXES):
+        elif _table_of(name, mapping) is None:
             unloaded.append(f"{name} (the name does not start with {', '.join(SOURCE_PREFIXES)})")
         elif not _supported(name):
             unloaded.append(f"{name} (unsupported file type: save it as .csv or .parquet)")
@@ -144,9 +176,10 @@ def unloaded_files(raw_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- reading
-def _sniff(path: Path) -> tuple[str, bytes | None]:
+def _sniff(path: Path) -> tuple[str, bytes | None, bool]:
     """What the file really is, whatever its name says: ('parquet' | 'csv', decoded UTF-8 bytes when the text had
-    to be re-encoded). Raises SourceFileError for formats that are not a CSV table."""
+    to be re-encoded (or the text inside a gzip file), whether a byte-order mark settled the text's encoding).
+    Raises SourceFileError for formats that are not a CSV table."""
     with open(path, "rb") as handle:
         head = handle.read(4)
     data = None
@@ -157,18 +190,18 @@ def _sniff(path: Path) -> tuple[str, bytes | None]:
             raise SourceFileError(f"{path}: a damaged gzip file ({exc})") from exc
         head = data[:4]
     if head == b"PAR1" and data is None:
-        return "parquet", None
+        return "parquet", None, False
     if head.startswith(b"PK\x03\x04"):
         raise SourceFileError(f"{path}: is an Excel workbook or a zip archive, not CSV text: "
                               "save it from Excel as 'CSV UTF-8' (or as Parquet)")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return "csv", (data or path.read_bytes()).decode("utf-16").encode("utf-8")
+            return "csv", (data or path.read_bytes()).decode("utf-16").encode("utf-8"), True
         except UnicodeDecodeError as exc:
             raise SourceFileError(f"{path}: starts like UTF-16 text but cannot be decoded as UTF-16 ({exc.reason})") from exc
     if head.startswith(b"\xef\xbb\xbf"):
-        return "csv", (data or path.read_bytes())[3:]
-    return "csv", data
+        return "csv", (data or path.read_bytes())[3:], True
+    return "csv", data, False
 
 
 def _not_utf8(path: Path, data: bytes | None) -> str:
@@ -178,15 +211,15 @@ def _not_utf8(path: Path, data: bytes | None) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         return (f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as 'CSV UTF-8' "
-                "(Excel: File > Save As > CSV UTF-8)")
+                "(Excel: File > Save As > CSV UTF-8), or declare its encoding in columns.yml (encoding: cp1250)")
     return f"{path}: not a readable CSV table"
 
 
-def _record_field_counts(source, header_fields: int) -> pl.DataFrame:
+def _record_field_counts(source, header_fields: int, separator: str = ",") -> pl.DataFrame:
     """One row per CSV record (after the header): its first physical line, field count and blankness.
 
     A quoted field may span lines, so records are found from physical lines by quote parity: a line that starts
-    inside an open quote continues the previous record. Commas inside quotes are not separators."""
+    inside an open quote continues the previous record. Separators inside quotes do not count."""
     lines = pl.read_csv(source, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
                         infer_schema=False, skip_rows=1)
     raw = pl.col("_raw").fill_null("")
@@ -202,40 +235,77 @@ def _record_field_counts(source, header_fields: int) -> pl.DataFrame:
     if unbalanced.height:
         raise SourceFileError(f"line {unbalanced['_line'][0]}: a quote (\") opens a field that never closes; "
                               "every line after it would be read as part of that field")
-    fields = pl.col("_text").str.replace_all(r'"[^"]*"', "").str.count_matches(",") + 1
+    fields = pl.col("_text").str.replace_all(r'"[^"]*"', "").str.count_matches(separator, literal=True) + 1
     return records.select("_line", _fields=fields.cast(pl.Int64), _expected=pl.lit(header_fields, pl.Int64),
                           _blank=pl.col("_text").str.strip_chars() == "")
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
-    """All columns as strings (nothing is lost to type sniffing), with the physical line number of each row."""
-    kind, decoded = _sniff(path)
-    if kind == "parquet":
-        return _read_parquet(path)
+class _NotUtf8(Exception):
+    pass
+
+
+def _parse_csv(path: Path, decoded: bytes | None, separator: str):
+    """(string frame, its source) of CSV text; _NotUtf8 when polars finds bytes that are not UTF-8."""
     source = io.BytesIO(decoded) if decoded is not None else path
     try:
-        frame = pl.read_csv(source, infer_schema=False, truncate_ragged_lines=True)
+        return pl.read_csv(source, separator=separator, infer_schema=False, truncate_ragged_lines=True), source
     except Exception as exc:  # polars raises several exception types for non-tables
         if "utf-8" in str(exc).lower():
-            raise SourceFileError(_not_utf8(path, decoded)) from exc
+            raise _NotUtf8() from exc
         if decoded is not None:
             source.seek(0)
         try:  # an unbalanced quote is the usual cause: name its line
-            _record_field_counts(source, 0)
+            _record_field_counts(source, 0, separator)
         except SourceFileError as quote_problem:
             raise SourceFileError(f"{path}: {quote_problem}") from None
         except Exception:
             pass
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceFileError(f"{path}: not a readable CSV table ({first_line})") from exc
+
+
+def _read_csv(path: Path, read: formats.ReadInfo | None = None) -> pl.DataFrame:
+    """All columns as strings (nothing is lost to type sniffing), with the physical line number of each row.
+
+    `read` brings what columns.yml declares (delimiter, encoding) and takes back what was found: the delimiter,
+    else the commonest of ',', ';' and tab in the header line; for text that is not UTF-8 (nor marked as UTF-16),
+    the Windows code page it was read in, with a note for the run (formats.dialect.guess_legacy_encoding); bytes
+    that no code page reads fail the file, naming their line."""
+    read = read if read is not None else formats.ReadInfo()
+    kind, decoded, marked = _sniff(path)
+    if kind == "parquet":
+        return _read_parquet(path)
+    if read.encoding and not marked and read.encoding not in ("utf-8", "utf-8-sig"):
+        try:
+            decoded = formats.decode_declared(decoded if decoded is not None else path.read_bytes(), read.encoding)
+        except formats.FormatError as exc:
+            raise SourceFileError(f"{path}: {exc}") from None
+        read.notes.append(formats.encoding_note(path.name, read.encoding, declared=True))
+    if decoded is not None:
+        head = decoded[:65536]
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(65536)
+    read.delimiter = read.delimiter or formats.detect_delimiter(head)
+    try:
+        frame, source = _parse_csv(path, decoded, read.delimiter)
+    except _NotUtf8:
+        raw = decoded if decoded is not None else path.read_bytes()
+        guess = None if read.encoding else formats.guess_legacy_encoding(raw)
+        if guess is None:
+            raise SourceFileError(_not_utf8(path, decoded)) from None
+        decoded, read.encoding = raw.decode(guess).encode("utf-8"), guess
+        read.notes.append(formats.encoding_note(path.name, guess, declared=False))
+        frame, source = _parse_csv(path, decoded, read.delimiter)
     if frame.width <= 1:
-        raise SourceFileError(f"{path}: not a CSV table (no header with named columns; the delimiter must be a comma)")
+        raise SourceFileError(f"{path}: not a CSV table (no header with named columns; the delimiter must be a comma, "
+                              "semicolon or tab, or be declared in columns.yml)")
     if frame.height == 0:  # a header and no rows: an empty day, not an error
         return frame.with_columns(_line=pl.lit(0, pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
     if decoded is not None:
         source.seek(0)
     try:
-        records = _record_field_counts(source, frame.width)
+        records = _record_field_counts(source, frame.width, read.delimiter)
     except SourceFileError as exc:
         raise SourceFileError(f"{path}: {exc}") from None
     if records.height != frame.height:
@@ -286,8 +356,24 @@ def _date_filter(col: pl.Expr, dtype: pl.DataType, keep: DateFilter) -> pl.Expr:
             | before(keep.first_partition) | ~before(keep.latest + one_day))
 
 
-def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None) -> pl.DataFrame:
-    frame = _read_parquet(path, date_col, keep) if path.name.lower().endswith(".parquet") else _read_csv(path)
+def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None,
+               notes: list[str] | None = None) -> pl.DataFrame:
+    """The file as contract columns (text, or Parquet's types), with `_line`, `_fields`, `_expected`, `_file` and
+    `_sort_key`. Platform exports and files described by columns.yml are turned into contract columns here
+    (formats.to_contract); what that assumed or recognised is appended to `notes`."""
+    if not isinstance(path, Path):  # a database relation (pipelines/sources/postgres.py) reads itself
+        return path.read_table(required, date_col, keep)
+    table = next((t for t, columns in CONTRACT.items() if columns[:len(required)] == required), None)
+    fmt = _mapping(path.parent).format_for(path.name) if table else formats.FileFormat()
+    read = formats.ReadInfo(delimiter=fmt.delimiter, encoding=fmt.encoding)
+    frame = _read_parquet(path, date_col, keep) if path.name.lower().endswith(".parquet") else _read_csv(path, read)
+    if table:
+        try:
+            frame, found = formats.to_contract(frame, str(path), fmt, read, table, CONTRACT[table])
+        except formats.FormatError as exc:
+            raise SourceFileError(str(exc)) from None
+        if notes is not None:
+            notes.extend(n for n in read.notes + found if n not in notes)
     names = [c for c in frame.columns if not c.startswith("_")]
     normalised = [re.sub(r"_duplicated_\d+$", "", c).strip().lower() for c in names]
     repeated = sorted({n for n in normalised if normalised.count(n) > 1})
@@ -345,6 +431,7 @@ class _Fields:
     string counts as missing; typed Parquet columns are used as they are, without a round trip through text."""
 
     text: frozenset[str]
+    decimal: frozenset[str] = frozenset()  # Parquet decimal columns
 
     def blank(self, col: str) -> pl.Expr:
         if col not in self.text:  # typed Parquet columns: only null is blank
@@ -352,6 +439,18 @@ class _Fields:
         return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
     def amount(self, col: str) -> pl.Expr:
+        """The amount in cents exactly: text (and Parquet decimals) is read as a decimal number and rounded half
+        away from zero to the cent, so `12.345` is 12.35 and `1.005` is 1.01 (read as binary floats and rounded,
+        they were 12.34 and 1.0). Text that is no plain decimal (`1e3`, `NaN`) is read as a float."""
+        if col in self.decimal:
+            return pl.col(col).round(2, mode="half_away_from_zero").cast(pl.Float64)
+        if col not in self.text:
+            return pl.col(col).cast(pl.Float64, strict=False)
+        text = pl.col(col).str.strip_chars()
+        cents = text.cast(formats.EXACT, strict=False).round(2, mode="half_away_from_zero").cast(pl.Float64)
+        return pl.coalesce(cents, text.cast(pl.Float64, strict=False))
+
+    def _value(self, col: str) -> pl.Expr:  # unrounded, for the checks: -0.004 is negative, not 0
         if col not in self.text:
             return pl.col(col).cast(pl.Float64, strict=False)
         return pl.col(col).str.strip_chars().cast(pl.Float64, strict=False)
@@ -364,7 +463,7 @@ class _Fields:
 
     def amount_problem(self, col: str, required: bool) -> pl.Expr:
         """Reason text for a bad amount, null when fine. Optional amounts may be blank (read as 0)."""
-        value = self.amount(col)
+        value = self._value(col)
         missing = pl.lit(f"missing {col}") if required else pl.lit(None, pl.String)
         return (
             pl.when(self.blank(col)).then(missing)
@@ -377,21 +476,36 @@ class _Fields:
     def date_problem(self, col: str, parsed: pl.Expr, latest: datetime, first_partition: date | None = None) -> pl.Expr:
         problem = (
             pl.when(self.blank(col)).then(pl.lit(f"missing {col}"))
+            .when(parsed.is_null() & _day_first(pl.col(col))).then(pl.format(
+                f"unparseable {col} '{{}}' (a day/month date: declare its date_format in columns.yml, e.g. "
+                "'%d.%m.%Y %H:%M' or '%m/%d/%Y')", pl.col(col).cast(pl.String)))
             .when(parsed.is_null()).then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
             .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest)).then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
         )
         if first_partition is not None:
             problem = problem.when(parsed.dt.date() < first_partition).then(
-                pl.format(f"{col} '{{}}' is before the first partition {first_partition} (set CLV_START_DATE earlier)",
+                pl.format(f"{col} '{{}}' {BEFORE_FIRST_PARTITION} {first_partition} (set CLV_START_DATE earlier)",
                           pl.col(col).cast(pl.String)))
         return problem.otherwise(pl.lit(None, pl.String))
+
+
+def _day_first(text: pl.Expr) -> pl.Expr:
+    """`03/04/2025` or `13.02.2025 10:00`: a date whose day/month order only the export's author knows."""
+    return text.cast(pl.String).str.strip_chars().str.contains(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b").fill_null(False)
 
 
 def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> tuple[pl.DataFrame, _Fields]:
     """Adds absent optional columns (as null text); returns the frame and the parsers for its columns."""
     absent = [c for c in columns if c not in frame.columns]
     frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
-    return frame, _Fields(frozenset(c for c, t in frame.schema.items() if t == pl.String))
+    return frame, _Fields(frozenset(c for c, t in frame.schema.items() if t == pl.String),
+                          frozenset(c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)))
+
+
+def _format_problem(frame: pl.DataFrame) -> pl.Expr:
+    """A value the file's format (formats.to_contract) could not read without guessing, or a platform export's
+    line item with the wrong number of fields: a reason like any other."""
+    return pl.col("_format_problem") if "_format_problem" in frame.columns else pl.lit(None, pl.String)
 
 
 # ---------------------------------------------------------------- orders
@@ -404,6 +518,7 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
     updated_at = parse_timestamp("updated_at", frame.schema["updated_at"])
     problems = [
         _field_count_problem(),
+        _format_problem(frame),
         pl.when(f.blank("order_id")).then(pl.lit("missing order_id")),
         pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
         f.date_problem("ordered_at", ordered_at, latest, first_partition),
@@ -448,19 +563,45 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
     return parsed.join(records, left_on="source_line", right_on="_line", how="left")
 
 
+def earliest_order_date(raw_dir: Path, today: date | None = None) -> date | None:
+    """The first plausible order date in the directory's order files (None when there is none), read the way the
+    load reads them; unreadable files are left to the load to report."""
+    latest = _latest_plausible(today)
+    first: list[datetime] = []
+    for path in discover(raw_dir, "orders"):
+        try:
+            if path.name.lower().endswith(".parquet"):
+                dates = pl.scan_parquet(path).select("ordered_at")
+                dtype = dates.collect_schema()["ordered_at"]
+                dates = dates.select(ordered_at=parse_timestamp("ordered_at", dtype))
+            else:
+                frame = read_table(path, ORDER_REQUIRED)
+                dates = frame.lazy().select(ordered_at=parse_timestamp("ordered_at", frame.schema["ordered_at"]))
+            # Parquet statistics answer a typed column's min without reading it.
+            day = dates.filter(pl.col("ordered_at").is_between(EARLIEST_PLAUSIBLE, latest)).select(
+                pl.col("ordered_at").min()).collect().item()
+        except (SourceFileError, pl.exceptions.PolarsError):
+            continue
+        if day is not None:
+            first.append(day)
+    return min(first).date() if first else None
+
+
 def _latest_plausible(today: date | None) -> datetime:
     """Orders up to the end of tomorrow are plausible (sources in time zones ahead of UTC); later ones are not."""
     return datetime.combine((today or date.today()) + timedelta(days=2), datetime.min.time()) - timedelta(microseconds=1)
 
 
-def load_orders(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
-    """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all)."""
+def load_orders(files: list[Path], window: Window, today: date | None = None, *, fx_rates: pl.DataFrame | None = None,
+                reporting_currency: str | None = None) -> LoadResult:
+    """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all).
+    Orders in another currency than `reporting_currency` are converted with `fx_rates` (pipelines/sources/fx.py)."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
     files = sorted(files, key=lambda p: natural_key(p.name))
-    parts, file_rows = [], {}
+    parts, file_rows, notes = [], {}, []
     for path in files:
-        frame = read_table(path, ORDER_REQUIRED, "ordered_at", keep)
+        frame = read_table(path, ORDER_REQUIRED, "ordered_at", keep, notes)
         file_rows[path.name] = _file_data_rows(path, frame)
         parts.append(_validate_orders_file(frame, latest, window.first_partition))
     if not parts:
@@ -478,6 +619,8 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
         refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
         refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
     ).with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32)).collect()
+    rows = fx.convert(rows, fx_rates if fx_rates is not None else pl.DataFrame(schema=fx.RATES_SCHEMA),
+                      reporting_currency)
     invalid = rows.filter(pl.col("_problem").is_not_null())
     duplicates = _exact_duplicates(rows, content_cols, key="order_id")
     # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
@@ -500,7 +643,7 @@ def load_orders(files: list[Path], window: Window, today: date | None = None) ->
         order_date=order_date, email=pl.when(email == "").then(None).otherwise(email),
     ).select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()]).collect()
     return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read,
-                      file_rows=file_rows)
+                      file_rows=file_rows, notes=notes)
 
 
 def _exact_duplicates(rows: pl.DataFrame, content: list[str], key: str | None = None) -> pl.DataFrame:
@@ -544,14 +687,15 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
     duplicate rows are loaded once, the copies recorded with kind 'duplicate', as for orders."""
     latest = _latest_plausible(today)
     keep = DateFilter(window.start, window.end, window.first_partition, latest.date())
-    parts, file_rows = [], {}
+    parts, file_rows, notes = [], {}, []
     for path in sorted(files, key=lambda p: natural_key(p.name)):
-        frame, f = _ensure_columns(read_table(path, required, date_col, keep), optional)
+        frame, f = _ensure_columns(read_table(path, required, date_col, keep, notes), optional)
         file_rows[path.name] = _file_data_rows(path, frame)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         event_at = parse_timestamp(date_col, frame.schema[date_col])
         frame = frame.with_columns(_problem=_first_problem(
-            [_field_count_problem(), f.date_problem(date_col, event_at, latest, window.first_partition), *problems(f)]))
+            [_field_count_problem(), _format_problem(frame),
+             f.date_problem(date_col, event_at, latest, window.first_partition), *problems(f)]))
         records = frame.filter(pl.col("_problem").is_not_null()).select("_line", _record=_record(data_cols))
         parts.append(frame.select(
             event_at=event_at, **columns(f), source_file=pl.col("_file"), source_line=pl.col("_line"), _problem="_problem",
@@ -571,7 +715,7 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
     valid = rows.filter(pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())).with_columns(
         _date=pl.col("event_at").dt.date())
     return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
-                      file_rows)
+                      file_rows, notes)
 
 
 def load_marketing_spend(files: list[Path], window: Window, today: date | None = None,

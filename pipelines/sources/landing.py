@@ -6,11 +6,15 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from pipelines.settings import Settings
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
+
+if TYPE_CHECKING:
+    from pipelines.sources.postgres import PostgresSource
 
 
 def synthetic_config(settings: Settings) -> SyntheticShopConfig:
@@ -65,10 +69,15 @@ def ensure_synthetic_landing(settings: Settings, log=print) -> Path:
     return target
 
 
-def source_directory(settings: Settings, log=print) -> tuple[Path, date | None]:
+def source_directory(settings: Settings, log=print) -> tuple["Path | PostgresSource", date | None]:
     """The directory to read, and the 'today' that bounds plausible dates (the simulation's own calendar for
-    the synthetic shop; the wall clock for real files)."""
+    the synthetic shop; the wall clock for real files). The `postgres` source is a database that raw_layer reads
+    like a directory (its relations stand for the files); close it after the load."""
     if settings.source == "synthetic":
         return ensure_synthetic_landing(settings, log), settings.synthetic_end_date
+    if settings.source == "postgres":
+        from pipelines.sources.postgres import PostgresSource
+
+        return PostgresSource.from_settings(settings, log=log), None
     assert settings.raw_dir is not None
     return settings.raw_dir, None

@@ -142,11 +142,11 @@ def test_chunked_reload_of_a_sub_window_keeps_rows_outside_it(tmp_path, raw_dir)
 def test_crash_during_a_staged_load_leaves_the_raw_tables_as_they_were(tmp_path, raw_dir):
     calls = []
 
-    def failing_loader(files, window, today=None):
+    def failing_loader(files, window, today=None, **options):
         calls.append(window)
         if len(calls) == 3:
             raise RuntimeError("disk on fire")
-        return src.load_orders(files, window, today=today)
+        return src.load_orders(files, window, today=today, **options)
 
     broken = dataclasses.replace(RAW_TABLES["orders"], loader=failing_loader)
     with wh.connect(tmp_path / "w.duckdb") as con:

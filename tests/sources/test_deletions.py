@@ -53,3 +53,17 @@ def test_a_large_changed_export_makes_the_daily_load_a_full_reload(tmp_path, mon
     assert con.execute("select window_start, changed_from from raw.load_log where run_id = 'r2'").fetchall() == [
         (FULL.first_partition, FULL.first_partition)]
     assert sorted(r[0] for r in con.execute("select order_id from raw.orders").fetchall()) == ["B", "C", "D"]
+
+
+@pytest.mark.parametrize("window", [DAY, FULL], ids=["daily run (change before the window)", "window reload"])
+def test_an_order_changed_in_place_keeps_its_new_version(tmp_path, window):
+    """The same file, re-exported with order A refunded on the same line: the old version goes, the new one stays
+    (both have the same file and line: a version is not identified by where it came from)."""
+    con = duckdb.connect()
+    header = "order_id,customer_id,ordered_at,net_revenue,refunded_amount,refunded_at\n"
+    (tmp_path / "orders.csv").write_text(header + "A,C1,2025-01-10,10,0,\nB,C1,2025-02-03,10,0,\n")
+    load_into(con, RAW_TABLES["orders"], tmp_path, FULL, TODAY, "files", hash_key=TEST_HASH_KEY)
+    (tmp_path / "orders.csv").write_text(header + "A,C1,2025-01-10,10,4,2025-02-02\nB,C1,2025-02-03,10,0,\n")
+    load_into(con, RAW_TABLES["orders"], tmp_path, window, TODAY, "files", hash_key=TEST_HASH_KEY)
+    assert con.execute("select order_id, refunded_amount from raw.orders order by 1").fetchall() == [
+        ("A", 4.0), ("B", 0.0)]

@@ -152,7 +152,8 @@ def test_a_mostly_bad_export_leaves_raw_orders_untouched(tmp_path, staged):
         load(bad, con, thresholds=STRICT, **chunks)
     message = str(failed.value)
     assert "49 of 50 rows rejected (98.0%" in message
-    assert "unparseable ordered_at '02/02/2025 12:00' (49 rows, e.g. line 3)" in message
+    assert ("unparseable ordered_at '02/02/2025 12:00' (a day/month date: declare its date_format in columns.yml, "
+            "e.g. '%d.%m.%Y %H:%M' or '%m/%d/%Y') (49 rows, e.g. line 3)") in message
     assert "--accept-bad-input" in message
     assert _state(con) == before
     assert con.execute("select count(*) from information_schema.tables where table_name like '%__loading'").fetchone()[0] == 0
