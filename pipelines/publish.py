@@ -2,7 +2,9 @@
 
 - `published/warehouse.duckdb`: a read-only snapshot holding only the `marts` schema (what BI reads: no raw rows,
   no rejected records, no e-mail hashes), written beside the old one and swapped in with one rename (readers
-  holding the old file keep reading it; new readers get the new one).
+  holding the old file keep reading it; new readers get the new one). It is written in DuckDB 1.1's storage
+  format (SNAPSHOT_STORAGE_VERSION), so every client from DuckDB 1.1 on opens it, not only DuckDB 2.0, and every
+  table and column carries its dbt description as a COMMENT (BI tools and SQL clients show them).
 - `exports/<mart>.parquet`: one Parquet file per mart. `fct_orders`, the one mart that grows with history, is
   exported one file per order month (`exports/fct_orders/<YYYY-MM>.parquet`): a daily run rewrites only the
   months its window touched.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.settings import DBT_PROJECT_DIR
 from pipelines.warehouse import ensure_raw_schema, sql_string
 
 # mart -> its month column (first day of the month): exported one Parquet file per month.
@@ -30,6 +33,13 @@ MONTHLY_EXPORTS = {"fct_orders": "order_month"}
 # Says which warehouse the exports beside it come from: a daily run rewrites only its months when it is this one.
 MANIFEST = "_manifest.json"
 SCRATCH_MARK = ".publishing"
+# The oldest DuckDB that must open the snapshot: DuckDB 2.0's own format (storage version 69) is refused by every
+# 1.x client (the BI tools' drivers lag behind). Readers from 1.1 on open this one. Measured at 1 M orders (median
+# of 15, interleaved): the snapshot write 0.75 s -> 0.94 s with the comments (0.03 s of it), file +3 %.
+SNAPSHOT_STORAGE_VERSION = "v1.1.0"
+# The dbt manifest (`dbt parse`; needed by Dagster anyway): descriptions of the marts the polars assets write.
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+POLARS_MARTS_SOURCE = "marts_polars"
 
 
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -41,6 +51,64 @@ def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+# {table: (table description, {column: description})}
+TableDocs = dict[str, tuple[str, dict[str, str]]]
+
+
+def polars_mart_docs(manifest: Path = DBT_MANIFEST) -> TableDocs:
+    """Descriptions of the marts written by the polars assets, declared in dbt as the source `marts_polars`
+    (dbt_project/models/marts/_marts_polars.yml; doc() blocks are already rendered in the manifest). Empty when
+    there is no manifest (a warehouse published outside a project checkout)."""
+    try:
+        sources = json.loads(manifest.read_text())["sources"].values()
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {s["name"]: (s.get("description") or "", {c: (d.get("description") or "") for c, d in s["columns"].items()})
+            for s in sources if s.get("source_name") == POLARS_MARTS_SOURCE}
+
+
+def catalog_docs(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[str]) -> TableDocs:
+    """The table and column COMMENTs of `catalog`.marts (those dbt's persist_docs and `comment_marts` wrote)."""
+    comments = {t: c for t, c in con.execute(
+        "select table_name, comment from duckdb_tables() where database_name = ? and schema_name = 'marts'",
+        [catalog]).fetchall()}
+    columns: dict[str, dict[str, str]] = {}
+    for table, column, comment in con.execute(
+            "select table_name, column_name, comment from duckdb_columns() where database_name = ? "
+            "and schema_name = 'marts' and comment is not null", [catalog]).fetchall():
+        columns.setdefault(table, {})[column] = comment
+    return {t: (comments.get(t) or "", columns.get(t, {})) for t in tables}
+
+
+def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str | None = None) -> int:
+    """COMMENT ON the marts of `catalog` (default: the connection's database) that exist, and on their columns
+    that exist, from `docs`; empty descriptions are skipped. One transaction. Returns the comments written."""
+    catalog = catalog or con.execute("select current_database()").fetchall()[0][0]
+    present: dict[str, set[str]] = {}
+    for table, column in con.execute("select table_name, column_name from duckdb_columns() where database_name = ? "
+                                     "and schema_name = 'marts'", [catalog]).fetchall():
+        present.setdefault(table, set()).add(column)
+    statements = []
+    for table, (description, columns) in docs.items():
+        if table not in present:
+            continue
+        qualified = f"{_ident(catalog)}.marts.{_ident(table)}"
+        if description.strip():
+            statements.append(f"comment on table {qualified} is {sql_string(description.strip())}")
+        statements += [f"comment on column {qualified}.{_ident(column)} is {sql_string(text.strip())}"
+                       for column, text in columns.items() if column in present[table] and text.strip()]
+    if statements:
+        con.execute("begin transaction")
+        try:
+            for statement in statements:
+                con.execute(statement)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    return len(statements)
 
 
 @dataclass
@@ -125,11 +193,14 @@ def _read_manifest(exports_dir: Path) -> dict | None:
 
 def _write_snapshot(con: duckdb.DuckDBPyConnection, tables: list[str], target: Path) -> None:
     target.unlink(missing_ok=True)
-    con.execute(f"attach {sql_string(target)} as published_snapshot")
+    docs = catalog_docs(con, con.execute("select current_database()").fetchall()[0][0], tables)
+    con.execute(f"attach {sql_string(target)} as published_snapshot "
+                f"(storage_version {sql_string(SNAPSHOT_STORAGE_VERSION)})")
     try:
         con.execute("create schema published_snapshot.marts")
         for table in tables:
             con.execute(f"create table published_snapshot.marts.{_ident(table)} as select * from marts.{_ident(table)}")
+        comment_marts(con, docs, "published_snapshot")
     finally:
         con.execute("detach published_snapshot")
 
@@ -151,6 +222,9 @@ def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads:
         if _read_manifest(exports_dir) != manifest:
             window_start = None  # exports of another warehouse, or none yet: every month is written from this one
         staged.scratch_for(exports_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        # The polars marts were (re)written after dbt: their descriptions come from the dbt manifest (the dbt
+        # models have theirs from persist_docs). In the warehouse too, so its readers see them.
+        comment_marts(con, polars_mart_docs())
         tables = mart_tables(con)
         for table in tables:
             counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]

@@ -1,15 +1,16 @@
-"""The CLV report (data/report/index.html): every chart from the marts, one self-contained page, refreshed each run."""
+"""The CLV report (data/report/index.html and its PDF, data/report/report.pdf): every chart from the marts, one
+self-contained page, refreshed each run."""
 
 import base64
 
 import dagster as dg
 
 from pipelines.assets.reporting import ALL_MARTS
-from pipelines.report import ReportResult, build_report
+from pipelines.report import METADATA_CHARTS, ReportResult, build_report
+from pipelines.report.charts import format_months
 from pipelines.resources import WarehouseResource
 
 REPORT = dg.AssetKey(["reporting", "report"])
-METADATA_CHARTS = ("cohort-retention", "payback-curves", "clv-distribution")   # shown next to the run in the UI
 
 
 def _fmt(value, pattern: str) -> str:
@@ -24,7 +25,7 @@ def key_figures_markdown(result: ReportResult) -> str:
         ("orders", _fmt(k["orders"], ",d")),
         ("revenue", _fmt(k["revenue"], ",.0f")),
         ("gross margin", _fmt(k["gross_margin"], ",.0f")),
-        ("repeat customer rate", _fmt(k["repeat_customer_rate"], ".1%")),
+        ("customers with 2+ orders (lifetime)", _fmt(k["lifetime_repeat_customer_rate"], ".1%")),
         ("predicted CLV, next 365 d (total)", _fmt(k["predicted_clv_365d_total"], ",.0f")),
         ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
         ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
@@ -38,12 +39,12 @@ def payback_markdown(result: ReportResult) -> str:
     if not result.payback:
         return "_no channel with known marketing spend_"
     lines = ["| channel | new customers | CAC | cohorts paid back | median payback month | median predicted | "
-             "pooled payback month | LTV:CAC 12 m |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "payback month of the curve | LTV:CAC 12 m |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result.payback:
         lines.append(f"| {r['acquisition_channel']} | {r['new_customers']:,} | {_fmt(r['cac'], ',.2f')} | "
-                     f"{r['cohorts_paid_back']} / {r['cohorts']} | {_fmt(r['median_payback_months'], '.1f')} | "
-                     f"{_fmt(r['median_predicted_payback_months'], '.1f')} | {_fmt(r['pooled_payback_month'], 'd')} | "
-                     f"{_fmt(r['ltv_to_cac_12m'], '.2f')} |")
+                     f"{r['cohorts_paid_back']} / {r['cohorts']} | {format_months(r['median_payback_months'])} | "
+                     f"{format_months(r['median_predicted_payback_months'])} | "
+                     f"{format_months(r['pooled_payback_month'])} | {_fmt(r['ltv_to_cac_12m'], '.2f')} |")
     return "\n".join(lines)
 
 
@@ -56,18 +57,22 @@ def chart_markdown(result: ReportResult, chart_id: str) -> str:
 @dg.asset(key=REPORT, deps=ALL_MARTS, group_name="reporting", kinds={"html", "matplotlib"},
           description="The answers at a glance: cohort retention, LTV curves, CAC payback, CLV distribution, P(alive), "
                       "back-test, segments, LTV drivers, KPI trends and model drift, as one self-contained HTML page "
-                      "(data/report/index.html) with each chart's data embedded as JSON.")
+                      "(data/report/index.html) with each chart's data embedded as JSON, and the same page as a PDF "
+                      "(data/report/report.pdf; needs Chromium).")
 def report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
     # build_report opens the warehouse once, read-only, and closes it before drawing: nothing is held across steps.
-    result = build_report(settings.warehouse, settings.report_dir)
-    context.log.info(f"Report with {len(result.charts)} charts written to {result.path} in {result.seconds:.1f} s.")
+    result = build_report(settings.warehouse, settings.report_dir, warn=context.log.warning)
+    context.log.info(f"Report with {len(result.charts)} charts written to {result.path}"
+                     + (f" and {result.pdf_path}" if result.pdf_path else "") + f" in {result.seconds:.1f} s.")
     metadata = {
         "report": dg.MetadataValue.path(str(result.path)),
         "dagster/row_count": len(result.charts),          # one "row" per chart
         "charts": dg.MetadataValue.json([{"id": c.id, "title": c.title} for c in result.charts]),
         "size_bytes": result.path.stat().st_size,
         "build_seconds": round(result.seconds, 2),
+        "pdf": (dg.MetadataValue.path(str(result.pdf_path)) if result.pdf_path
+                else (result.pdf_problem or "not written")),
         "key_figures": dg.MetadataValue.md(key_figures_markdown(result)),
         "cac_payback": dg.MetadataValue.md(payback_markdown(result)),
     }

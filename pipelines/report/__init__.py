@@ -1,7 +1,8 @@
-"""The CLV report: the answers at a glance, as one self-contained HTML page built from the marts.
+"""The CLV report: the answers at a glance, as one self-contained HTML page built from the marts, and its PDF.
 
 `build_report(warehouse, out_dir)` reads the marts through one short-lived read-only DuckDB connection, draws every
-chart with matplotlib (Agg, no display) and writes `out_dir/index.html` atomically. No Dagster here: the
+chart with matplotlib (no display) and writes `out_dir/index.html` atomically, then prints that page to
+`out_dir/report.pdf` with headless Chromium when there is one (else one warning, and no PDF). No Dagster here: the
 `reporting/report` asset and the tests call it directly.
 """
 
@@ -11,20 +12,27 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
 from pipelines.report import charts as ch
 from pipelines.report.html import render_page
+from pipelines.report.pdf import PdfError, find_chromium, print_to_pdf
 
-__all__ = ["ChartImage", "ReportResult", "build_report", "load_report_data"]
+__all__ = ["ChartImage", "ReportResult", "build_report", "load_report_data", "METADATA_CHARTS", "PDF_NAME"]
+
+# Charts also drawn as PNG: shown next to the run in Dagster's UI (reporting/report's metadata).
+METADATA_CHARTS = ("cohort-retention", "payback-curves", "clv-distribution")
+PDF_NAME = "report.pdf"
 
 
 @dataclass(frozen=True)
 class ChartImage:
     id: str
     title: str
-    png: bytes
+    svg: str
+    png: bytes | None = None     # METADATA_CHARTS only
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,8 @@ class ReportResult:
     key_figures: dict
     payback: list[dict]          # per acquisition channel: the payback table's figures
     seconds: float
+    pdf_path: Path | None = None  # None: no PDF this run (no Chromium, or it failed: `pdf_problem` says which)
+    pdf_problem: str | None = None
 
     def chart(self, chart_id: str) -> ChartImage:
         return next(c for c in self.charts if c.id == chart_id)
@@ -65,7 +75,7 @@ def _tiles(k: dict) -> list[tuple[str, str]]:
         ("orders", _fmt(k["orders"], ",d")),
         ("revenue", _fmt(k["revenue"], ",.0f")),
         ("gross margin", _fmt(k["gross_margin"], ",.0f")),
-        ("repeat customer rate", _fmt(k["repeat_customer_rate"], ".1%")),
+        ("customers with 2+ orders (lifetime)", _fmt(k["lifetime_repeat_customer_rate"], ".1%")),
         ("predicted CLV, next 365 d", _fmt(k["predicted_clv_365d_total"], ",.0f")),
         ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
         ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
@@ -74,7 +84,29 @@ def _tiles(k: dict) -> list[tuple[str, str]]:
     ]
 
 
-def build_report(warehouse: Path, out_dir: Path) -> ReportResult:
+def _write_pdf(html: Path, pdf: bool, warn: Callable[[str], None]) -> tuple[Path | None, str | None]:
+    """The PDF beside the page; without a renderer (or when it fails) one warning, and no PDF: an older one is
+    removed, so the PDF beside the page is never from another run."""
+    target = html.parent / PDF_NAME
+    if not pdf:
+        return None, None
+    chromium = find_chromium()
+    problem = None
+    if chromium is None:
+        problem = (f"no PDF report this run: no Chromium to print it with (apt-get install chromium, or set "
+                   f"CLV_CHROMIUM); the HTML report is at {html}")
+    else:
+        try:
+            return print_to_pdf(html, target, chromium), None
+        except PdfError as exc:
+            problem = f"no PDF report this run: {exc}"
+    target.unlink(missing_ok=True)
+    warn(problem)
+    return None, problem
+
+
+def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
+                 warn: Callable[[str], None] = print) -> ReportResult:
     started = time.perf_counter()
     warehouse, out_dir = Path(warehouse), Path(out_dir)
     if not warehouse.exists():
@@ -82,11 +114,11 @@ def build_report(warehouse: Path, out_dir: Path) -> ReportResult:
     key_figures, data, table = load_report_data(warehouse)
     rendered: list[ch.Chart] = []
     for spec in ch.CHARTS:
-        png = ch.render(spec, data[spec.id])
+        svg, png = ch.render(spec, data[spec.id], png=spec.id in METADATA_CHARTS)
         extra, html_table = {}, None
         if spec.id == "payback-curves":
             extra, html_table = {"table": table}, ch.payback_table(table)
-        rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], png, html_table, extra))
+        rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, png, html_table, extra))
     subtitle = (f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
                 f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "
                 f"{key_figures['last_order'] or '–'}. Money in the shop's currency; CLV and payback on gross margin.")
@@ -99,5 +131,7 @@ def build_report(warehouse: Path, out_dir: Path) -> ReportResult:
         os.replace(scratch, target)
     finally:
         scratch.unlink(missing_ok=True)
-    return ReportResult(path=target, charts=[ChartImage(c.id, c.title, c.png) for c in rendered],
-                        key_figures=key_figures, payback=table["rows"], seconds=time.perf_counter() - started)
+    pdf_path, pdf_problem = _write_pdf(target, pdf, warn)
+    return ReportResult(path=target, charts=[ChartImage(c.id, c.title, c.svg, c.png) for c in rendered],
+                        key_figures=key_figures, payback=table["rows"], seconds=time.perf_counter() - started,
+                        pdf_path=pdf_path, pdf_problem=pdf_problem)

@@ -1,13 +1,16 @@
 """The report's charts: one loader (plain SQL over the marts → JSON-able dict) and one matplotlib drawing per chart.
 
-No Dagster and no pyplot: figures are `matplotlib.figure.Figure` objects rendered with the Agg canvas, so drawing
-needs no display, keeps no global state between charts and is safe inside a Dagster run.
+No Dagster and no pyplot: figures are `matplotlib.figure.Figure` objects rendered without a display, keep no global
+state between charts and are safe inside a Dagster run. Each chart is written as SVG with its text as real text
+(the page embeds it inline: selectable, searchable, sharp in print and PDF, and a browser test can measure every
+tick label), and as PNG where an image is needed (Dagster's metadata).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,19 +25,24 @@ import numpy as np  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
 DPI = 100
 FREQUENCY_CAP = 20          # P(alive) matrix: repeat purchases >= this share one row ("20+")
 RECENCY_BIN_WEEKS = 4       # P(alive) matrix: recency (weeks) in 4-week bins
 MIN_CELL_CUSTOMERS = 3      # P(alive) matrix: cells with fewer customers are greyed out (too noisy to read)
 CLV_HISTOGRAM_BINS = 40     # CLV distribution: equal bins from 0 to the 99th percentile, then one overflow bin
+MIN_DRIVER_CUSTOMERS = 30   # LTV drivers: a value (or a window's bar) needs this many customers to be shown
+MIN_PAYBACK_COHORTS = 3     # payback curves: a month is drawn while at least this many cohorts have completed it
+MAX_TICK_LABELS = 20        # category axes with more ticks than this label every k-th one
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 STYLE = {
     "font.size": 9, "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 9, "legend.fontsize": 8,
     "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6, "figure.facecolor": "white",
     "savefig.facecolor": "white", "image.cmap": "viridis",
+    # SVG: text stays text (with a font fallback list), ids and output are the same from run to run
+    "svg.fonttype": "none", "svg.hashsalt": "clv-report",
 }
 
 
@@ -51,7 +59,8 @@ class Chart:
     title: str
     caption: str
     data: dict
-    png: bytes
+    svg: str                                         # inline <svg> element, ids prefixed with the chart id
+    png: bytes | None = None                         # only for the charts shown in Dagster's metadata
     table: Table | None = None
     extra_data: dict = field(default_factory=dict)   # further JSON blocks: {suffix: data} → id="data-<id>-<suffix>"
 
@@ -94,8 +103,10 @@ def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
     clv = records(con, "select max(as_of_date) as as_of_date, count(*) as scored_customers, avg(p_alive) as mean_p_alive, "
                        "sum(predicted_clv_365d) as predicted_clv_365d_total, avg(predicted_clv_365d) as predicted_clv_365d_mean "
                        "from marts.customer_clv")[0]
-    repeat = records(con, "select avg(case when orders_count > 1 then 1.0 else 0.0 end) as repeat_customer_rate "
-                          "from marts.dim_customers")[0]
+    # Share of all customers ever with 2+ orders (lifetime); retention_kpis.repeat_customer_rate is another
+    # number: the share of one month's buyers who ordered 2+ times within that month.
+    repeat = records(con, "select avg(case when orders_count > 1 then 1.0 else 0.0 end) "
+                          "as lifetime_repeat_customer_rate from marts.dim_customers")[0]
     cac = records(con, "select sum(spend) as paid_spend, sum(new_customers) as paid_new_customers, "
                        "sum(cac * new_customers) / nullif(sum(new_customers), 0) as blended_cac "
                        "from marts.cac_payback where cac is not null and new_customers > 0")[0]
@@ -132,17 +143,48 @@ def load_ltv_curves(con) -> dict:
     }
 
 
+PAYBACK_CURVE_SQL = f"""
+with as_of as (select max(as_of_date) as as_of_date from marts.cac_payback),
+paid as (   -- cohorts with a CAC; only calendar months that are over at the as-of date
+    select c.acquisition_channel, c.cohort_month, c.months_since_acquisition, c.new_customers, c.cac,
+           c.cumulative_margin_per_customer - coalesce(lag(c.cumulative_margin_per_customer) over (
+               partition by c.acquisition_channel, c.cohort_month order by c.months_since_acquisition), 0)
+               as margin_per_customer
+    from marts.cac_payback_curve c, as_of
+    where c.cac > 0 and c.new_customers > 0
+      and last_day(c.cohort_month + to_months(c.months_since_acquisition)) <= as_of.as_of_date
+),
+channel_cac as (   -- the channel's CAC over every cohort in the curve (those that completed month 0)
+    select acquisition_channel, sum(cac * new_customers) / sum(new_customers) as cac
+    from paid where months_since_acquisition = 0 group by acquisition_channel
+),
+monthly as (   -- each month's margin per customer over the cohorts that completed that month
+    select acquisition_channel, months_since_acquisition, count(*) as cohorts, sum(new_customers) as new_customers,
+           sum(margin_per_customer * new_customers) / sum(new_customers) as margin_per_customer
+    from paid group by acquisition_channel, months_since_acquisition
+    having count(*) >= {MIN_PAYBACK_COHORTS}
+),
+chained as (
+    select m.*, sum(m.margin_per_customer) over (partition by m.acquisition_channel
+               order by m.months_since_acquisition) as cumulative_margin_per_customer,
+           -- months in an unbroken run from 0: the line stops at the first month with too few cohorts
+           m.months_since_acquisition = row_number() over (partition by m.acquisition_channel
+               order by m.months_since_acquisition) - 1 as unbroken
+    from monthly m
+)
+select c.acquisition_channel, c.months_since_acquisition, c.cohorts, c.new_customers, c.margin_per_customer,
+       c.cumulative_margin_per_customer, k.cac, c.cumulative_margin_per_customer / k.cac as payback_ratio
+from chained c join channel_cac k using (acquisition_channel)
+where c.unbroken
+order by c.acquisition_channel, c.months_since_acquisition
+"""
+
+
 def load_payback_curves(con) -> dict:
-    # Pooled per channel × month since acquisition, weighted by new customers: Σ n·margin / Σ n·CAC.
-    rows = records(con, "select acquisition_channel, months_since_acquisition, count(*) as cohorts, "
-                        "sum(new_customers) as new_customers, "
-                        "sum(cumulative_margin_per_customer * new_customers) / sum(new_customers) as cumulative_margin_per_customer, "
-                        "sum(cac * new_customers) / sum(new_customers) as cac, "
-                        "sum(cumulative_margin_per_customer * new_customers) / sum(cac * new_customers) as payback_ratio "
-                        "from marts.cac_payback_curve where cac > 0 and new_customers > 0 "
-                        "group by acquisition_channel, months_since_acquisition "
-                        "order by acquisition_channel, months_since_acquisition")
-    return {"rows": rows}
+    """Per channel × month since acquisition, chain-linked: month m adds the margin per customer earned in month m
+    by the cohorts that have completed month m (weighted by their new customers), so later months are not dragged
+    down when only the older cohorts are left in the average; CAC is the channel's over all its cohorts."""
+    return {"min_cohorts": MIN_PAYBACK_COHORTS, "rows": records(con, PAYBACK_CURVE_SQL)}
 
 
 def load_payback_table(con) -> dict:
@@ -205,9 +247,43 @@ def load_segments(con) -> dict:
 
 
 def load_ltv_drivers(con) -> dict:
-    return {"rows": records(con, "select driver, driver_value, customers, repeat_rate, customers_90d_observed, "
-                                 "value_90d_per_customer, customers_365d_observed, value_365d_per_customer "
-                                 "from marts.ltv_drivers order by driver, value_365d_per_customer desc nulls last, driver_value")}
+    rows = records(con, "select driver, driver_value, customers, repeat_rate, customers_90d_observed, "
+                        "value_90d_per_customer, customers_365d_observed, value_365d_per_customer "
+                        "from marts.ltv_drivers order by driver, value_365d_per_customer desc nulls last, driver_value")
+    return {"rows": rows, "min_customers": MIN_DRIVER_CUSTOMERS, "shown": driver_rows_shown(rows, MIN_DRIVER_CUSTOMERS)}
+
+
+def _weighted(rows: list[dict], value: str, weight: str) -> float | None:
+    total = sum(r[weight] or 0 for r in rows if r[value] is not None)
+    return sum(r[value] * r[weight] for r in rows if r[value] is not None and r[weight]) / total if total else None
+
+
+def driver_rows_shown(rows: list[dict], min_customers: int) -> list[dict]:
+    """The LTV-driver rows the chart draws. Per driver, values with fewer than `min_customers` customers are
+    grouped into one 'other' row (values weighted by the customers observed for each window), which is itself
+    dropped when it still has too few; a window's value is left out (null) when fewer than `min_customers`
+    customers were observed for the whole window."""
+    shown = []
+    for driver in _distinct([r["driver"] for r in rows]):
+        values = [r for r in rows if r["driver"] == driver]
+        kept = [dict(r, grouped_values=1) for r in values if r["customers"] >= min_customers]
+        small = [r for r in values if r["customers"] < min_customers]
+        if small and sum(r["customers"] for r in small) >= min_customers:
+            kept.append({
+                "driver": driver, "driver_value": f"other ({len(small)} values)",
+                "customers": sum(r["customers"] for r in small), "grouped_values": len(small),
+                "repeat_rate": _weighted(small, "repeat_rate", "customers"),
+                **{f"customers_{w}d_observed": sum(r[f"customers_{w}d_observed"] or 0 for r in small)
+                   for w in (90, 365)},
+                **{f"value_{w}d_per_customer": _weighted(small, f"value_{w}d_per_customer", f"customers_{w}d_observed")
+                   for w in (90, 365)},
+            })
+        for r in kept:
+            for w in (90, 365):
+                if (r[f"customers_{w}d_observed"] or 0) < min_customers:
+                    r[f"value_{w}d_per_customer"] = None
+        shown += kept
+    return shown
 
 
 def load_kpi_trends(con) -> dict:
@@ -247,9 +323,25 @@ def _no_data(ax, message: str = "no data") -> None:
     ax.grid(False)
 
 
+def compact_number(value: float) -> str:
+    """Tick labels that stay short: 750k, 1M, 1.25M, 2.5B; below a thousand up to 3 significant digits."""
+    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.3g}{suffix}"
+    return "0" if value == 0 else f"{value:.3g}"
+
+
 def _money(ax, axis: str = "y") -> None:
-    formatter = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
+    """A money axis: at most 6 ticks at round steps, compact labels (the full figures are in the page's JSON)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    target.set_major_formatter(FuncFormatter(lambda v, _pos: compact_number(v)))
+
+
+def _thin_labels(labels: list[str], max_labels: int = MAX_TICK_LABELS) -> list[str]:
+    """Every k-th label of a long category axis (the others blank), so neighbours never overlap."""
+    step = max(1, math.ceil(len(labels) / max_labels))
+    return [label if i % step == 0 else "" for i, label in enumerate(labels)]
 
 
 def _month_label(iso: str) -> str:
@@ -306,8 +398,9 @@ def draw_cohort_retention(data: dict) -> Figure:
                 colour = "white" if value > 0.6 * max(vmax, 1) else "#222222"
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6, color=colour)
     sizes = {r["cohort_month"]: r["cohort_size"] for r in rows if r["months_since_first_order"] == months[0]}
-    ax.set_yticks(range(len(cohorts)), [f"{_month_label(c)} (n={sizes.get(c, '?')})" for c in cohorts])
-    ax.set_xticks(range(len(months)), [str(m) for m in months])
+    ax.set_yticks(range(len(cohorts)),
+                  _thin_labels([f"{_month_label(c)} (n={sizes.get(c, '?')})" for c in cohorts], 40))
+    ax.set_xticks(range(len(months)), _thin_labels([str(m) for m in months], 40))
     ax.set_xlabel("months since first order")
     ax.set_ylabel("cohort (first-order month)")
     ax.grid(False)
@@ -355,7 +448,7 @@ def draw_payback_curves(data: dict) -> Figure:
     channels = _distinct([r["acquisition_channel"] for r in rows])
     if not rows:
         for ax in axes:
-            _no_data(ax, "no channel with known marketing spend")
+            _no_data(ax, f"no channel with known marketing spend and {data['min_cohorts']}+ cohorts")
         return fig
     for k, channel in enumerate(channels):
         points = [r for r in rows if r["acquisition_channel"] == channel]
@@ -365,7 +458,7 @@ def draw_payback_curves(data: dict) -> Figure:
         axes[1].plot(x, [_num(p["cumulative_margin_per_customer"]) for p in points], color=colour, linewidth=1.6, label=channel)
         axes[1].plot(x, [_num(p["cac"]) for p in points], color=colour, linewidth=1, linestyle=":")
     axes[0].axhline(1.0, color="#444444", linewidth=1.4, linestyle="--")
-    axes[0].text(1.0, 1.0, "paid back (margin = CAC) ", color="#444444", fontsize=8, va="top", ha="right",
+    axes[0].text(1.0, 1.0, "paid back (margin = CAC) ", color="#444444", fontsize=8, va="bottom", ha="right",
                  transform=axes[0].get_yaxis_transform())
     ratios = [r["payback_ratio"] for r in rows if r["payback_ratio"] is not None and r["payback_ratio"] > 0]
     if ratios and max(ratios) / min(ratios) > 20:
@@ -374,12 +467,14 @@ def draw_payback_curves(data: dict) -> Figure:
         axes[0].set_title("cumulative margin per customer ÷ CAC (log scale)")
     else:
         axes[0].set_title("cumulative margin per customer ÷ CAC")
-    axes[0].set_xlabel("months since acquisition")
+    axes[0].set_xlabel(f"months since acquisition (while {data['min_cohorts']}+ cohorts have completed the month)")
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
     axes[0].legend(loc="upper left")
     axes[1].set_title("cumulative margin per customer (solid) vs CAC (dotted)")
     axes[1].set_xlabel("months since acquisition")
     _money(axes[1])
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
     return fig
 
 
@@ -423,7 +518,7 @@ def draw_p_alive_matrix(data: dict) -> Figure:
     cmap = colormaps["RdYlGn"].with_extremes(bad="#f2f2f2")
     image = ax.imshow(matrix, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(len(frequencies)), [f"{f}+" if f == cap else str(f) for f in frequencies])
-    ax.set_xticks(range(len(recencies)), [str(w) for w in recencies], rotation=0)
+    ax.set_xticks(range(len(recencies)), _thin_labels([str(w) for w in recencies]), rotation=0)
     ax.set_xlabel(f"recency: weeks between first and last purchase ({step}-week bins)")
     ax.set_ylabel("frequency (repeat purchases)")
     ax.grid(False)
@@ -483,7 +578,7 @@ def draw_segments(data: dict) -> Figure:
 
 
 def draw_ltv_drivers(data: dict) -> Figure:
-    rows = data["rows"]
+    rows = data["shown"]
     drivers = _distinct([r["driver"] for r in rows])
     columns = 2
     panels = max(1, len(drivers))
@@ -498,8 +593,18 @@ def draw_ltv_drivers(data: dict) -> Figure:
         ax.barh(y + 0.2, [_num(p["value_365d_per_customer"]) for p in points], height=0.4, color="#1f77b4",
                 label="first 365 days")
         ax.set_yticks(y, [f"{p['driver_value']} (n={p['customers']:,})" for p in points])
+        for i, p in enumerate(points):
+            missing = [label for w, label in ((90, "90 d"), (365, "365 d")) if p[f"value_{w}d_per_customer"] is None]
+            if missing:
+                ax.text(0, i + (0.2 if len(missing) == 1 and missing[0] == "365 d" else 0), f"  {' & '.join(missing)}: "
+                        f"fewer than {data['min_customers']} customers observed", va="center", fontsize=7,
+                        color="#777777")
         ax.invert_yaxis()
-        ax.set_title(driver.replace("_", " "))
+        hidden = [r for r in data["rows"] if r["driver"] == driver and r["customers"] < data["min_customers"]]
+        grouped = any(p["grouped_values"] > 1 for p in points)
+        ax.set_title(driver.replace("_", " ") + (f" ({len(hidden)} value{'s' if len(hidden) > 1 else ''} under "
+                                                 f"{data['min_customers']} customers not shown)"
+                                                 if hidden and not grouped else ""))
         _money(ax, "x")
     for ax in axes[len(drivers):]:
         ax.set_visible(False)
@@ -520,8 +625,8 @@ def draw_kpi_trends(data: dict) -> Figure:
     panels = (
         (axes[0], "average order value", [("aov", "AOV", "#1f77b4")], False),
         (axes[1], "purchase frequency (orders per active customer)", [("purchase_frequency", "orders / customer", "#ff7f0e")], False),
-        (axes[2], "repeat customer rate (active customers with 2+ orders in the month)",
-         [("repeat_customer_rate", "repeat rate", "#2ca02c")], True),
+        (axes[2], "customers with 2+ orders within the month (share of the month's buyers)",
+         [("repeat_customer_rate", "2+ orders in the month", "#2ca02c")], True),
         (axes[3], "retention and churn (of customers seen before)",
          [("retention_rate", "retention", "#1f77b4"), ("churn_rate", "churn", "#d62728"),
           ("month_over_month_retention_rate", "month-over-month retention", "#9467bd")], True),
@@ -535,8 +640,7 @@ def draw_kpi_trends(data: dict) -> Figure:
         if len(series) > 1:
             ax.set_ylim(0, 1.15)
             ax.legend(loc="upper center", ncol=len(series), fontsize=7)
-    for ax in axes[2:]:
-        ax.tick_params(axis="x", rotation=45)
+    _date_axis(axes[2], list(months))   # shared x: one locator for all four panels
     return fig
 
 
@@ -599,12 +703,16 @@ CHARTS: tuple[ChartSpec, ...] = (
               "from that channel has paid back their acquisition cost.",
               load_ltv_curves, draw_ltv_curves),
     ChartSpec("payback-curves", "CAC payback by acquisition channel",
-              "Left: cumulative gross margin per acquired customer divided by CAC, pooled over every cohort of the channel "
-              "(weighted by new customers), by months since acquisition; the channel has paid back where its line crosses "
-              "1× (red). Right: the same margin and CAC in money. Later months only include the older cohorts that have "
-              "reached them. Channels without marketing spend (organic, referral) have no CAC and are left out. The table "
-              "gives per channel the observed payback month (median over cohorts that paid back), the model's predicted "
-              "payback month and the 12-month LTV:CAC.",
+              "Left: cumulative gross margin per acquired customer divided by CAC, by months since acquisition; "
+              "the channel has paid back where its line crosses 1× (dashed). Right: the same margin and CAC in "
+              "money. Each month adds the margin per customer that the cohorts which have completed that month "
+              "earned in it (weighted by their new customers), so the curve uses every cohort for the early months "
+              "and is not pulled down later when only the older cohorts are left; CAC is the channel's over all its "
+              f"cohorts. A line stops where fewer than {MIN_PAYBACK_COHORTS} cohorts have completed the month (the "
+              "month in progress never counts). Channels without marketing spend (organic, referral) have no CAC and "
+              "are left out. The table gives per channel the observed payback month (median over the cohorts that "
+              "paid back), the model's predicted payback month, the month where the curve crosses 1× and the "
+              "12-month LTV:CAC.",
               load_payback_curves, draw_payback_curves),
     ChartSpec("clv-distribution", "Distribution of predicted 365-day CLV",
               "Customers by predicted CLV over the next 365 days (BG/NBD purchases × Gamma-Gamma order value × margin, "
@@ -632,12 +740,17 @@ CHARTS: tuple[ChartSpec, ...] = (
               "Revenue per customer in the first 90 and 365 days after the first order, split by what we knew at "
               "acquisition (one panel per driver). Each value only counts customers observed for the full window. Large "
               "gaps between bars in one panel point at the levers (channel, first category, first-order discount) that "
-              "shape lifetime value.",
+              "shape lifetime value. Too few customers make a noisy bar: values with fewer than "
+              f"{MIN_DRIVER_CUSTOMERS} customers are grouped into one 'other' row per panel (left out when the group "
+              f"is still that small), and a window's bar is drawn only when at least {MIN_DRIVER_CUSTOMERS} customers "
+              "were observed for all of it (the full figures of every value are in this page's data).",
               load_ltv_drivers, draw_ltv_drivers),
     ChartSpec("kpi-trends", "Monthly KPI trends",
-              "Month by month: average order value, orders per active customer, the share of active customers who have "
-              "ordered more than once in that month, and retention/churn of customers acquired before the month "
-              "(month-over-month retention: share of last month's customers who ordered again). Look for trends, not single months.",
+              "Month by month: average order value, orders per active customer, the share of the month's buyers who "
+              "ordered twice or more within that same month (retention_kpis.repeat_customer_rate; not the lifetime "
+              "share of customers with 2+ orders in the key figures above), and retention/churn of customers acquired "
+              "before the month (month-over-month retention: share of last month's customers who ordered again). Look "
+              "for trends, not single months.",
               load_kpi_trends, draw_kpi_trends),
     ChartSpec("model-drift", "BG/NBD and Gamma-Gamma parameters over time",
               "The fitted model parameters at each as-of date the pipeline has run for (kept across runs). Stable values "
@@ -648,10 +761,36 @@ CHARTS: tuple[ChartSpec, ...] = (
 )
 
 
-def render(spec: ChartSpec, data: dict) -> bytes:
+_SVG_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def _svg_element(fig: Figure, prefix: str) -> str:
+    """The figure as an <svg> element for inline use: no XML prologue, no metadata, and every id (and reference
+    to it) prefixed, so several charts in one page never share an id."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", dpi=DPI, metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+    ids = set(_SVG_ID.findall(text))
+    text = _SVG_ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
+    text = re.sub(r'(href="#|url\(#)([^")]+)', lambda m: m.group(1) + (f"{prefix}-{m.group(2)}" if m.group(2) in ids
+                                                                      else m.group(2)), text)
+    return text.strip()
+
+
+def render(spec: ChartSpec, data: dict, png: bool = False) -> tuple[str, bytes | None]:
+    """(inline SVG, PNG when asked) of one chart."""
     with matplotlib.rc_context(STYLE):
         fig = spec.draw(data)
-        return _png(fig)
+        return _svg_element(fig, spec.id), (_png(fig) if png else None)
+
+
+def format_months(value) -> str:
+    """A month count the same way everywhere: 1, 2.5 (a median of two cohorts), '–' when unknown."""
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
 def payback_table(data: dict) -> Table:
@@ -660,11 +799,11 @@ def payback_table(data: dict) -> Table:
         return "–" if value is None else format(value, pattern)
 
     rows = [[r["acquisition_channel"], f"{r['cohorts']:,}", f"{r['new_customers']:,}", fmt(r["spend"], ",.0f"),
-             fmt(r["cac"], ",.2f"), f"{r['cohorts_paid_back']:,} / {r['cohorts']:,}", fmt(r["median_payback_months"], ".1f"),
-             fmt(r["median_predicted_payback_months"], ".1f"), fmt(r["pooled_payback_month"], "d"),
-             fmt(r["ltv_to_cac_12m"], ".2f")] for r in data["rows"]]
+             fmt(r["cac"], ",.2f"), f"{r['cohorts_paid_back']:,} / {r['cohorts']:,}",
+             format_months(r["median_payback_months"]), format_months(r["median_predicted_payback_months"]),
+             format_months(r["pooled_payback_month"]), fmt(r["ltv_to_cac_12m"], ".2f")] for r in data["rows"]]
     return Table(["channel", "cohorts", "new customers", "spend", "CAC", "cohorts paid back", "median payback month",
-                  "median predicted payback month", "pooled payback month", "LTV:CAC 12 m"], rows)
+                  "median predicted payback month", "payback month of the curve", "LTV:CAC 12 m"], rows)
 
 
 def pooled_payback_months(curves: dict) -> dict[str, int | None]:

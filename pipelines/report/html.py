@@ -1,12 +1,12 @@
-"""One self-contained HTML page: inline CSS, PNGs as base64 data URIs, each chart's data as an inline JSON block.
+"""One self-contained HTML page: inline CSS, each chart as an inline SVG element, its data as an inline JSON block.
 
 Nothing is fetched when the page opens (no scripts, fonts or styles from the network), so it can be mailed,
-archived or opened from a file share.
+archived or opened from a file share. Print rules (A4 landscape, one chart per block, no navigation) make the same
+page the PDF summary (pipelines/report/pdf.py).
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from datetime import datetime, timezone
@@ -33,12 +33,29 @@ nav a:hover { text-decoration: underline; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 16px 20px; margin: 18px 0; }
 section h2 { margin: 0 0 6px; font-size: 19px; }
 section p.caption { margin: 0 0 12px; color: var(--muted); font-size: 14px; max-width: 980px; }
-section img { display: block; max-width: 100%; height: auto; }
+section .chart { margin: 0; }
+section .chart svg { display: block; width: 100%; height: auto; }
 table { border-collapse: collapse; margin-top: 12px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f0f2f5; font-weight: 600; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 16px; }
+@page { size: A4 landscape; margin: 10mm; }
+@media print {
+  body { background: #fff; font-size: 12px; }
+  header { padding: 10px 16px; print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+  nav { display: none; }
+  main { max-width: none; padding: 0; }
+  .figures { grid-template-columns: repeat(6, 1fr); break-inside: avoid; }
+  .figure { padding: 6px 8px; }
+  section { border: none; padding: 0; margin: 0 0 6mm; break-inside: avoid; }
+  section + section { break-before: page; }
+  section p.caption { font-size: 11px; max-width: none; }
+  section .chart svg { width: auto; max-width: 100%; max-height: 150mm; margin: 0 auto; }
+  section:has(table) .chart svg { max-height: 105mm; }   /* the payback chart and its table on one page */
+  table { break-inside: avoid; }
+  footer { padding: 4px; }
+}
 """
 
 
@@ -55,12 +72,11 @@ def _table(table: Table) -> str:
 
 
 def _section(chart: Chart) -> str:
-    image = base64.b64encode(chart.png).decode("ascii")
     parts = [
         f'<section id="{html.escape(chart.id)}" data-chart="{html.escape(chart.id)}">',
         f"<h2>{html.escape(chart.title)}</h2>",
         f'<p class="caption">{html.escape(chart.caption)}</p>',
-        f'<img src="data:image/png;base64,{image}" alt="{html.escape(chart.title)}">',
+        f'<figure class="chart" role="img" aria-label="{html.escape(chart.title)}">{chart.svg}</figure>',
     ]
     if chart.table is not None:
         parts.append(_table(chart.table))

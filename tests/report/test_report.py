@@ -1,4 +1,5 @@
-"""The CLV report renders every chart, and each chart's embedded JSON is exactly what the marts say.
+"""The CLV report renders every chart, and each chart's embedded JSON is exactly what the marts say; its PDF holds
+the key figures and every chart.
 
 The expected values are recomputed here from the warehouse with plain SQL (and a little Python), independently of
 pipelines/report, so a wrong join, filter or weighting in the report shows up as a mismatch.
@@ -6,7 +7,6 @@ pipelines/report, so a wrong join, filter or weighting in the report shows up as
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -14,7 +14,7 @@ import re
 import statistics
 import sys
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,7 +22,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipelines.report import build_report  # noqa: E402
+from bi.side_venv import run_json, side_venv  # noqa: E402
+from pipelines.report import METADATA_CHARTS, build_report  # noqa: E402
+from pipelines.report.pdf import find_chromium  # noqa: E402
 
 EXPECTED_CHARTS = {
     "cohort-retention": "Cohort retention",
@@ -85,7 +87,7 @@ def weighted(rows: list[dict], value: str, weight: str) -> float:
 @pytest.fixture(scope="module")
 def report(small_shop, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("report")
-    result = build_report(small_shop.warehouse, out_dir)
+    result = build_report(small_shop.warehouse, out_dir, warn=lambda message: None)
     page = result.path.read_text(encoding="utf-8")
     blocks = {m.group(1): json.loads(m.group(2)) for m in
               re.finditer(r'<script type="application/json" id="([^"]+)">(.*?)</script>', page, re.S)}
@@ -110,13 +112,23 @@ def test_report_renders_self_contained(report, small_shop):
     # Nothing to fetch: no external scripts, styles, images or fonts.
     assert not re.search(r'(src|href)="(https?:)?//', page), "the report references the network"
     assert "<link" not in page and "@import" not in page
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == len(EXPECTED_CHARTS)
-    for encoded in images:
-        assert base64.b64decode(encoded)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<img" not in page
+    # Every chart is an inline SVG whose text is text (tick labels can be read and measured), whose ids are its own.
+    svgs = re.findall(r'<figure class="chart"[^>]*>(<svg .*?</svg>)</figure>', page, re.S)
+    assert len(svgs) == len(EXPECTED_CHARTS)
+    ids = re.findall(r'\bid="([^"]+)"', "".join(svgs))
+    assert len(ids) == len(set(ids)), "two elements of the page share an id"
+    for chart_id, svg in zip(EXPECTED_CHARTS, svgs):
+        assert "<text" in svg and "<?xml" not in svg and "<metadata" not in svg
+        assert all(i.startswith(f"{chart_id}-") for i in re.findall(r'\bid="([^"]+)"', svg)), chart_id
+        referenced = re.findall(r'(?:href="#|url\(#)([^")]+)', svg)
+        assert all(r.startswith(f"{chart_id}-") for r in referenced), chart_id
     assert [c.id for c in result.charts] == list(EXPECTED_CHARTS)
-    for chart in result.charts:
-        assert chart.png[:8] == b"\x89PNG\r\n\x1a\n" and len(chart.png) > 5_000
+    for chart in result.charts:   # PNGs only for Dagster's metadata
+        if chart.id in METADATA_CHARTS:
+            assert chart.png[:8] == b"\x89PNG\r\n\x1a\n" and len(chart.png) > 5_000
+        else:
+            assert chart.png is None
     assert set(blocks) >= {f"data-{chart_id}" for chart_id in EXPECTED_CHARTS} | {"data-key-figures"}
 
 
@@ -157,7 +169,7 @@ def test_key_figures(report, con):
     overall = query(con, "select aggregate_pct_error, mae_per_customer from marts.clv_backtest "
                          "where frequency_bucket = 'all' order by as_of_date desc limit 1")[0]
     expected = {**orders, **clv,
-                "repeat_customer_rate": sum(c > 1 for c in counts) / len(counts),
+                "lifetime_repeat_customer_rate": sum(c > 1 for c in counts) / len(counts),
                 "paid_spend": sum(r["spend"] for r in paid), "paid_new_customers": sum(r["new_customers"] for r in paid),
                 "blended_cac": weighted(paid, "cac", "new_customers"),
                 "backtest_aggregate_pct_error": overall["aggregate_pct_error"],
@@ -192,23 +204,49 @@ def test_ltv_curves_data(report, con):
     assert_same(blocks["data-ltv-curves"], {"rows": rows, "cac": cac})
 
 
+def _month_is_over(cohort_month: str, months: int, as_of: date) -> bool:
+    year, month = divmod(date.fromisoformat(cohort_month).month - 1 + months + 1, 12)
+    first_of_next = date(date.fromisoformat(cohort_month).year + year, month + 1, 1)
+    return first_of_next <= as_of + timedelta(days=1)
+
+
 def test_payback_curves_and_table_data(report, con):
     _, _, blocks = report
-    curve = query(con, "select acquisition_channel, months_since_acquisition, new_customers, cac, "
+    as_of = con.execute("select max(as_of_date) from marts.cac_payback").fetchall()[0][0]
+    curve = query(con, "select acquisition_channel, cohort_month, months_since_acquisition, new_customers, cac, "
                        "cumulative_margin_per_customer from marts.cac_payback_curve")
-    groups = defaultdict(list)
+    cohorts = defaultdict(dict)   # (channel, cohort) -> {month: cumulative margin per customer}; months that are over
+    meta = {}
     for r in curve:
-        if r["cac"] is not None and r["cac"] > 0 and r["new_customers"] > 0:
-            groups[(r["acquisition_channel"], r["months_since_acquisition"])].append(r)
+        if r["cac"] is not None and r["cac"] > 0 and r["new_customers"] > 0 \
+                and _month_is_over(r["cohort_month"], r["months_since_acquisition"], as_of):
+            cohorts[(r["acquisition_channel"], r["cohort_month"])][r["months_since_acquisition"]] = \
+                r["cumulative_margin_per_customer"]
+            meta[(r["acquisition_channel"], r["cohort_month"])] = (r["new_customers"], r["cac"])
     expected = []
-    for (channel, month), rs in sorted(groups.items()):
-        n = sum(r["new_customers"] for r in rs)
-        margin = sum(r["cumulative_margin_per_customer"] * r["new_customers"] for r in rs)
-        spend = sum(r["cac"] * r["new_customers"] for r in rs)
-        expected.append({"acquisition_channel": channel, "months_since_acquisition": month, "cohorts": len(rs),
-                         "new_customers": n, "cumulative_margin_per_customer": margin / n, "cac": spend / n,
-                         "payback_ratio": margin / spend})
-    assert_same(blocks["data-payback-curves"], {"rows": expected})
+    for channel in sorted({c for c, _ in cohorts}):
+        mine = {k: v for k, v in cohorts.items() if k[0] == channel}
+        n_all = sum(meta[k][0] for k in mine if 0 in mine[k])
+        cac = sum(meta[k][0] * meta[k][1] for k in mine if 0 in mine[k]) / n_all
+        cumulative, month = 0.0, 0
+        while True:
+            reached = [k for k in mine if month in mine[k]]
+            if len(reached) < 3:      # the line stops where fewer than 3 cohorts have completed the month
+                break
+            n = sum(meta[k][0] for k in reached)
+            gain = sum(meta[k][0] * (mine[k][month] - mine[k].get(month - 1, 0.0)) for k in reached) / n
+            cumulative += gain
+            expected.append({"acquisition_channel": channel, "months_since_acquisition": month,
+                             "cohorts": len(reached), "new_customers": n, "margin_per_customer": gain,
+                             "cumulative_margin_per_customer": cumulative, "cac": cac,
+                             "payback_ratio": cumulative / cac})
+            month += 1
+    assert expected and max(r["months_since_acquisition"] for r in expected) >= 12
+    assert_same(blocks["data-payback-curves"], {"min_cohorts": 3, "rows": expected})
+    # Chain-linked cumulative margin never falls (margins here are positive): a marketer reads it as money earned.
+    for channel in {r["acquisition_channel"] for r in expected}:
+        values = [r["cumulative_margin_per_customer"] for r in expected if r["acquisition_channel"] == channel]
+        assert values == sorted(values), channel
 
     pooled = {}
     for r in expected:
@@ -242,6 +280,15 @@ def test_payback_curves_and_table_data(report, con):
     for row in table:
         assert f"<td>{row['acquisition_channel']}</td>" in section
         assert f"<td>{row['cac']:,.2f}</td>" in section
+    # Month counts read the same in every column: 1 (or 2.5, a median of two), never "1.0" beside "1".
+    table_html = section[section.index("<table>"):]
+    cells = re.findall(r"<td>([^<]*)</td>", table_html)
+    assert not [c for c in cells if re.fullmatch(r"\d+\.0", c)], cells
+    for row in table:
+        for key in ("median_payback_months", "median_predicted_payback_months", "pooled_payback_month"):
+            value = row[key]
+            text = "–" if value is None else (f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}")
+            assert f"<td>{text}</td>" in table_html, (row["acquisition_channel"], key, value)
 
 
 def test_clv_distribution_data(report, con):
@@ -309,8 +356,37 @@ def test_ltv_drivers_data(report, con):
                       "customers_365d_observed, value_365d_per_customer from marts.ltv_drivers")
     rows.sort(key=lambda r: (r["driver"], r["value_365d_per_customer"] is None, -(r["value_365d_per_customer"] or 0),
                              r["driver_value"]))
-    assert_same(blocks["data-ltv-drivers"], {"rows": rows})
+    data = blocks["data-ltv-drivers"]
+    assert_same(data["rows"], rows)
+    assert data["min_customers"] == 30
+    # What the chart draws: per driver, values with 30+ customers, the smaller ones as one 'other' row (dropped
+    # when still under 30), and a window's value only when 30+ customers were observed for it.
+    shown = []
+    for driver in sorted({r["driver"] for r in rows}):
+        values = [r for r in rows if r["driver"] == driver]
+        big = [dict(r, grouped_values=1) for r in values if r["customers"] >= 30]
+        small = [r for r in values if r["customers"] < 30]
+        if small and sum(r["customers"] for r in small) >= 30:
+            def pooled(value, weight):
+                with_value = [r for r in small if r[value] is not None]
+                total = sum(r[weight] for r in with_value)
+                return sum(r[value] * r[weight] for r in with_value) / total if total else None
+            big.append({"driver": driver, "driver_value": f"other ({len(small)} values)",
+                        "customers": sum(r["customers"] for r in small), "grouped_values": len(small),
+                        "repeat_rate": pooled("repeat_rate", "customers"),
+                        "customers_90d_observed": sum(r["customers_90d_observed"] for r in small),
+                        "customers_365d_observed": sum(r["customers_365d_observed"] for r in small),
+                        "value_90d_per_customer": pooled("value_90d_per_customer", "customers_90d_observed"),
+                        "value_365d_per_customer": pooled("value_365d_per_customer", "customers_365d_observed")})
+        for r in big:
+            for window in (90, 365):
+                if r[f"customers_{window}d_observed"] < 30:
+                    r[f"value_{window}d_per_customer"] = None
+        shown += big
+    assert_same(data["shown"], shown)
     assert len({r["driver"] for r in rows}) >= 2
+    # The small shop's one BF30 customer is never a bar of its own.
+    assert [r for r in rows if r["customers"] < 30] and all(r["customers"] >= 30 for r in data["shown"])
 
 
 def test_kpi_trends_data(report, con):
@@ -330,3 +406,59 @@ def test_model_drift_data(report, con):
                       key=lambda r: (r["model"], r["parameter"], r["as_of_date"]))
     assert len(expected) == 9
     assert_same(blocks["data-model-drift"], {"rows": expected})
+
+
+def test_two_repeat_rates_have_two_names(report):
+    result, page, blocks = report
+    tiles = dict(re.findall(r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div>', page))
+    assert "customers with 2+ orders (lifetime)" in tiles and "repeat customer rate" not in tiles
+    kpi = re.search(r'<section id="kpi-trends".*?</section>', page, re.S).group(0)
+    assert "customers with 2+ orders within the month" in kpi and "repeat customer rate" not in kpi
+    assert "lifetime_repeat_customer_rate" in blocks["data-key-figures"]
+
+
+def _pdf_text(pdf_path: Path) -> tuple[int, str]:
+    """(pages, text) with pypdf: the project's own if installed, else in a venv of its own."""
+    try:
+        import pypdf
+    except ImportError:
+        python = side_venv("pypdf", ["pypdf==7.1.1"])
+        script = ("import json, sys, pypdf\nr = pypdf.PdfReader(sys.argv[1])\n"
+                  "print(json.dumps([len(r.pages), '\\n'.join(p.extract_text() for p in r.pages)]))")
+        pages, text = run_json(python, script, str(pdf_path))
+        return pages, text
+    reader = pypdf.PdfReader(str(pdf_path))
+    return len(reader.pages), "\n".join(p.extract_text() for p in reader.pages)
+
+
+def test_the_pdf_summary_has_the_key_figures_and_every_chart(report):
+    result, _, blocks = report
+    if find_chromium() is None:
+        assert result.pdf_path is None and "no Chromium" in result.pdf_problem
+        assert not (result.path.parent / "report.pdf").exists()
+        pytest.skip("no Chromium on this machine: the report says so and writes no PDF")
+    assert result.pdf_path == result.path.parent / "report.pdf" and result.pdf_path.exists()
+    assert result.pdf_path.read_bytes()[:5] == b"%PDF-"
+    assert not list(result.path.parent.glob(".report.pdf*")), "the scratch file of the atomic write was left behind"
+    pages, text = _pdf_text(result.pdf_path)
+    assert len(EXPECTED_CHARTS) <= pages <= 3 * len(EXPECTED_CHARTS), pages   # about one page per chart
+    flat = " ".join(text.split())
+    k = blocks["data-key-figures"]
+    for figure in (f"{k['customers']:,}", f"{k['orders']:,}", f"{k['revenue']:,.0f}", f"{k['gross_margin']:,.0f}",
+                   f"{k['predicted_clv_365d_total']:,.0f}", f"{k['lifetime_repeat_customer_rate']:.1%}"):
+        assert figure in flat, figure
+    for title in EXPECTED_CHARTS.values():
+        assert title in flat, title
+    # Chart text is text in the PDF too (inline SVG), e.g. the payback table's channels and an axis label.
+    assert "months since acquisition" in flat
+
+
+def test_without_chromium_one_warning_and_the_html_still_written(small_shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.pdf").write_bytes(b"%PDF- from an earlier run")
+    warnings: list[str] = []
+    result = build_report(small_shop.warehouse, tmp_path / "report", warn=warnings.append)
+    assert result.path.exists() and result.pdf_path is None
+    assert len(warnings) == 1 and "no PDF report" in warnings[0] and "\n" not in warnings[0]
+    assert not (tmp_path / "report" / "report.pdf").exists(), "a PDF of another run beside this page"
