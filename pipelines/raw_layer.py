@@ -171,6 +171,9 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
         source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params or None,
         version_key=table.version_key, staged=len(chunks) > 1, gate=gate if thresholds is not None else None,
         changes=changes, changes_rejected=changes_rejected)
+    if options.get("reporting_currency"):
+        con.execute("delete from raw.reporting_currency")
+        con.execute("insert into raw.reporting_currency values (?)", [options["reporting_currency"]])
     if table.keyed_hashes:  # committed: the table's hashes are now made with this key
         con.execute("insert or replace into raw.hash_keys values (?, ?)", [table.name, hash_key.fingerprint])
     _remember_files(con, table.name, files)

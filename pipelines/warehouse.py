@@ -67,6 +67,8 @@ create table if not exists raw.source_files (
 );
 -- Names this warehouse for its exports' manifest (exports written from another warehouse are rewritten whole).
 create table if not exists raw.warehouse_identity as select cast(uuid() as varchar) as warehouse_id;
+-- The one currency of every amount in the marts (pipelines/sources/fx.py), as the last orders load decided it.
+create table if not exists raw.reporting_currency (currency varchar);
 -- Orders a full reload removed because no file holds them any more.
 create table if not exists raw.deleted_orders (
     order_id varchar, order_date date, source_file varchar, source_line bigint, reason varchar, deleted_at timestamp
@@ -148,6 +150,15 @@ def _transaction(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame | None =
 def shop_currency(con: duckdb.DuckDBPyConnection) -> str | None:
     """The currency most orders are in (None when the source gives none)."""
     rows = con.execute("select mode(upper(currency)) from raw.orders where currency is not null").fetchall()
+    return rows[0][0] if rows else None
+
+
+def reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The currency the marts' amounts are in (None before any order with a currency was loaded)."""
+    if not con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                       "and table_name = 'reporting_currency'").fetchall()[0][0]:
+        return None  # a warehouse from before several currencies, opened read-only
+    rows = con.execute("select currency from raw.reporting_currency").fetchall()
     return rows[0][0] if rows else None
 
 

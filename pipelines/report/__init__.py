@@ -121,7 +121,8 @@ def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
         rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, png, html_table, extra))
     subtitle = (f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
                 f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "
-                f"{key_figures['last_order'] or '–'}. Money in the shop's currency; CLV and payback on gross margin.")
+                f"{key_figures['last_order'] or '–'}. Money in "
+                f"{key_figures['currency'] or 'the shop’s currency'}; CLV and payback on gross margin.")
     page = render_page(rendered, _tiles(key_figures), key_figures, subtitle)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"

@@ -27,6 +27,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
+from pipelines.warehouse import reporting_currency  # noqa: E402
+
 DPI = 100
 FREQUENCY_CAP = 20          # P(alive) matrix: repeat purchases >= this share one row ("20+")
 RECENCY_BIN_WEEKS = 4       # P(alive) matrix: recency (weeks) in 4-week bins
@@ -117,7 +119,7 @@ def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
     notes = [r["note"] for r in records(con, "select distinct model, note from marts.clv_model_fit where note is not null "
                                              "and as_of_date = (select max(as_of_date) from marts.clv_model_fit) "
                                              "order by model")] if _has_column(con, "clv_model_fit", "note") else []
-    return {**orders, **clv, **repeat, **cac, "model_notes": notes,
+    return {**orders, **clv, **repeat, **cac, "model_notes": notes, "currency": reporting_currency(con),
             **(backtest[0] if backtest else {"backtest_aggregate_pct_error": None, "backtest_mae_per_customer": None})}
 
 

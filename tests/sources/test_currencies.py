@@ -61,6 +61,8 @@ def test_orders_in_other_currencies_are_converted_with_the_latest_rate(tmp_path)
     assert reasons[8] == ("no exchange rate for USD on or before 2025-02-01 in fx_rates* files (reporting currency "
                           "EUR): add the rate, or set CLV_REPORTING_CURRENCY")
     assert "U1" not in orders
+    # the marts' one currency, as the CLI summary and the report state it
+    assert con.execute("select currency from raw.reporting_currency").fetchall() == [("EUR",)]
 
 
 def test_a_configured_reporting_currency_converts_the_others(tmp_path):
@@ -70,6 +72,7 @@ def test_a_configured_reporting_currency_converts_the_others(tmp_path):
     assert orders["E1"] == (430.0, 43.0, 0.0, 172.0, "EUR", 4.30)  # 100 × 4.30, 10 × 4.30, 40 × 4.30
     assert orders["P1"] == (400.0, 40.0, 100.0, 200.0, "PLN", None)
     assert orders["U1"][0] == 80.0 and orders["U1"][5] == 4.0
+    assert con.execute("select currency from raw.reporting_currency").fetchall() == [("PLN",)]
 
 
 def test_without_rates_a_minority_currency_is_quarantined_not_summed(tmp_path):
