@@ -16,6 +16,13 @@ checks that every parameter agrees to 1e-3 relative, and prints as its last
 line ``speedup_vs_lifetimes=X`` = lifetimes fit seconds / ours (BG/NBD + GG).
 Each side's time is the best of ``--repeats`` runs. Exit status 1 if the
 estimates disagree.
+
+It also fits the two other purchase models of ``pipelines.clv`` (Pareto/NBD,
+MBG/NBD) to the same customers and prints their seconds and the ratio to our
+BG/NBD fit (line ``ratio_to_bgnbd``; target: each within 3x). These need no
+lifetimes: ``--skip-lifetimes`` runs only our three fits, from the project venv:
+
+    .venv/bin/python benchmarks/clv_fit.py --customers 1000000 --skip-lifetimes
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.clv.bgnbd import fit_bgnbd  # noqa: E402
 from pipelines.clv.gamma_gamma import fit_gamma_gamma  # noqa: E402
+from pipelines.clv.mbgnbd import fit_mbgnbd  # noqa: E402
+from pipelines.clv.paretonbd import fit_paretonbd  # noqa: E402
 from pipelines.clv.simulate import BgNbdParams, GammaGammaParams, simulate_rfm  # noqa: E402
 
 # CDNOW-like population (FHL 2005 and Fader-Hardie 2013 estimates).
@@ -50,23 +59,45 @@ def _best_time(function, repeats: int):
     return best, result
 
 
+def _compare_purchase_models(rfm, bgnbd_seconds: float, bgnbd_fit, repeats: int) -> None:
+    """Pareto/NBD and MBG/NBD on the same customers as the BG/NBD: seconds (best of ``repeats``), estimates,
+    log-likelihoods, and the time ratio to the BG/NBD fit."""
+    pareto_s, pareto = _best_time(lambda: fit_paretonbd(rfm.frequency, rfm.recency, rfm.T), repeats)
+    mbg_s, mbg = _best_time(lambda: fit_mbgnbd(rfm.frequency, rfm.recency, rfm.T), repeats)
+    for name, fit in (("bgnbd", bgnbd_fit), ("paretonbd", pareto), ("mbgnbd", mbg)):
+        values = " ".join(f"{field}={getattr(fit, field):.6g}" for field in fit.__dataclass_fields__
+                          if field not in ("log_likelihood", "converged", "n_customers", "iterations", "message",
+                                           "gradient_norm"))
+        print(f"{name:>9}: {values} log_likelihood={fit.log_likelihood:.2f} converged={fit.converged} "
+              f"({fit.iterations} it)")
+    print(f"purchase_model_seconds bgnbd={bgnbd_seconds:.3f} paretonbd={pareto_s:.3f} mbgnbd={mbg_s:.3f}")
+    print(f"ratio_to_bgnbd paretonbd={pareto_s / bgnbd_seconds:.2f} mbgnbd={mbg_s / bgnbd_seconds:.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="runs per fitter; the fastest counts")
+    parser.add_argument("--skip-lifetimes", action="store_true",
+                        help="only time our BG/NBD, Pareto/NBD and MBG/NBD fits (no lifetimes needed)")
     args = parser.parse_args()
 
-    try:
-        from lifetimes import BetaGeoFitter, GammaGammaFitter
-    except ImportError:
-        sys.exit("lifetimes is not installed here: run this script from benchmarks/.venv-lifetimes (see docstring)")
+    if not args.skip_lifetimes:
+        try:
+            from lifetimes import BetaGeoFitter, GammaGammaFitter
+        except ImportError:
+            sys.exit("lifetimes is not installed here: run this script from benchmarks/.venv-lifetimes "
+                     "(see docstring), or pass --skip-lifetimes")
 
     rfm = simulate_rfm(args.customers, TRUE_BG, TRUE_GG, seed=args.seed)
     repeat = rfm.frequency > 0
     print(f"customers={args.customers} repeat_buyers={int(repeat.sum())} seed={args.seed}")
 
     ours_bg_s, ours_bg = _best_time(lambda: fit_bgnbd(rfm.frequency, rfm.recency, rfm.T), args.repeats)
+    _compare_purchase_models(rfm, ours_bg_s, ours_bg, args.repeats)
+    if args.skip_lifetimes:
+        return 0
     ours_gg_s, ours_gg = _best_time(lambda: fit_gamma_gamma(rfm.frequency, rfm.monetary_value), args.repeats)
 
     # Same arrays for lifetimes; GG gets the same x > 0 customers ours selects.
