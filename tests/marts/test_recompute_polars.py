@@ -81,7 +81,8 @@ def con(small_shop):
 def orders(con) -> pl.DataFrame:
     # An order counts once: raw.orders may hold several loaded versions of an order; the latest export wins.
     raw = q(con, "select * from raw.orders").sort("source_file", "source_line").unique("order_id", keep="last")
-    rate = float(VARS["default_margin_rate"])
+    # The margin rate the run used (CLV_DEFAULT_MARGIN_RATE, handed to dbt in raw.run_context)
+    rate = con.execute("select default_margin_rate from raw.run_context").fetchall()[0][0]
     valid = raw.filter(
         (pl.col("order_date") <= AS_OF)
         & ~pl.col("status").fill_null("completed").str.to_lowercase().is_in(["cancelled", "test"])

@@ -175,7 +175,10 @@ def test_key_figures(report, con):
                 "backtest_aggregate_pct_error": overall["aggregate_pct_error"],
                 "backtest_mae_per_customer": overall["mae_per_customer"],
                 # why a model is not used this run: both fits converge on the small shop
-                "model_notes": [r["note"] for r in query(con, "select note from marts.clv_model_fit where note is not null")]}
+                "model_notes": [r["note"] for r in query(con, "select note from marts.clv_model_fit where note is not null")],
+                # the marts' one currency: the synthetic shop sells in EUR
+                "currency": query(con, "select currency from raw.reporting_currency")[0]["currency"]}
+    assert expected["currency"] == "EUR"
     assert expected["model_notes"] == []
     assert_same(blocks["data-key-figures"], expected)
     assert blocks["data-key-figures"]["as_of_date"] == "2025-12-31"
