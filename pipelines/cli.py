@@ -20,7 +20,7 @@ from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
 MART_TABLES = (
     "fct_orders", "dim_customers", "cohort_retention", "cohort_retention_by_channel", "retention_kpis",
     "customer_segments", "windowed_ltv", "ltv_drivers", "customer_clv", "clv_model_fit", "clv_backtest",
-    "segment_clv", "cac_payback", "cac_payback_curve",
+    "segment_clv", "cac_payback", "cac_payback_curve", "cohort_survival",
 )
 
 
@@ -93,8 +93,9 @@ def _failure_cause(error) -> str:
 
 
 @contextmanager
-def _output_to(log_path: Path) -> Iterator[None]:
-    """Everything the run prints (Dagster's event stream, dbt) goes to the log file, descriptors included."""
+def _output_to(log_path: Path) -> Iterator:
+    """Everything the run prints (Dagster's event stream, dbt) goes to the log file, descriptors included; yields
+    a stream to the terminal (the progress lines)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -102,9 +103,11 @@ def _output_to(log_path: Path) -> Iterator[None]:
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
         try:
-            yield
+            yield console
         finally:
+            console.close()
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)
@@ -114,13 +117,16 @@ def _output_to(log_path: Path) -> Iterator[None]:
 
 
 def execute(start: date, end: date, as_of: date | None, load_start: date | None = None, *,
-            lock_held: bool = False) -> str | None:
+            lock_held: bool = False, progress=None) -> str | None:
     """Run the pipeline job for partitions start..end in this process, recorded in the Dagster instance.
     `load_start` widens the order dates the run reloads beyond its partitions (full-history `clv run`).
     Returns None on success, else the failed step and its cause in one line. `lock_held`: the caller holds the
-    warehouse's run lock already (the run's resource must not wait for it)."""
+    warehouse's run lock already (the run's resource must not wait for it). `progress`: called with each event
+    of the run as it is stored (pipelines/progress.py)."""
     from dagster import DagsterInstance
+    from dagster._core.utils import make_new_run_id
 
+    from pipelines import run_health
     from pipelines.definitions import defs
     from pipelines.run_window import AS_OF_TAG, LOAD_START_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
@@ -134,11 +140,19 @@ def execute(start: date, end: date, as_of: date | None, load_start: date | None 
         tags[LOAD_START_TAG] = load_start.isoformat()
     job = defs.resolve_job_def("clv_pipeline")
     # Recording in DAGSTER_HOME shows the run in the UI; an ephemeral instance skips Dagster's per-partition
-    # bookkeeping in SQLite (about 20 ms per partition), which tests and benchmarks over years of history skip.
+    # bookkeeping in SQLite (two events per partition, batched: pipelines/event_storage.py), which tests skip.
     record = os.environ.get("CLV_RECORD_RUNS", "1") != "0"
+    # This process owns the run: if it dies, the run is marked failed (pipelines/run_health.py), so queued runs
+    # never wait behind it; runs of earlier `clv` processes that died are marked failed here.
+    tags.update(run_health.owner_tags())
+    run_id = make_new_run_id()
     with (DagsterInstance.get() if record else DagsterInstance.ephemeral()) as instance:
+        run_health.sweep(instance, log=lambda m: progress.write(f"{m}\n") if progress is not None else print(m))
+        if progress is not None:
+            instance.add_event_listener(run_id, progress)
         run_config = {"resources": {"warehouse": {"config": {"hold_run_lock": False}}}} if lock_held else None
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
+                                        run_id=run_id)
     if result.success:
         return None
     failures = [event for event in result.all_events if event.is_step_failure]
@@ -153,6 +167,7 @@ def summary(settings: Settings) -> str:
     import duckdb
 
     from pipelines.sources.files import BEFORE_FIRST_PARTITION
+    from pipelines.warehouse import reporting_currency
 
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
@@ -164,6 +179,7 @@ def summary(settings: Settings) -> str:
         before_start = con.execute(
             "select count(*) from raw.rejected_orders where kind = 'invalid' and source_table = 'orders' "
             "and contains(reason, ?)", [BEFORE_FIRST_PARTITION]).fetchall()[0][0]
+        currency = reporting_currency(con)
         existing = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
         counts = [(t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing]
     finally:
@@ -173,7 +189,7 @@ def summary(settings: Settings) -> str:
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
         f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    Report: {settings.report_dir / 'index.html'}",
         f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue or 0:,.2f}, "
-        f"gross margin {margin or 0:,.2f}; {rejected} input rows quarantined in raw.rejected_orders",
+        f"gross margin {margin or 0:,.2f}{' ' + currency if currency else ''}; {rejected} input rows quarantined in raw.rejected_orders",
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),
     ]
     if settings.source == "files" and settings.raw_dir is not None:
@@ -217,11 +233,11 @@ def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, dat
     if explicit and explicit > today:
         raise UsageError(f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet")
     if args.command == "run":
-        # The as-of day's partition, reloading every order date since the first partition.
+        # Every partition up to the as-of day, in one run: the UI then shows each loaded day as materialized.
         as_of = explicit or yesterday_utc()
         if as_of < settings.start_date:
             raise UsageError(f"--as-of {as_of} is before the first partition {settings.start_date} (--start-date)")
-        return as_of, as_of, as_of, settings.start_date
+        return settings.start_date, as_of, as_of, None
     start, end = _date_flag("--start", args.start), _date_flag("--end", args.end)
     if start > end:
         raise UsageError(f"--start {start} is after --end {end}")
@@ -254,11 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Full log: {log_path}", flush=True)
     from pipelines.warehouse import exclusive_warehouse
 
+    from pipelines.progress import StepProgress
+
+    started = datetime.now()
     # The CLI takes the run lock itself, so a wait for another run is said here, not only in the log.
     with exclusive_warehouse(settings.warehouse, log=lambda message: print(message, flush=True)):
-        with _output_to(log_path):
+        with _output_to(log_path) as console:
+            progress = StepProgress(console.write)  # one line per finished step on the terminal
             try:
-                failure = execute(start, end, explicit, load_start, lock_held=True)
+                failure = execute(start, end, explicit, load_start, lock_held=True, progress=progress)
             except Exception as exc:  # outside any step (Dagster itself): the traceback goes to the log
                 traceback.print_exc()
                 failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
@@ -266,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
               f"Full log: {log_path}", file=sys.stderr)
         return 1
+    print(f"clv {args.command}: done in {(datetime.now() - started).total_seconds():.0f} s ({progress.summary()}).")
     print(summary(settings))
     return 0
 

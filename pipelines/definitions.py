@@ -2,16 +2,23 @@
 
 import dagster as dg
 
+from pipelines.alerts import alert_on_failure
 from pipelines.assets import clv, ingest, payback, report, reporting
 from pipelines.assets import dbt as dbt_assets_module
-from pipelines.jobs import clv_pipeline_job
+from pipelines.jobs import automation_sensor, clv_pipeline_job, with_refresh_after_raw_load
 from pipelines.resources import WarehouseResource, dbt_resource
 from pipelines.schedules import daily_schedule
+from pipelines.sensors import dead_run_sweeper, raw_files_sensor
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest, dbt_assets_module, clv, payback, reporting, report]),
+    assets=with_refresh_after_raw_load(
+        dg.load_assets_from_modules([ingest, dbt_assets_module, clv, payback, reporting, report])),
     asset_checks=dg.load_asset_checks_from_modules([ingest]),
     jobs=[clv_pipeline_job],
     schedules=[daily_schedule],
+    sensors=[automation_sensor, raw_files_sensor, dead_run_sweeper, alert_on_failure],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
+    # Runs of selected assets (the UI's Materialize, asset backfills, the automation refresh) run in-process like
+    # clv_pipeline: one DuckDB writer, one dbt start, the warehouse lock held for the whole run.
+    executor=dg.in_process_executor,
 )

@@ -1,10 +1,48 @@
 import dagster as dg
 
-# Every asset in one job (partitioned by raw/orders' daily partitions), run in-process: DuckDB has one writer, dbt is started once per run, and the
-# warehouse lock (WarehouseResource) is held for the whole run.
+# Every asset in one job (partitioned by raw/orders' daily partitions), run in-process: DuckDB has one writer, dbt
+# is started once per run, and the warehouse lock (WarehouseResource) is held for the whole run.
 clv_pipeline_job = dg.define_asset_job(
     name="clv_pipeline",
     selection=dg.AssetSelection.all(),
     executor_def=dg.in_process_executor,
     description="Ingest the day's orders (plus look-back), rebuild the dbt marts, fit CLV, payback, publish, report.",
+)
+
+# ---------------------------------------------------------------- a raw load refreshes everything downstream
+# Engineers reload raw tables from their asset page (Assets → raw/orders → Materialize → a range → Launch
+# backfill). Dagster runs exactly what was selected: raw/orders alone, in one run (single-run backfill policy),
+# leaving the marts, the models, the snapshot, the exports and the report stale. Declarative automation closes the
+# gap: every asset below the raw tables carries this condition, and the automation sensor (on by default) requests,
+# once the load has finished, ONE run of everything downstream (the unpartitioned assets share a run): two runs in
+# all, the fewest the single-run policy allows for a UI backfill of one asset. A run that already refreshed an
+# asset (the daily schedule, `clv run`, a job backfill: the whole job in one run) does not trigger it
+# (`any_deps_updated` ignores updates made by a run that also targeted the asset). Not `eager()`: that waits
+# while any partition of raw/orders is missing, which a fresh instance (or the night before 02:00) always has.
+# The refresh run loads nothing: it reads the window to rebuild from the warehouse (pipelines/assets/dbt.py) and
+# is as of the newest loaded day, so reloading an old range never rolls the marts back in time.
+REFRESH_AFTER_RAW_LOAD = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("refresh after a raw load that did not include it")
+RAW_GROUP = "ingest"
+
+
+def with_refresh_after_raw_load(assets: list) -> list:
+    """The assets, those outside the raw (ingest) group carrying REFRESH_AFTER_RAW_LOAD."""
+    def condition(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if spec.group_name == RAW_GROUP:
+            return spec
+        return spec.replace_attributes(automation_condition=REFRESH_AFTER_RAW_LOAD)
+
+    return [a.map_asset_specs(condition) if isinstance(a, dg.AssetsDefinition) else a for a in assets]
+
+
+AUTOMATION_SENSOR = "refresh_after_raw_load"
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    AUTOMATION_SENSOR, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30, run_tags={"clv/trigger": "automation"},
+    description="After raw tables were reloaded without what depends on them (a backfill of raw/orders from its "
+                "asset page), one run refreshes every downstream asset: marts, CLV, payback, snapshot, report.",
 )

@@ -15,7 +15,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from pipelines import warehouse as wh
+from pipelines import run_health, warehouse as wh
 from pipelines.run_window import RunWindow, resolve
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 
@@ -30,6 +30,7 @@ class WarehouseResource(ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
+        _record_run_owner(context)
         if not self.hold_run_lock:
             yield self
             return
@@ -53,13 +54,22 @@ class WarehouseResource(ConfigurableResource):
             yield con
 
 
+def _record_run_owner(context: InitResourceContext) -> None:
+    """A run worker records its process in the run's tags (`clv` does at creation): a run whose process dies is
+    then marked failed (pipelines/run_health.py) instead of blocking the run queue forever."""
+    run = getattr(context, "dagster_run", None)
+    if run is None or context.instance is None or run_health.OWNER_PID_TAG in run.tags:
+        return
+    context.instance.add_run_tags(run.run_id, run_health.owner_tags())
+
+
 class WarehouseDbtCliResource(DbtCliResource):
     """dagster-dbt's resource without two start-up costs this project does not use (3 s of every run, measured
     with py-spy): `dbt --version` in a subprocess (1.9 s), when the dbt is the one installed beside this
     interpreter and its version is known without starting it; and an in-process dbt adapter (1.3 s), which
     dagster-dbt opens only for `fetch_row_counts()` / `fetch_column_metadata()` — this project never calls them
-    (row counts come from the warehouse in the reporting assets). tests/test_definitions.py fails if dagster-dbt
-    renames either hook."""
+    (pipelines/assets/dbt.py counts rows itself, after the build: dbt holds the warehouse's lock while it runs).
+    tests/test_definitions.py fails if dagster-dbt renames either hook."""
 
     @cached_property
     def _cli_version(self) -> version.Version:

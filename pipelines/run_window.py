@@ -12,8 +12,9 @@ from datetime import date, timedelta
 from pipelines.settings import Settings, explicit_as_of
 
 AS_OF_TAG = "clv/as_of"
-# `clv run` materialises the as-of day's partition and reloads all history before it in the same run: Dagster
-# plans every asset of the job once per partition in a range, which costs minutes over years of days.
+# Widens the order dates a run reloads beyond its partitions (honoured for runs launched with it by hand or by
+# older versions). `clv run` no longer uses it: it runs every partition up to the as-of day as one range, so the
+# UI shows each loaded day as materialized (the event storage records ~1,100 partitions in about a second).
 LOAD_START_TAG = "clv/load_start"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"

@@ -99,7 +99,7 @@ def test_exclusive_warehouse_is_released_when_the_holder_is_killed(tmp_path):
 
 
 # ---------------------------------------------------------------- Dagster's run queue (shipped instance config)
-def test_shipped_dagster_instance_queues_one_run_at_a_time(tmp_path):
+def test_shipped_dagster_instance_queues_one_run_at_a_time(tmp_path, monkeypatch):
     from dagster import DagsterInstance
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
@@ -110,6 +110,7 @@ def test_shipped_dagster_instance_queues_one_run_at_a_time(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(shipped, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the shipped storage lives under DAGSTER_HOME
     with DagsterInstance.from_config(str(home)) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         # the queue daemon reads the instance's concurrency config
