@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 ORDERS_PER_CUSTOMER = 6.25   # the synthetic shop's average over a 3-year window (measured)
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 STAGES = {"raw__": "ingest", "dbt_models": "dbt", "clv_models": "clv", "marts__segment_clv": "clv",
-          "cac_payback": "payback", "reporting__": "publish"}
+          "marts__cohort_survival": "clv", "cac_payback": "payback", "reporting__": "publish"}
 STEP_START = re.compile(r'STEP_START - Started execution of step "([^"]+)"')
 STEP_DONE = re.compile(r'STEP_SUCCESS - Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|m)')
 

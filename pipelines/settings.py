@@ -70,6 +70,25 @@ def _currency_code(value: str) -> str | None:
     return code or None
 
 
+# CLV_PURCHASE_MODEL: the purchase models a run may be told to use (pipelines/clv/models.py PURCHASE_MODELS).
+PURCHASE_MODEL_NAMES = ("bg_nbd", "pareto_nbd", "mbg_nbd")
+
+
+def _purchase_model(value: str) -> str | None:
+    name = value.strip().lower()
+    if name and name not in PURCHASE_MODEL_NAMES:
+        raise ValueError(f"CLV_PURCHASE_MODEL={value!r}: expected {', '.join(PURCHASE_MODEL_NAMES[:-1])} or "
+                         f"{PURCHASE_MODEL_NAMES[-1]} (unset: the model with the lowest back-test error)")
+    return name or None
+
+
+def _positive(name: str, default: str) -> float:
+    value = _number(name, default, float)
+    if not value > 0:
+        raise ValueError(f"{name}={_env(name, default)!r} must be a number above 0")
+    return value
+
+
 def yesterday_utc() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
@@ -95,6 +114,8 @@ class Settings:
     duckdb_memory_limit: str = "2GB"
     ingest_chunk_days: int = 92
     clv_refit_days: int = 7
+    purchase_model: str | None = None       # CLV_PURCHASE_MODEL; None = the back-test's choice
+    target_ltv_to_cac: float = 3.0          # CLV_TARGET_LTV_TO_CAC: affordable CAC = break-even CAC 36 m / this
     hash_key_file: Path = Path.home() / ".config" / "clv" / "email_hash.key"
     accept_bad_input: bool = False
     reporting_currency: str | None = None   # CLV_REPORTING_CURRENCY; None: the currency most orders are in
@@ -162,6 +183,8 @@ class Settings:
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "2GB"),
             ingest_chunk_days=_number("CLV_INGEST_CHUNK_DAYS", "92"),
             clv_refit_days=max(1, _number("CLV_REFIT_DAYS", "7")),
+            purchase_model=_purchase_model(_env("CLV_PURCHASE_MODEL", "")),
+            target_ltv_to_cac=_positive("CLV_TARGET_LTV_TO_CAC", "3"),
             hash_key_file=Path(_env("CLV_HASH_KEY_FILE", str(default_key_file()))).expanduser().resolve(),
             accept_bad_input=_env("CLV_ACCEPT_BAD_INPUT", "0").lower() in ("1", "true", "yes"),
             reporting_currency=_currency_code(_env("CLV_REPORTING_CURRENCY", "")),

@@ -1,4 +1,5 @@
-"""Predictive customer-lifetime-value maths: RFM summary, BG/NBD, Gamma-Gamma, back-test.
+"""Predictive customer-lifetime-value maths: RFM summary, the purchase models (BG/NBD, Pareto/NBD, MBG/NBD: see
+pipelines.clv.models), Gamma-Gamma, back-test, standard errors and intervals (pipelines.clv.uncertainty).
 
 Pure functions over polars / numpy (no orchestration imports); time unit: weeks.
 """
@@ -13,9 +14,11 @@ from pipelines.clv.bgnbd import (
 )
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value, fit_gamma_gamma
 from pipelines.clv.lifetime_value import predicted_clv
+from pipelines.clv.models import PURCHASE_MODELS, model_of, select_purchase_model
 from pipelines.clv.rfm import rfm_from_customer_totals, rfm_summary
 
 __all__ = [
+    "PURCHASE_MODELS",
     "BacktestResult",
     "BgNbdFit",
     "GammaGammaFit",
@@ -26,8 +29,10 @@ __all__ = [
     "expected_purchases_new_customer",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "model_of",
     "p_alive",
     "predicted_clv",
     "rfm_from_customer_totals",
     "rfm_summary",
+    "select_purchase_model",
 ]

@@ -9,7 +9,7 @@ both in weeks (see :mod:`pipelines.clv.rfm`). ``alpha`` is therefore in weeks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -30,6 +30,13 @@ class BgNbdFit:
     iterations: int
     message: str
     gradient_norm: float = float("nan")  # sup-norm, mean objective, log-params
+    # Asymptotic covariance of the parameters, in the order of `params`: inverse observed information at the
+    # optimum (pipelines.clv._mle.observed_information_covariance); None when not available.
+    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def std_errors(self) -> tuple[float, ...] | None:
+        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
 
     @property
     def params(self) -> tuple[float, float, float, float]:
@@ -171,12 +178,15 @@ def fit_bgnbd(
     penalizer: float = 0.0,
     initial_params: tuple[float, float, float, float] | None = None,
     tolerance: float = 1e-12,
+    covariance: bool = True,
 ) -> BgNbdFit:
     """Maximum-likelihood BG/NBD fit on frequency / recency / T (weeks).
 
     ``weights`` (optional) = number of customers each row stands for.
     ``penalizer`` adds ``penalizer * (r^2 + alpha^2 + a^2 + b^2)`` to the mean
     negative log-likelihood (an L2 shrinkage; 0 = plain MLE).
+    ``covariance``: compute the parameters' asymptotic covariance (standard
+    errors) at the optimum; off where only the estimates are needed.
     """
     x = np.asarray(frequency, dtype=np.float64)
     t_x = np.asarray(recency, dtype=np.float64)
@@ -209,6 +219,7 @@ def fit_bgnbd(
         np.asarray(initial_params, dtype=np.float64),
         penalizer=penalizer,
         tolerance=tolerance,
+        covariance=covariance,
     )
     r, alpha, a, b = (float(v) for v in outcome.params)
     return BgNbdFit(
@@ -222,6 +233,7 @@ def fit_bgnbd(
         iterations=outcome.iterations,
         message=outcome.message,
         gradient_norm=outcome.gradient_norm,
+        covariance=outcome.covariance,
     )
 
 
@@ -271,6 +283,16 @@ def expected_purchases_new_customer(fit: BgNbdFit, t: ArrayLike) -> np.ndarray:
     t_arr = np.asarray(t, dtype=np.float64)
     expected = _expected_purchases_while_alive(r, alpha, a, b, np.zeros_like(t_arr), np.zeros_like(t_arr), t_arr)
     return _clip_finite(expected)
+
+
+def expected_purchases_if_alive(fit: BgNbdFit, t: ArrayLike, frequency: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """Expected repeat purchases in the next ``t`` weeks of a customer alive at T, given x and T: the bracket of
+    :func:`conditional_expected_purchases`, which is this × P(alive). It depends on the customer only through
+    (x, T), so group totals can weight it by P(alive) × value summed per distinct (x, T). Broadcasts like
+    :func:`conditional_expected_purchases`."""
+    r, alpha, a, b = fit.params
+    return _clip_finite(_expected_purchases_while_alive(r, alpha, a, b, np.asarray(frequency, dtype=np.float64),
+                                                        np.asarray(T, dtype=np.float64), np.asarray(t, dtype=np.float64)))
 
 
 def discounted_expected_purchases(

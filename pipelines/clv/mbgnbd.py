@@ -9,7 +9,7 @@ public functions as :mod:`pipelines.clv.bgnbd`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,6 +38,13 @@ class MbgNbdFit:
     iterations: int
     message: str
     gradient_norm: float = float("nan")  # sup-norm, mean objective, log-params
+    # Asymptotic covariance of the parameters, in the order of `params`: inverse observed information at the
+    # optimum (pipelines.clv._mle.observed_information_covariance); None when not available.
+    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def std_errors(self) -> tuple[float, ...] | None:
+        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
 
     @property
     def params(self) -> tuple[float, float, float, float]:
@@ -158,6 +165,7 @@ def fit_mbgnbd(
     penalizer: float = 0.0,
     initial_params: tuple[float, float, float, float] | None = None,
     tolerance: float = 1e-12,
+    covariance: bool = True,
 ) -> MbgNbdFit:
     """Maximum-likelihood MBG/NBD fit on frequency / recency / T (weeks); same arguments as
     :func:`pipelines.clv.bgnbd.fit_bgnbd` (``weights`` = customers per row; ``penalizer`` adds
@@ -179,6 +187,7 @@ def fit_mbgnbd(
         np.asarray(initial_params, dtype=np.float64),
         penalizer=penalizer,
         tolerance=tolerance,
+        covariance=covariance,
     )
     r, alpha, a, b = (float(v) for v in outcome.params)
     return MbgNbdFit(
@@ -192,6 +201,7 @@ def fit_mbgnbd(
         iterations=outcome.iterations,
         message=outcome.message,
         gradient_norm=outcome.gradient_norm,
+        covariance=outcome.covariance,
     )
 
 
@@ -237,6 +247,15 @@ def expected_purchases_new_customer(fit: MbgNbdFit, t: ArrayLike) -> np.ndarray:
     t_arr = np.asarray(t, dtype=np.float64)
     zeros = np.zeros_like(t_arr)
     return _clip_finite(b / (a + b) * _expected_purchases_while_alive(r, alpha, a, b + 1.0, zeros, zeros, t_arr))
+
+
+def expected_purchases_if_alive(fit: MbgNbdFit, t: ArrayLike, frequency: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """Expected repeat purchases in the next ``t`` weeks of a customer alive at T, given x and T: the bracket of
+    :func:`conditional_expected_purchases` (which is this × P(alive)); see
+    :func:`pipelines.clv.bgnbd.expected_purchases_if_alive`."""
+    r, alpha, a, b = fit.params
+    return _clip_finite(_expected_purchases_while_alive(r, alpha, a, b + 1.0, np.asarray(frequency, dtype=np.float64),
+                                                        np.asarray(T, dtype=np.float64), np.asarray(t, dtype=np.float64)))
 
 
 def discounted_expected_purchases(

@@ -33,7 +33,7 @@ same nodes; a series at z = 1/2 gives the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -55,6 +55,13 @@ class ParetoNbdFit:
     iterations: int
     message: str
     gradient_norm: float = float("nan")  # sup-norm, mean objective, log-params
+    # Asymptotic covariance of the parameters, in the order of `params`: inverse observed information at the
+    # optimum (pipelines.clv._mle.observed_information_covariance); None when not available.
+    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def std_errors(self) -> tuple[float, ...] | None:
+        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
 
     @property
     def params(self) -> tuple[float, float, float, float]:
@@ -613,6 +620,7 @@ def fit_paretonbd(
     penalizer: float = 0.0,
     initial_params: tuple[float, float, float, float] | None = None,
     tolerance: float = 1e-12,
+    covariance: bool = True,
 ) -> ParetoNbdFit:
     """Maximum-likelihood Pareto/NBD fit on frequency / recency / T (weeks); same arguments as
     :func:`pipelines.clv.bgnbd.fit_bgnbd` (``weights`` = customers per row; ``penalizer`` adds
@@ -635,6 +643,7 @@ def fit_paretonbd(
         np.asarray(initial_params, dtype=np.float64),
         penalizer=penalizer,
         tolerance=tolerance,
+        covariance=covariance,
     )
     r, alpha, s, beta = (float(v) for v in outcome.params)
     return ParetoNbdFit(
@@ -648,6 +657,7 @@ def fit_paretonbd(
         iterations=outcome.iterations,
         message=outcome.message,
         gradient_norm=outcome.gradient_norm,
+        covariance=outcome.covariance,
     )
 
 
@@ -714,6 +724,16 @@ def expected_purchases_new_customer(fit: ParetoNbdFit, t: ArrayLike) -> np.ndarr
     r, alpha, s, beta = fit.params
     t_arr = np.asarray(t, dtype=np.float64)
     return _clip_finite(r / alpha * _purchases_per_unit_rate(s, np.full_like(t_arr, beta), t_arr))
+
+
+def expected_purchases_if_alive(fit: ParetoNbdFit, t: ArrayLike, frequency: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """Expected repeat purchases in the next ``t`` weeks of a customer alive at T, given x and T:
+    (r+x)/(alpha+T) × (beta+T)/(s−1) [1 − ((beta+T)/(beta+T+t))^(s−1)], the factor of P(alive) in
+    :func:`conditional_expected_purchases`; see :func:`pipelines.clv.bgnbd.expected_purchases_if_alive`."""
+    r, alpha, s, beta = fit.params
+    x = np.asarray(frequency, dtype=np.float64)
+    T_arr = np.asarray(T, dtype=np.float64)
+    return _clip_finite((r + x) / (alpha + T_arr) * _purchases_per_unit_rate(s, beta + T_arr, np.asarray(t, dtype=np.float64)))
 
 
 def discounted_expected_purchases(

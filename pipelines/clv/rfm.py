@@ -41,12 +41,15 @@ def rfm_summary(
     customer_col: str = "customer_id",
     date_col: str = "order_date",
     value_col: str = "revenue",
+    with_total_value: bool = False,
 ) -> pl.LazyFrame:
     """One row per customer with frequency / recency / T (weeks) / monetary_value.
 
     Only orders dated on or before ``as_of`` are used. ``date_col`` may be a
     Date or a Datetime column (datetimes are truncated to their calendar day).
     The output customer column is always named ``customer_id``.
+    ``with_total_value`` adds ``total_value``: the value of all the customer's
+    purchases up to ``as_of`` (first purchase day included).
     """
     purchase_day = pl.col(date_col).cast(pl.Date)
     daily_purchases = (
@@ -85,6 +88,7 @@ def rfm_summary(
         "first_purchase_date",
         "last_purchase_date",
         "purchase_days",
+        *(["total_value"] if with_total_value else []),
     )
 
 

@@ -7,6 +7,8 @@ Payback month = first month since acquisition (0 = the cohort month) where cumul
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 KEYS = ["cohort_month", "acquisition_channel"]
@@ -94,3 +96,65 @@ def payback_summary(curve: pl.DataFrame, cac: pl.DataFrame, projected: pl.DataFr
         pl.col("payback_months").cast(pl.Int32), "predicted_payback_months", "ltv_12m_per_customer",
         "ltv_12m_is_projected", "ltv_to_cac_12m", "romi",
     ).sort(KEYS)
+
+
+BREAKEVEN_HORIZONS_MONTHS = (12, 36)
+
+
+def breakeven_cac(curve: pl.DataFrame, projected: pl.DataFrame | None, as_of: date, *, annual_discount_rate: float,
+                  target_ltv_to_cac: float, horizons: tuple[int, ...] = BREAKEVEN_HORIZONS_MONTHS) -> pl.DataFrame:
+    """Per cohort × channel, the most an acquired customer may cost: the expected discounted gross margin per
+    acquired customer over the first h months (months 0 .. h−1 since acquisition, 0 = the cohort month).
+
+    Months already observed count with the margin the cohort earned in them (the as-of month up to the as-of date);
+    the rest of the horizon with the margin the purchase model expects from the cohort's customers (`projected`:
+    cohort_month, acquisition_channel, month_offset (0 = the rest of the as-of month), expected_margin, total over the
+    cohort's customers; None without a model). Month m since acquisition is discounted to the acquisition month at
+    the annual rate: × (1 + d)^(−m/12). Where part of the horizon is still to come and there is no projection, the
+    figure is null. affordable_cac = breakeven_cac_36m / target_ltv_to_cac (the CAC that keeps the target LTV:CAC).
+    `curve`: payback_curve's rows (cohort_month, acquisition_channel, months_since_acquisition, new_customers,
+    margin)."""
+    monthly_discount = (1.0 + annual_discount_rate) ** (-1.0 / 12.0)
+    observed = curve.select(*KEYS, "months_since_acquisition", "new_customers", "margin").with_columns(
+        months_observed=pl.col("months_since_acquisition").max().over(KEYS),
+        discount=pl.lit(monthly_discount) ** pl.col("months_since_acquisition"),
+    )
+    cohorts = observed.group_by(KEYS).agg(new_customers=pl.col("new_customers").first(),
+                                          months_observed=pl.col("months_observed").first())
+    as_of_index = as_of.year * 12 + as_of.month - 1
+    columns = []
+    for h in horizons:
+        observed_h = observed.filter(pl.col("months_since_acquisition") <= h - 1).group_by(KEYS).agg(
+            observed=(pl.col("margin") * pl.col("discount")).sum())
+        # The horizon's last day: the last day of month h−1 since acquisition. After the as-of date: part to come.
+        last_month_index = pl.col("cohort_month").dt.year() * 12 + pl.col("cohort_month").dt.month() - 1 + (h - 1)
+        to_come = (last_month_index > as_of_index) | (
+            (last_month_index == as_of_index) & pl.lit(as_of.day < _days_in_month(as_of)))
+        part = cohorts.join(observed_h, on=KEYS, how="left").with_columns(to_come=to_come)
+        if projected is not None and projected.height:
+            ahead = projected.join(cohorts.select(*KEYS, "months_observed"), on=KEYS, how="inner").with_columns(
+                month=pl.col("months_observed") + pl.col("month_offset"),
+            ).filter(pl.col("month") <= h - 1).group_by(KEYS).agg(
+                predicted=(pl.col("expected_margin") * pl.lit(monthly_discount) ** pl.col("month")).sum())
+            part = part.join(ahead, on=KEYS, how="left").with_columns(pl.col("predicted").fill_null(0.0))
+        else:
+            part = part.with_columns(predicted=pl.lit(None, pl.Float64))
+        total = pl.col("observed").fill_null(0.0) + pl.when(pl.col("to_come")).then(pl.col("predicted")).otherwise(0.0)
+        columns.append(part.select(
+            *KEYS,
+            pl.when(pl.col("new_customers") > 0).then(total / pl.col("new_customers")).alias(f"breakeven_cac_{h}m"),
+            pl.col("to_come").alias(f"breakeven_cac_{h}m_is_projected"),
+        ))
+    result = cohorts.select(KEYS)
+    for frame in columns:
+        result = result.join(frame, on=KEYS, how="left")
+    longest = max(horizons)
+    return result.with_columns(
+        target_ltv_to_cac=pl.lit(float(target_ltv_to_cac)),
+        affordable_cac=pl.col(f"breakeven_cac_{longest}m") / float(target_ltv_to_cac),
+    ).sort(KEYS)
+
+
+def _days_in_month(day: date) -> int:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return (following - date(day.year, day.month, 1)).days

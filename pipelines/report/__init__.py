@@ -23,7 +23,7 @@ from pipelines.report.pdf import PdfError, find_chromium, print_to_pdf
 __all__ = ["ChartImage", "ReportResult", "build_report", "load_report_data", "METADATA_CHARTS", "PDF_NAME"]
 
 # Charts also drawn as PNG: shown next to the run in Dagster's UI (reporting/report's metadata).
-METADATA_CHARTS = ("cohort-retention", "payback-curves", "clv-distribution")
+METADATA_CHARTS = ("cohort-retention", "payback-curves", "clv-distribution", "backtest")
 PDF_NAME = "report.pdf"
 
 
@@ -68,6 +68,10 @@ def _fmt(value, pattern: str, suffix: str = "") -> str:
     return "–" if value is None else format(value, pattern) + suffix
 
 
+def _interval(low, high, pattern: str) -> str:
+    return "–" if low is None or high is None else f"{format(low, pattern)} – {format(high, pattern)}"
+
+
 def _tiles(k: dict) -> list[tuple[str, str]]:
     return [
         ("as of", str(k["as_of_date"] or "–")),
@@ -77,10 +81,17 @@ def _tiles(k: dict) -> list[tuple[str, str]]:
         ("gross margin", _fmt(k["gross_margin"], ",.0f")),
         ("customers with 2+ orders (lifetime)", _fmt(k["lifetime_repeat_customer_rate"], ".1%")),
         ("predicted CLV, next 365 d", _fmt(k["predicted_clv_365d_total"], ",.0f")),
+        ("90 % interval of the predicted CLV", _interval(k["predicted_clv_365d_p05"], k["predicted_clv_365d_p95"], ",.0f")),
+        ("expected purchases, next 365 d", _fmt(k["expected_purchases_365d_total"], ",.0f")),
+        ("90 % interval of the purchases", _interval(k["expected_purchases_365d_p05"], k["expected_purchases_365d_p95"],
+                                                    ",.0f")),
         ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
         ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
         ("blended CAC (paid channels)", _fmt(k["blended_cac"], ",.2f")),
+        ("purchase model (chosen by the back-test)", ch.MODEL_LABELS.get(k["purchase_model"] or "", "–")),
         ("back-test error (total)", _fmt(k["backtest_aggregate_pct_error"], "+.1%")),
+        ("formula CLV vs hold-out revenue", _fmt(k["formula_revenue_aggregate_pct_error"], "+.1%")),
+        ("frequency–value correlation (Spearman)", _fmt(k["spearman_frequency_value"], "+.2f")),
     ]
 
 
@@ -112,12 +123,15 @@ def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
     if not warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {warehouse}: run `clv run` first")
     key_figures, data, table = load_report_data(warehouse)
+    key_figures["assumption_warnings"] = ch.assumption_warnings(key_figures)
     rendered: list[ch.Chart] = []
     for spec in ch.CHARTS:
         svg, png = ch.render(spec, data[spec.id], png=spec.id in METADATA_CHARTS)
         extra, html_table = {}, None
         if spec.id == "payback-curves":
             extra, html_table = {"table": table}, ch.payback_table(table)
+        elif spec.id == "backtest":
+            html_table = ch.backtest_table(data[spec.id])
         rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, png, html_table, extra))
     subtitle = (f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
                 f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "

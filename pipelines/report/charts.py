@@ -36,6 +36,9 @@ MIN_CELL_CUSTOMERS = 3      # P(alive) matrix: cells with fewer customers are gr
 CLV_HISTOGRAM_BINS = 40     # CLV distribution: equal bins from 0 to the 99th percentile, then one overflow bin
 MIN_DRIVER_CUSTOMERS = 30   # LTV drivers: a value (or a window's bar) needs this many customers to be shown
 MIN_PAYBACK_COHORTS = 3     # payback curves: a month is drawn while at least this many cohorts have completed it
+SPEARMAN_WARNING_THRESHOLD = 0.3   # as pipelines.clv.gamma_gamma: |rho| from here puts Gamma-Gamma in doubt
+MODEL_LABELS = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbg_nbd": "MBG/NBD", "formula": "formula (AOV × frequency × lifespan)",
+                "gamma_gamma": "Gamma-Gamma"}
 MAX_TICK_LABELS = 20        # category axes with more ticks than this label every k-th one
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 STYLE = {
@@ -112,15 +115,61 @@ def load_key_figures(con: duckdb.DuckDBPyConnection) -> dict:
     cac = records(con, "select sum(spend) as paid_spend, sum(new_customers) as paid_new_customers, "
                        "sum(cac * new_customers) / nullif(sum(new_customers), 0) as blended_cac "
                        "from marts.cac_payback where cac is not null and new_customers > 0")[0]
+    # The latest back-test of the model that scored the customers (older warehouses: BG/NBD, the only one).
+    selected = "coalesce(selected, true)" if _has_column(con, "clv_backtest", "selected") else "true"
     backtest = records(con, "select aggregate_pct_error as backtest_aggregate_pct_error, mae_per_customer as backtest_mae_per_customer "
-                            "from marts.clv_backtest where frequency_bucket = 'all' "
+                            f"from marts.clv_backtest where frequency_bucket = 'all' and {selected} "
                             "order by as_of_date desc limit 1")
     # Why a model is not used this run (a failed or unconverged fit): said at the top of the report.
     notes = [r["note"] for r in records(con, "select distinct model, note from marts.clv_model_fit where note is not null "
                                              "and as_of_date = (select max(as_of_date) from marts.clv_model_fit) "
                                              "order by model")] if _has_column(con, "clv_model_fit", "note") else []
     return {**orders, **clv, **repeat, **cac, "model_notes": notes, "currency": reporting_currency(con),
-            **(backtest[0] if backtest else {"backtest_aggregate_pct_error": None, "backtest_mae_per_customer": None})}
+            **(backtest[0] if backtest else {"backtest_aggregate_pct_error": None, "backtest_mae_per_customer": None}),
+            **load_model_figures(con)}
+
+
+def load_model_figures(con: duckdb.DuckDBPyConnection) -> dict:
+    """The trust figures of the latest run: the purchase model used, the 90 % intervals of the total predicted
+    purchases and CLV (segment_clv's 'total' row), how far the articles' formula CLV was from the hold-out
+    (revenue, latest back-test) and Gamma-Gamma's assumption check (Spearman rho of frequency and value)."""
+    figures = {"purchase_model": None, "expected_purchases_365d_total": None, "expected_purchases_365d_p05": None,
+               "expected_purchases_365d_p95": None, "predicted_clv_365d_p05": None, "predicted_clv_365d_p95": None,
+               "formula_revenue_aggregate_pct_error": None, "selected_revenue_aggregate_pct_error": None,
+               "spearman_frequency_value": None, "spearman_warning": False}
+    if _has_column(con, "customer_clv", "purchase_model"):
+        figures["purchase_model"] = records(con, "select any_value(purchase_model) as m from marts.customer_clv")[0]["m"]
+    if _has_column(con, "segment_clv", "predicted_clv_365d_p05"):
+        total = records(con, "select expected_purchases_365d as expected_purchases_365d_total, expected_purchases_365d_p05, "
+                             "expected_purchases_365d_p95, predicted_clv_365d_p05, predicted_clv_365d_p95 "
+                             "from marts.segment_clv where segment_kind = 'total'")
+        figures.update(total[0] if total else {})
+    if _has_column(con, "clv_backtest", "model"):
+        latest = records(con, "select model, selected, revenue_aggregate_pct_error from marts.clv_backtest "
+                              "where frequency_bucket = 'all' and as_of_date = (select max(as_of_date) from marts.clv_backtest)")
+        for r in latest:
+            if r["model"] == "formula":
+                figures["formula_revenue_aggregate_pct_error"] = r["revenue_aggregate_pct_error"]
+            elif r["selected"]:
+                figures["selected_revenue_aggregate_pct_error"] = r["revenue_aggregate_pct_error"]
+    rho = records(con, "select value from marts.clv_model_fit where model = 'gamma_gamma' "
+                       "and parameter = 'spearman_frequency_value' "
+                       "and as_of_date = (select max(as_of_date) from marts.clv_model_fit)")
+    if rho and rho[0]["value"] is not None:
+        figures["spearman_frequency_value"] = rho[0]["value"]
+        figures["spearman_warning"] = abs(rho[0]["value"]) >= SPEARMAN_WARNING_THRESHOLD
+    return figures
+
+
+def assumption_warnings(key_figures: dict) -> list[str]:
+    """Checks of the models' assumptions that failed this run, in words (shown at the top of the report)."""
+    warnings = []
+    if key_figures.get("spearman_warning"):
+        warnings.append(f"purchase frequency and order value are correlated (Spearman rho = "
+                        f"{key_figures['spearman_frequency_value']:.2f}, |rho| >= {SPEARMAN_WARNING_THRESHOLD}): the "
+                        "Gamma-Gamma spend model assumes they are independent, so expected order values and CLV may be "
+                        "biased")
+    return warnings
 
 
 def _has_column(con, table: str, column: str) -> bool:
@@ -196,8 +245,15 @@ def load_payback_table(con) -> dict:
                         "median(payback_months) as median_payback_months, "
                         "median(predicted_payback_months) as median_predicted_payback_months, "
                         "sum(ltv_to_cac_12m * new_customers) / sum(new_customers) "
-                        "filter (where ltv_to_cac_12m is not null) as ltv_to_cac_12m "
-                        "from marts.cac_payback where cac > 0 and new_customers > 0 "
+                        "filter (where ltv_to_cac_12m is not null) as ltv_to_cac_12m"
+                        + (", sum(breakeven_cac_36m * new_customers) / sum(new_customers) "
+                           "filter (where breakeven_cac_36m is not null) as breakeven_cac_36m, "
+                           "sum(affordable_cac * new_customers) / sum(new_customers) "
+                           "filter (where affordable_cac is not null) as affordable_cac, "
+                           "any_value(target_ltv_to_cac) as target_ltv_to_cac"
+                           if _has_column(con, "cac_payback", "affordable_cac") else
+                           ", null as breakeven_cac_36m, null as affordable_cac, null as target_ltv_to_cac")
+                        + " from marts.cac_payback where cac > 0 and new_customers > 0 "
                         "group by acquisition_channel order by acquisition_channel")
     return {"rows": rows}
 
@@ -232,14 +288,50 @@ def load_p_alive_matrix(con) -> dict:
 
 
 def load_backtest(con) -> dict:
+    """The latest back-test: per model (the purchase models and the formula), the mean predicted and actual repeat
+    purchases by calibration frequency, and the overall errors in purchases and revenue; `overall` is the selected
+    model's."""
     latest = "(select max(as_of_date) from marts.clv_backtest)"
-    rows = records(con, "select frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
+    rows = records(con, "select model, frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
                         f"where as_of_date = {latest} and frequency_bucket <> 'all' "
-                        "order by try_cast(replace(frequency_bucket, '+', '') as integer), frequency_bucket")
-    overall = records(con, "select as_of_date, calibration_end, holdout_end, customers, predicted_total, actual_total, "
+                        "order by model, try_cast(replace(frequency_bucket, '+', '') as integer), frequency_bucket")
+    models = records(con, "select model, selected, customers, predicted_total, actual_total, aggregate_pct_error, "
+                          "mae_per_customer, revenue_predicted_total, revenue_actual_total, revenue_aggregate_pct_error, "
+                          "revenue_mae_per_customer from marts.clv_backtest "
+                          f"where as_of_date = {latest} and frequency_bucket = 'all' order by model")
+    overall = records(con, "select as_of_date, calibration_end, holdout_end, model, customers, predicted_total, actual_total, "
                            "aggregate_pct_error, mae_per_customer from marts.clv_backtest "
-                           f"where as_of_date = {latest} and frequency_bucket = 'all'")
-    return {"overall": overall[0] if overall else None, "rows": rows}
+                           f"where as_of_date = {latest} and frequency_bucket = 'all' and selected")
+    order = {name: k for k, name in enumerate(MODEL_LABELS)}
+    models.sort(key=lambda r: order.get(r["model"], len(order)))
+    rows.sort(key=lambda r: order.get(r["model"], len(order)))
+    return {"overall": overall[0] if overall else None, "models": models, "rows": rows}
+
+
+def backtest_table(data: dict) -> Table:
+    """The models side by side: errors on hold-out purchases (the selection criterion) and revenue."""
+    def fmt(value, pattern: str) -> str:
+        return "–" if value is None else format(value, pattern)
+
+    rows = [[MODEL_LABELS.get(r["model"], r["model"]) + (" (selected)" if r["selected"] else ""),
+             fmt(r["mae_per_customer"], ".3f"), fmt(r["predicted_total"], ",.0f"), fmt(r["actual_total"], ",.0f"),
+             fmt(r["aggregate_pct_error"], "+.1%"), fmt(r["revenue_predicted_total"], ",.0f"),
+             fmt(r["revenue_actual_total"], ",.0f"), fmt(r["revenue_aggregate_pct_error"], "+.1%")]
+            for r in data["models"]]
+    return Table(["model", "error per customer (purchases)", "predicted purchases", "actual purchases",
+                  "total purchases error", "predicted revenue", "actual revenue", "total revenue error"], rows)
+
+
+def load_cohort_survival(con) -> dict:
+    if not _has_table(con, "cohort_survival"):
+        return {"rows": []}
+    return {"rows": records(con, "select cohort_month, customers, mean_p_alive, active_share_last_90d, purchase_model "
+                                 "from marts.cohort_survival order by cohort_month")}
+
+
+def _has_table(con, table: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                            "and table_name = ?", [table]).fetchall()[0][0])
 
 
 def load_segments(con) -> dict:
@@ -294,14 +386,22 @@ def load_kpi_trends(con) -> dict:
                                  "month_over_month_retention_rate from marts.retention_kpis order by month")}
 
 
-MODEL_PARAMETERS = (("bg_nbd", "r"), ("bg_nbd", "alpha"), ("bg_nbd", "a"), ("bg_nbd", "b"),
-                    ("gamma_gamma", "p"), ("gamma_gamma", "q"), ("gamma_gamma", "gamma"))
+PURCHASE_PARAMETERS = {"bg_nbd": ("r", "alpha", "a", "b"), "pareto_nbd": ("r", "alpha", "s", "beta"),
+                       "mbg_nbd": ("r", "alpha", "a", "b")}
+GAMMA_GAMMA_PARAMETERS = ("p", "q", "gamma")
 
 
 def load_model_drift(con) -> dict:
-    return {"rows": records(con, "select as_of_date, model, parameter, value from marts.clv_model_fit "
-                                 "where model in ('bg_nbd', 'gamma_gamma') and parameter in "
-                                 "('r', 'alpha', 'a', 'b', 'p', 'q', 'gamma', 'n_customers') "
+    """The parameters over time of the purchase model used at the latest as-of date (BG/NBD in warehouses from
+    before the models were compared) and of Gamma-Gamma, with their standard errors where recorded."""
+    model = records(con, "select model from marts.clv_model_fit where parameter = 'selected' and value = 1 "
+                         "and as_of_date = (select max(as_of_date) from marts.clv_model_fit)")
+    model = model[0]["model"] if model else "bg_nbd"
+    names = ", ".join(f"'{p}'" for p in (*PURCHASE_PARAMETERS[model], *GAMMA_GAMMA_PARAMETERS, "n_customers"))
+    error = "std_error" if _has_column(con, "clv_model_fit", "std_error") else "null as std_error"
+    return {"purchase_model": model,
+            "rows": records(con, f"select as_of_date, model, parameter, value, {error} from marts.clv_model_fit "
+                                 f"where model in ('{model}', 'gamma_gamma') and parameter in ({names}) "
                                  "order by model, parameter, as_of_date")}
 
 
@@ -535,19 +635,55 @@ def draw_backtest(data: dict) -> Figure:
     if not rows:
         _no_data(ax, "no back-test yet")
         return fig
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, [_num(r["mean_predicted"]) for r in rows], width=0.4, label="predicted (BG/NBD)", color="#1f77b4")
-    ax.bar(x + 0.2, [_num(r["mean_actual"]) for r in rows], width=0.4, label="actual", color="#ff7f0e")
-    ax.set_xticks(x, [f"{r['frequency_bucket']}\n(n={r['customers']:,})" for r in rows])
+    models = _distinct([r["model"] for r in rows])
+    buckets = _distinct([r["frequency_bucket"] for r in rows if r["model"] == models[0]])
+    customers = {r["frequency_bucket"]: r["customers"] for r in rows if r["model"] == models[0]}
+    x = np.arange(len(buckets))
+    width = 0.8 / (len(models) + 1)
+    selected = {r["model"] for r in data.get("models", []) if r["selected"]}
+    for k, model in enumerate(models):
+        by_bucket = {r["frequency_bucket"]: r for r in rows if r["model"] == model}
+        ax.bar(x - 0.4 + width * (k + 0.5), [_num(by_bucket.get(b, {}).get("mean_predicted")) for b in buckets],
+               width=width, color=PALETTE[[0, 2, 4, 7][k % 4]] if model != "formula" else "#bbbbbb",
+               label=MODEL_LABELS.get(model, model).split(" (")[0] + (" (selected)" if model in selected else ""),
+               edgecolor="#222222" if model in selected else "none", linewidth=0.8)
+    first = {r["frequency_bucket"]: r for r in rows if r["model"] == models[0]}
+    ax.bar(x - 0.4 + width * (len(models) + 0.5), [_num(first[b]["mean_actual"]) for b in buckets], width=width,
+           label="actual", color="#ff7f0e")
+    ax.set_xticks(x, [f"{b}\n(n={customers[b]:,})" for b in buckets])
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("repeat purchases per customer in the holdout")
     overall = data["overall"]
     if overall:
         error = overall["aggregate_pct_error"]
-        ax.set_title(f"calibration to {overall['calibration_end']}, holdout to {overall['holdout_end']}: total predicted "
-                     f"{_num(overall['predicted_total']):,.0f} vs actual {_num(overall['actual_total']):,.0f}"
-                     + (f" ({error:+.1%})" if error is not None else ""), fontweight="normal")
-    ax.legend(loc="upper left")
+        label = MODEL_LABELS.get(overall["model"], overall["model"])
+        ax.set_title(f"calibration to {overall['calibration_end']}, holdout to {overall['holdout_end']}: {label} predicted "
+                     f"{_num(overall['predicted_total']):,.0f} repeat purchases vs actual "
+                     f"{_num(overall['actual_total']):,.0f}" + (f" ({error:+.1%})" if error is not None else ""),
+                     fontweight="normal")
+    ax.legend(loc="upper left", ncol=2)
+    return fig
+
+
+def draw_cohort_survival(data: dict) -> Figure:
+    rows = data["rows"]
+    fig = _figure(11, 3.8)
+    ax = fig.add_subplot()
+    if not rows or all(r["mean_p_alive"] is None for r in rows):
+        _no_data(ax, "no purchase model this run" if rows else "no data")
+        return fig
+    months = [np.datetime64(r["cohort_month"]) for r in rows]
+    label = MODEL_LABELS.get(rows[0]["purchase_model"] or "", "the model")
+    ax.plot(months, [_num(r["mean_p_alive"]) for r in rows], marker="o", markersize=3, linewidth=1.6, color="#1f77b4",
+            label=f"mean P(alive), {label}")
+    ax.plot(months, [_num(r["active_share_last_90d"]) for r in rows], marker="s", markersize=3, linewidth=1.6,
+            color="#ff7f0e", label="observed: ordered in the last 90 days")
+    ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    ax.set_xlabel("acquisition cohort (month of the first order)")
+    ax.set_ylabel("share of the cohort")
+    _date_axis(ax, months)
+    ax.legend(loc="lower left")
     return fig
 
 
@@ -648,27 +784,35 @@ def draw_kpi_trends(data: dict) -> Figure:
 
 def draw_model_drift(data: dict) -> Figure:
     rows = data["rows"]
+    purchase = data.get("purchase_model", "bg_nbd")
     fig = _figure(11, 4.6)
     axes = fig.subplots(2, 4).ravel()
-    panels = list(MODEL_PARAMETERS) + [("n_customers", "customers fitted")]
+    panels = ([(purchase, p) for p in PURCHASE_PARAMETERS[purchase]] + [("gamma_gamma", p) for p in GAMMA_GAMMA_PARAMETERS]
+              + [("n_customers", "customers fitted")])
     for ax, (model, parameter) in zip(axes, panels):
         if model == "n_customers":
-            for k, name in enumerate(("bg_nbd", "gamma_gamma")):
+            for k, name in enumerate((purchase, "gamma_gamma")):
                 points = [r for r in rows if r["model"] == name and r["parameter"] == "n_customers"]
                 dates = [np.datetime64(p["as_of_date"]) for p in points]
-                ax.plot(dates, [_num(p["value"]) for p in points], marker="o", color=PALETTE[k], label=name.replace("_", "-"))
+                ax.plot(dates, [_num(p["value"]) for p in points], marker="o", color=PALETTE[k],
+                        label=MODEL_LABELS.get(name, name))
                 if dates:
                     _date_axis(ax, dates)
             ax.set_title(parameter)
             ax.legend(loc="best")
         else:
             points = [r for r in rows if r["model"] == model and r["parameter"] == parameter]
-            colour = PALETTE[0] if model == "bg_nbd" else PALETTE[1]
+            colour = PALETTE[0] if model != "gamma_gamma" else PALETTE[1]
             dates = [np.datetime64(p["as_of_date"]) for p in points]
             ax.plot(dates, [_num(p["value"]) for p in points], marker="o", color=colour)
+            with_error = [(d, p) for d, p in zip(dates, points) if p.get("std_error") is not None]
+            if with_error:   # ± 2 standard errors: about 95 % of the estimate's sampling spread
+                ax.errorbar([d for d, _ in with_error], [_num(p["value"]) for _, p in with_error],
+                            yerr=[2 * _num(p["std_error"]) for _, p in with_error], fmt="none", ecolor=colour,
+                            elinewidth=1, capsize=3, alpha=0.6)
             if dates:
                 _date_axis(ax, dates)
-            label = "BG/NBD" if model == "bg_nbd" else "Gamma-Gamma"
+            label = MODEL_LABELS.get(model, model)
             ax.set_title(f"{label} {parameter}")
             if len(points) == 1:
                 ax.annotate(f"{points[0]['value']:.4g}", (np.datetime64(points[0]["as_of_date"]), points[0]["value"]),
@@ -713,26 +857,38 @@ CHARTS: tuple[ChartSpec, ...] = (
               f"cohorts. A line stops where fewer than {MIN_PAYBACK_COHORTS} cohorts have completed the month (the "
               "month in progress never counts). Channels without marketing spend (organic, referral) have no CAC and "
               "are left out. The table gives per channel the observed payback month (median over the cohorts that "
-              "paid back), the model's predicted payback month, the month where the curve crosses 1× and the "
-              "12-month LTV:CAC.",
+              "paid back), the model's predicted payback month, the month where the curve crosses 1×, the "
+              "12-month LTV:CAC, the break-even CAC (the discounted margin an acquired customer is expected to bring in "
+              "36 months: paying more loses money) and the affordable CAC (break-even ÷ the target LTV:CAC, "
+              "CLV_TARGET_LTV_TO_CAC): a channel whose CAC is above it is buying customers too dear.",
               load_payback_curves, draw_payback_curves),
     ChartSpec("clv-distribution", "Distribution of predicted 365-day CLV",
-              "Customers by predicted CLV over the next 365 days (BG/NBD purchases × Gamma-Gamma order value × margin, "
+              "Customers by predicted CLV over the next 365 days (the purchase model's purchases × Gamma-Gamma order value × margin, "
               "discounted). Equal-width bins from 0 to the 99th percentile; the orange bar gathers the top 1 %. A long right "
               "tail is normal: a small group of customers carries most future value.",
               load_clv_distribution, draw_clv_distribution),
     ChartSpec("p-alive-matrix", "P(alive) by recency and frequency",
-              "The classic BG/NBD matrix: mean probability that customers are still active, by how many repeat purchases "
+              "The classic BG/NBD-style matrix (from the purchase model in use): mean probability that customers are still active, by how many repeat purchases "
               "they made (rows) and how late in their history the last one came (columns, weeks after the first). Green "
               "= likely alive. Frequent buyers whose last purchase was long ago (top left) are the most likely to have churned; "
               f"grey cells have fewer than {MIN_CELL_CUSTOMERS} customers.",
               load_p_alive_matrix, draw_p_alive_matrix),
-    ChartSpec("backtest", "Back-test: predicted vs actual repeat purchases",
-              "The model is fitted on the calibration period only and predicts each customer's repeat purchases in the "
-              "holdout that follows; bars compare the mean prediction with what customers actually did, by number of "
-              "repeat purchases in calibration (latest back-test). Bars of similar height mean the model is calibrated for "
-              "that kind of customer.",
+    ChartSpec("backtest", "Back-test: the purchase models side by side",
+              "Each purchase model (BG/NBD, Pareto/NBD, MBG/NBD) is fitted on the calibration period only and predicts "
+              "each customer's repeat purchases in the holdout that follows; the grey bars are the articles' formula "
+              "(AOV × frequency × lifespan from the calibration period). Bars compare the mean prediction with what "
+              "customers actually did, by number of repeat purchases in calibration (latest back-test). The model with "
+              "the smallest error per customer scores the customers (selected, outlined). The table gives each model's "
+              "errors on purchases and on revenue (predicted purchases × the Gamma-Gamma order value): the formula's "
+              "revenue error is how far the formula CLV was from what happened.",
               load_backtest, draw_backtest),
+    ChartSpec("cohort-survival", "Survival by cohort: the model vs what was observed",
+              "For each acquisition cohort, the mean probability that its customers are still active according to the "
+              "purchase model (P(alive) at the as-of date), beside the share who actually ordered in the last 90 days. "
+              "P(alive) counts customers who have not dropped out even if they did not buy recently, so it is normally "
+              "above the 90-day share, most for the youngest cohorts; a gap that keeps widening, or a model line "
+              "falling below the observed one, says the model no longer describes the customers.",
+              load_cohort_survival, draw_cohort_survival),
     ChartSpec("segments", "Customer segments: size and value",
               "RFM segments: how many customers each holds (left) and the money they are worth (right): revenue to date "
               "and predicted CLV for the next 365 days. Segments where the green bar is large relative to their size are "
@@ -754,11 +910,13 @@ CHARTS: tuple[ChartSpec, ...] = (
               "before the month (month-over-month retention: share of last month's customers who ordered again). Look "
               "for trends, not single months.",
               load_kpi_trends, draw_kpi_trends),
-    ChartSpec("model-drift", "BG/NBD and Gamma-Gamma parameters over time",
-              "The fitted model parameters at each as-of date the pipeline has run for (kept across runs). Stable values "
-              "mean the model sees the same customer behaviour; a jump after new data is worth a look before trusting the "
-              "CLV figures. BG/NBD: r, alpha shape the purchase rate, a, b the dropout probability; Gamma-Gamma: p, q, gamma "
-              "the spend per order. With one as-of date each panel shows a single point.",
+    ChartSpec("model-drift", "Model parameters over time",
+              "The fitted parameters of the purchase model in use and of Gamma-Gamma at each as-of date the pipeline has "
+              "run for (kept across runs), with ± 2 standard errors. Stable values mean the model sees the same customer "
+              "behaviour; a jump larger than the error bars after new data is worth a look before trusting the CLV "
+              "figures. Purchase model: r, alpha shape the purchase rate; a, b (BG/NBD, MBG/NBD) the dropout "
+              "probability, s, beta (Pareto/NBD) the lifetime; Gamma-Gamma: p, q, gamma the spend per order. With one "
+              "as-of date each panel shows a single point.",
               load_model_drift, draw_model_drift),
 )
 
@@ -803,9 +961,12 @@ def payback_table(data: dict) -> Table:
     rows = [[r["acquisition_channel"], f"{r['cohorts']:,}", f"{r['new_customers']:,}", fmt(r["spend"], ",.0f"),
              fmt(r["cac"], ",.2f"), f"{r['cohorts_paid_back']:,} / {r['cohorts']:,}",
              format_months(r["median_payback_months"]), format_months(r["median_predicted_payback_months"]),
-             format_months(r["pooled_payback_month"]), fmt(r["ltv_to_cac_12m"], ".2f")] for r in data["rows"]]
+             format_months(r["pooled_payback_month"]), fmt(r["ltv_to_cac_12m"], ".2f"),
+             fmt(r["breakeven_cac_36m"], ",.2f"), fmt(r["affordable_cac"], ",.2f")] for r in data["rows"]]
+    target = next((r["target_ltv_to_cac"] for r in data["rows"] if r["target_ltv_to_cac"] is not None), None)
     return Table(["channel", "cohorts", "new customers", "spend", "CAC", "cohorts paid back", "median payback month",
-                  "median predicted payback month", "payback month of the curve", "LTV:CAC 12 m"], rows)
+                  "median predicted payback month", "payback month of the curve", "LTV:CAC 12 m",
+                  "break-even CAC 36 m", "affordable CAC" + (f" (LTV:CAC {target:g}×)" if target else "")], rows)
 
 
 def pooled_payback_months(curves: dict) -> dict[str, int | None]:

@@ -103,6 +103,8 @@ def render_page(charts: list[Chart], figures: list[tuple[str, str]], key_figures
         f"<p>{html.escape(subtitle)}</p>",
         *(f'<p class="notice">Not in the predictions this run: {html.escape(note)}.</p>'
           for note in key_figures.get("model_notes") or []),
+        *(f'<p class="notice">Assumption check: {html.escape(warning)}.</p>'
+          for warning in key_figures.get("assumption_warnings") or []),
         "</header>",
         "<main>",
         f'<div class="figures" id="key-figures">{tiles}</div>',

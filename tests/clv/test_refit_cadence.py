@@ -71,3 +71,31 @@ def test_reusable_fit(history, as_of, refit_days, expected):
 def test_no_history_means_fit(tmp_path):
     duckdb.connect(str(tmp_path / "w.duckdb")).execute("create schema marts").close()
     assert _recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 1), 7) is None
+
+
+def test_the_reused_fit_is_the_model_selected_on_the_fit_day(tmp_path):
+    """The fit day chose Pareto/NBD: the days reusing it score with Pareto/NBD, with its standard errors, and keep the
+    fit day's back-test errors and Spearman check."""
+    import numpy as np
+
+    from pipelines.assets.clv import _carried_rows, _recent_fit_rows
+    from pipelines.clv.paretonbd import ParetoNbdFit
+
+    covariance = np.diag([0.01, 0.04, 0.0025, 0.09])
+    pareto = ParetoNbdFit(0.55, 10.6, 0.61, 11.7, -1.0, True, 100, 10, "", covariance=covariance)
+    bg = BgNbdFit(0.24, 4.4, 0.79, 2.4, -1.0, True, 100, 10, "")
+    gg = GammaGammaFit(6.0, 3.7, 15.0, -1.0, True, 50, 10, "")
+    rows = model_fit_rows(date(2025, 3, 1), {"bg_nbd": bg, "pareto_nbd": pareto, "mbg_nbd": None}, gg,
+                          {"pareto_nbd": {"holdout_mae_per_customer": 0.41},
+                           "gamma_gamma": {"spearman_frequency_value": 0.12}}, selected="pareto_nbd").to_arrow()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema marts")
+    con.execute("create table marts.clv_model_fit as select *, ?::date as fitted_on from rows", [date(2025, 3, 1)])
+    con.close()
+    fitted_on, fit, reused_gg = _recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
+    assert fitted_on == date(2025, 3, 1) and isinstance(fit, ParetoNbdFit) and fit.params == pareto.params
+    np.testing.assert_allclose(fit.covariance, covariance, rtol=1e-12)
+    assert reused_gg.q == 3.7
+    _, stored = _recent_fit_rows(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
+    assert _carried_rows(stored) == {"pareto_nbd": {"holdout_mae_per_customer": 0.41},
+                                     "gamma_gamma": {"spearman_frequency_value": 0.12}}

@@ -110,3 +110,59 @@ def test_fits_round_trip_through_the_fit_history_rows():
     assert (bg.r, bg.alpha, bg.a, bg.b, bg.converged, bg.n_customers) == (BG.r, BG.alpha, BG.a, BG.b, BG.converged, BG.n_customers)
     assert (gg.p, gg.q, gg.gamma, gg.converged, gg.n_customers) == (GG.p, GG.q, GG.gamma, GG.converged, GG.n_customers)
     assert fits_from_rows(model_fit_rows(date(2025, 1, 1), None, None, {})) == (None, None)
+
+
+def test_scoring_takes_any_purchase_model_and_names_it():
+    from pipelines.clv import paretonbd
+    from pipelines.clv.paretonbd import ParetoNbdFit
+
+    rfm, customers, cac = _frames()
+    pareto = ParetoNbdFit(0.553, 10.58, 0.606, 11.67, -1.0, True, 4, 1, "hand")
+    scored = score_customers(rfm, customers, pareto, GG, annual_discount_rate=0.1, default_margin_rate=0.4,
+                             lifespan_years=2.5, cac=cac)
+    assert scored["purchase_model"].to_list() == ["pareto_nbd"] * 4
+    x, t_x, T = (rfm[c].to_numpy().astype(float) for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(scored["p_alive"].to_numpy(), paretonbd.p_alive(pareto, x, t_x, T))
+    np.testing.assert_allclose(scored["expected_purchases_90d"].to_numpy(),
+                               paretonbd.conditional_expected_purchases(pareto, 90 / 7, x, t_x, T))
+    assert score_customers(rfm, customers, BG, GG, annual_discount_rate=0.1, default_margin_rate=0.4,
+                           lifespan_years=2.5, cac=cac)["purchase_model"].to_list() == ["bg_nbd"] * 4
+    assert score_customers(rfm, customers, None, None, annual_discount_rate=0.1, default_margin_rate=0.4,
+                           lifespan_years=2.5, cac=cac)["purchase_model"].null_count() == 4
+
+
+def test_the_selected_model_comes_back_from_the_fit_rows():
+    from pipelines.clv.mbgnbd import MbgNbdFit
+    from pipelines.clv.scoring import fits_from_rows, purchase_fits_from_rows
+
+    mbg = MbgNbdFit(0.52, 6.18, 0.89, 1.61, -1.0, True, 4, 1, "hand")
+    rows = model_fit_rows(date(2025, 1, 1), {"bg_nbd": BG, "pareto_nbd": None, "mbg_nbd": mbg}, GG, {},
+                          selected="mbg_nbd")
+    selected = dict(rows.filter(pl.col("parameter") == "selected").select("model", "value").iter_rows())
+    assert selected == {"bg_nbd": 0.0, "pareto_nbd": 0.0, "mbg_nbd": 1.0}
+    fit, gg = fits_from_rows(rows)
+    assert isinstance(fit, MbgNbdFit) and fit.params == mbg.params and gg.params == GG.params
+    fits, name, _ = purchase_fits_from_rows(rows)
+    assert name == "mbg_nbd" and set(fits) == {"bg_nbd", "mbg_nbd"}
+    # a block written before the models were compared (no 'selected' rows): BG/NBD was the model used
+    legacy = rows.filter(pl.col("parameter") != "selected").drop("std_error")
+    assert fits_from_rows(legacy)[0].params == BG.params
+
+
+def test_cohort_survival_by_hand():
+    from pipelines.clv.scoring import cohort_survival_table
+
+    scored = pl.DataFrame({
+        "customer_id": ["a", "b", "c", "d"], "cohort_month": [date(2025, 1, 1)] * 3 + [date(2025, 6, 1)],
+        "p_alive": [0.9, 0.5, 0.1, 1.0], "expected_purchases_365d": [3.0, 1.0, 0.2, 2.0],
+        "purchase_model": ["bg_nbd"] * 4})
+    customers = pl.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                              # as of 2025-06-30, the last 90 days are 2025-04-02 .. 2025-06-30
+                              "last_order_date": [date(2025, 6, 1), date(2025, 4, 2), date(2025, 4, 1), date(2025, 6, 20)]})
+    table = cohort_survival_table(scored, customers, date(2025, 6, 30))
+    jan, jun = table.rows(named=True)
+    assert (jan["customers"], jan["months_since_acquisition"], jan["active_customers_last_90d"]) == (3, 5, 2)
+    assert jan["mean_p_alive"] == pytest.approx(0.5) and jan["expected_alive_customers"] == pytest.approx(1.5)
+    assert jan["active_share_last_90d"] == pytest.approx(2 / 3)
+    assert jan["expected_purchases_365d_per_customer"] == pytest.approx(4.2 / 3)
+    assert (jun["customers"], jun["months_since_acquisition"], jun["active_share_last_90d"]) == (1, 0, 1.0)

@@ -504,6 +504,53 @@ def test_cac_payback_every_row(con):
     assert actual[(D("2024-03-01"), "paid_search")]["romi"] == pytest.approx(55 / 60)
 
 
+# Break-even CAC over 12 months = the margin of months 0..11 since acquisition per customer, month m discounted by
+# v^m, v = 1.1^(−1/12) (CLV_ANNUAL_DISCOUNT_RATE 0.10). As of 2025-02-28 the cohorts of 2024-01 (months 0..11 =
+# 2024-01..2024-12) and 2024-03 (2024-03..2025-02, ending on the as-of date) are fully observed; margins from
+# CUSTOMER_MONTHS. The younger cohorts, and every 36-month horizon, need the purchase model, which this shop has too
+# few repeat customers to fit: null.
+V = 1.1 ** (-1 / 12)
+BREAKEVEN_12M = {
+    ("2024-01-01", "paid_search"): 45 + 24 * V + 30 * V**4 + 50 * V**10,     # O013 (month 13) is past the horizon
+    ("2024-01-01", "paid_social"): 18 + 28 * V**3 + 12 * V**7,
+    ("2024-03-01", "organic"): 60.0,
+    ("2024-03-01", "paid_search"): 30 + 60 * V**3 + 25 * V**6,
+    ("2025-01-01", "email"): None,
+    ("2025-02-01", "paid_social"): None,
+    ("2024-02-01", "paid_social"): None,                                     # nobody acquired
+}
+
+
+def test_breakeven_cac_of_the_fully_observed_cohorts(con):
+    actual = {(r["cohort_month"], r["acquisition_channel"]): r for r in rows(con, "select * from marts.cac_payback")}
+    problems = []
+    for (cohort, channel), want in BREAKEVEN_12M.items():
+        row = actual[(D(cohort), channel)]
+        if not same(row["breakeven_cac_12m"], want):
+            problems.append(f"{cohort} {channel} breakeven_cac_12m: expected {want!r}, got {row['breakeven_cac_12m']!r}")
+        if row["breakeven_cac_36m"] is not None or row["affordable_cac"] is not None:
+            problems.append(f"{cohort} {channel}: a 36-month figure without a model")
+        if row["new_customers"] and row["target_ltv_to_cac"] != 3.0:
+            problems.append(f"{cohort} {channel} target_ltv_to_cac {row['target_ltv_to_cac']!r}")
+    assert_no_diff(problems)
+    assert actual[(D("2024-03-01"), "organic")]["breakeven_cac_12m_is_projected"] is False
+    assert actual[(D("2025-01-01"), "email")]["breakeven_cac_12m_is_projected"] is True
+
+
+def test_cohort_survival_without_a_model(con):
+    """Orders in the 90 days to 2025-02-28 (after 2024-11-30): C1, C2, C5, C6; not C3 (2024-03-10) nor C4
+    (2024-09-30). No purchase model on this shop: mean P(alive) is null."""
+    got = {r["cohort_month"]: r for r in rows(con, "select * from marts.cohort_survival")}
+    expected = {"2024-01-01": (2, 2, 13), "2024-03-01": (2, 0, 11), "2025-01-01": (1, 1, 1), "2025-02-01": (1, 1, 0)}
+    assert set(got) == {D(c) for c in expected}
+    for cohort, (customers, active, months) in expected.items():
+        row = got[D(cohort)]
+        assert (row["customers"], row["active_customers_last_90d"], row["months_since_acquisition"]) == (
+            customers, active, months)
+        assert row["active_share_last_90d"] == pytest.approx(active / customers)
+        assert row["mean_p_alive"] is None and row["expected_alive_customers"] is None
+
+
 CURVE_CAC = {("2024-01-01", "paid_search"): 100.0, ("2024-01-01", "paid_social"): 150.0,
              ("2024-03-01", "organic"): None, ("2024-03-01", "paid_search"): 60.0,
              ("2025-01-01", "email"): None, ("2025-02-01", "paid_social"): 30.0}
@@ -644,10 +691,11 @@ def test_tiny_shop_builds_every_mart(con):
     counts = {t: con.execute(f"select count(*) from marts.{t}").fetchall()[0][0] for t in (
         "fct_orders", "dim_customers", "cohort_retention", "cohort_retention_by_channel", "retention_kpis",
         "customer_segments", "windowed_ltv", "ltv_drivers", "customer_clv", "cac_payback", "cac_payback_curve",
-        "segment_clv")}
+        "segment_clv", "cohort_survival")}
     assert counts == {"fct_orders": 17, "dim_customers": 6, "cohort_retention": 29, "cohort_retention_by_channel": 55,
                       "retention_kpis": 14, "customer_segments": 6, "windowed_ltv": 10, "ltv_drivers": 14,
-                      "customer_clv": 6, "cac_payback": 7, "cac_payback_curve": 55, "segment_clv": counts["segment_clv"]}
+                      "customer_clv": 6, "cac_payback": 7, "cac_payback_curve": 55, "segment_clv": counts["segment_clv"],
+                      "cohort_survival": 4}
     # model outputs are either absent (null) or proper numbers, never NaN/inf or out of range
     for customer, p_alive, clv in con.execute(
             "select customer_id, p_alive, predicted_clv_365d from marts.customer_clv").fetchall():

@@ -431,6 +431,7 @@ RATE_COLUMNS = {
     "windowed_ltv": ["repeat_rate_in_window"],
     "ltv_drivers": ["repeat_rate"],
     "customer_clv": ["p_alive", "margin_rate"],
+    "cohort_survival": ["mean_p_alive", "active_share_last_90d"],
 }
 
 
@@ -440,3 +441,91 @@ def test_rates_between_zero_and_one(con, table):
         low, high, n = con.execute(f"select min({column}), max({column}), count({column}) from marts.{table}").fetchall()[0]
         assert n > 0, f"{table}.{column} is all null"
         assert 0 <= low and high <= 1, f"{table}.{column} in [{low}, {high}]"
+
+
+# --------------------------------------------------------------------------- the models' trust figures (issue 17)
+def test_the_model_with_the_lowest_backtest_error_scored_the_customers(con):
+    blocks = q(con, "select model, selected, mae_per_customer from marts.clv_backtest where frequency_bucket = 'all' "
+                    "and as_of_date = ?", [AS_OF])
+    assert set(blocks["model"].to_list()) == {"bg_nbd", "pareto_nbd", "mbg_nbd", "formula"}
+    purchase = blocks.filter(pl.col("model") != "formula").sort("mae_per_customer")
+    chosen = purchase["model"][0]
+    assert blocks.filter(pl.col("selected"))["model"].to_list() == [chosen]
+    fit = q(con, "select model, value from marts.clv_model_fit where parameter = 'selected' and as_of_date = ?", [AS_OF])
+    assert dict(fit.iter_rows()) == {m: float(m == chosen) for m in ("bg_nbd", "pareto_nbd", "mbg_nbd")}
+    assert q(con, "select distinct purchase_model from marts.customer_clv")["purchase_model"].to_list() == [chosen]
+    # every parameter of every model has a standard error
+    errors = q(con, "select model, parameter, std_error from marts.clv_model_fit where as_of_date = ? "
+                    "and parameter in ('r', 'alpha', 'a', 'b', 's', 'beta', 'p', 'q', 'gamma')", [AS_OF])
+    assert errors.height == 4 + 4 + 4 + 3 and (errors["std_error"] > 0).all()
+
+
+def test_spearman_check_is_recorded_with_the_fit(con):
+    from scipy.stats import spearmanr
+
+    clv = q(con, "select frequency, monetary_value from marts.customer_clv where frequency > 0 and monetary_value > 0")
+    expected = spearmanr(clv["frequency"].to_numpy(), clv["monetary_value"].to_numpy()).statistic
+    got = con.execute("select value from marts.clv_model_fit where model = 'gamma_gamma' "
+                      "and parameter = 'spearman_frequency_value' and as_of_date = ?", [AS_OF]).fetchall()
+    assert got[0][0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_cohort_survival_every_row(con, customers):
+    clv = q(con, "select customer_id, p_alive, expected_purchases_365d from marts.customer_clv")
+    since = AS_OF - timedelta(days=90)
+    expected = customers.join(clv, on="customer_id").group_by("cohort_month").agg(
+        customers=pl.len().cast(pl.Int64),
+        mean_p_alive=pl.col("p_alive").mean(),
+        expected_alive_customers=pl.col("p_alive").sum(),
+        active_customers_last_90d=(pl.col("last_order_date") > since).sum().cast(pl.Int64),
+        expected_purchases_365d_per_customer=pl.col("expected_purchases_365d").mean(),
+    ).with_columns(active_share_last_90d=pl.col("active_customers_last_90d") / pl.col("customers"),
+                   months_since_acquisition=(month_index(pl.lit(AS_OF_MONTH)) - month_index("cohort_month")).cast(pl.Int32))
+    compare_frames(q(con, "select * from marts.cohort_survival"), expected, ["cohort_month"])
+
+
+def test_breakeven_cac_of_cohorts_observed_for_the_whole_horizon(con, orders, customers):
+    """12 months: cohorts up to 2025-01 are fully observed as of 2025-12-31; break-even = sum over months 0..11 of the
+    cohort's margin in month m × 1.1^(−m/12), per acquired customer. 36 months: no cohort is that old, so every
+    figure includes the model's projection, which is at least the margin already earned."""
+    v = 1.1 ** (-1 / 12)
+    joined = orders.join(customers.select("customer_id", "cohort_month", "acquisition_channel"), on="customer_id")
+    monthly = joined.with_columns(m=(month_index("order_date") - month_index("cohort_month")).cast(pl.Int64))
+    size = customers.group_by("cohort_month", "acquisition_channel").agg(n=pl.len())
+    observed_12 = monthly.filter(pl.col("m") <= 11).group_by("cohort_month", "acquisition_channel").agg(
+        value=(pl.col("gross_margin") * pl.lit(v) ** pl.col("m")).sum())
+    observed_all = monthly.group_by("cohort_month", "acquisition_channel").agg(
+        value=(pl.col("gross_margin") * pl.lit(v) ** pl.col("m")).sum())
+    mart = {(r["cohort_month"], r["acquisition_channel"]): r for r in q(con, "select * from marts.cac_payback").iter_rows(named=True)}
+    checked = 0
+    for row in size.join(observed_12, on=["cohort_month", "acquisition_channel"], how="left").iter_rows(named=True):
+        got = mart[(row["cohort_month"], row["acquisition_channel"])]
+        if row["cohort_month"] <= date(2025, 1, 1):
+            assert got["breakeven_cac_12m_is_projected"] is False
+            assert same(got["breakeven_cac_12m"], (row["value"] or 0.0) / row["n"]), (row, got)
+            checked += 1
+        else:
+            assert got["breakeven_cac_12m_is_projected"] is True
+    assert checked > 20
+    for row in size.join(observed_all, on=["cohort_month", "acquisition_channel"], how="left").iter_rows(named=True):
+        got = mart[(row["cohort_month"], row["acquisition_channel"])]
+        assert got["breakeven_cac_36m_is_projected"] is True
+        assert got["breakeven_cac_36m"] >= (row["value"] or 0.0) / row["n"] - 1e-9
+        assert got["breakeven_cac_36m"] >= got["breakeven_cac_12m"] - 1e-9
+        assert same(got["affordable_cac"], got["breakeven_cac_36m"] / 3.0) and got["target_ltv_to_cac"] == 3.0
+
+
+def test_segment_clv_total_row_and_intervals(con):
+    totals = con.execute("select count(*), sum(predicted_clv_365d), sum(expected_purchases_365d) "
+                         "from marts.customer_clv").fetchall()[0]
+    rows = q(con, "select * from marts.segment_clv")
+    total = rows.filter(pl.col("segment_kind") == "total").row(0, named=True)
+    assert total["segment"] == "all_customers" and total["customers"] == totals[0]
+    assert total["predicted_clv_365d"] == pytest.approx(totals[1], rel=REL)
+    assert total["expected_purchases_365d"] == pytest.approx(totals[2], rel=REL)
+    for row in rows.iter_rows(named=True):
+        assert row["expected_purchases_365d_p05"] < row["expected_purchases_365d"] < row["expected_purchases_365d_p95"], row
+        assert row["predicted_clv_365d_p05"] < row["predicted_clv_365d"] < row["predicted_clv_365d_p95"], row
+    # the interval of all customers is a few per cent wide on a shop of this size, not 0 and not 100 %
+    width = (total["predicted_clv_365d_p95"] - total["predicted_clv_365d_p05"]) / total["predicted_clv_365d"]
+    assert 0.005 < width < 0.5

@@ -28,12 +28,21 @@ def _p_alive(r, alpha, a, b, x, t_x, T):
 
 def test_daily_runs_reuse_the_fit_until_it_is_due(shop_copy_factory):
     data_dir = shop_copy_factory("refit")
-    daily = pipeline_runner.run_clv(data_dir, "backfill", "--start", "2026-01-01", "--end", "2026-01-02")
+    # The fit day chose its purchase model by the back-test; these days are told to score with BG/NBD
+    # (CLV_PURCHASE_MODEL), which the fit day fitted too: the reused block then names BG/NBD as selected.
+    daily = pipeline_runner.run_clv(data_dir, "backfill", "--start", "2026-01-01", "--end", "2026-01-02",
+                                    CLV_PURCHASE_MODEL="bg_nbd")
     with daily.connect() as con:
         fitted, reused = _block(con, FIT_DAY), _block(con, date(2026, 1, 2))
-        for key in [("bg_nbd", p) for p in ("r", "alpha", "a", "b")] + [("gamma_gamma", p) for p in ("p", "q", "gamma")]:
+        for key in [(m, p) for m in ("bg_nbd", "mbg_nbd") for p in ("r", "alpha", "a", "b")] + [
+                ("pareto_nbd", p) for p in ("r", "alpha", "s", "beta")] + [("gamma_gamma", p) for p in ("p", "q", "gamma")]:
             assert reused[key] == (fitted[key][0], FIT_DAY), key
         assert fitted[("bg_nbd", "r")][1] == FIT_DAY
+        assert reused[("bg_nbd", "selected")][0] == 1.0 and reused[("pareto_nbd", "selected")][0] == 0.0
+        # what belongs to the fit (its back-test errors, the Spearman check) is carried to the days reusing it
+        for key in (("gamma_gamma", "spearman_frequency_value"), ("bg_nbd", "holdout_mae_per_customer")):
+            assert reused[key][0] == fitted[key][0], key
+        assert con.execute("select distinct purchase_model from marts.customer_clv").fetchall() == [("bg_nbd",)]
         backtests = [d for (d,) in con.execute("select distinct as_of_date from marts.clv_backtest order by 1").fetchall()]
         assert backtests == [FIT_DAY]
         x, t_x, T, p_alive, as_of = (np.array(c) for c in zip(*con.execute(

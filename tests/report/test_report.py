@@ -32,11 +32,12 @@ EXPECTED_CHARTS = {
     "payback-curves": "CAC payback by acquisition channel",
     "clv-distribution": "Distribution of predicted 365-day CLV",
     "p-alive-matrix": "P(alive) by recency and frequency",
-    "backtest": "Back-test: predicted vs actual repeat purchases",
+    "backtest": "Back-test: the purchase models side by side",
+    "cohort-survival": "Survival by cohort: the model vs what was observed",
     "segments": "Customer segments: size and value",
     "ltv-drivers": "LTV drivers",
     "kpi-trends": "Monthly KPI trends",
-    "model-drift": "BG/NBD and Gamma-Gamma parameters over time",
+    "model-drift": "Model parameters over time",
 }
 
 
@@ -167,13 +168,28 @@ def test_key_figures(report, con):
     counts = [r["orders_count"] for r in query(con, "select orders_count from marts.dim_customers")]
     paid = query(con, "select spend, new_customers, cac from marts.cac_payback where cac is not null and new_customers > 0")
     overall = query(con, "select aggregate_pct_error, mae_per_customer from marts.clv_backtest "
-                         "where frequency_bucket = 'all' order by as_of_date desc limit 1")[0]
+                         "where frequency_bucket = 'all' and selected order by as_of_date desc limit 1")[0]
+    latest = query(con, "select model, selected, revenue_aggregate_pct_error from marts.clv_backtest "
+                        "where frequency_bucket = 'all'")   # the small shop has one as-of date
+    total = query(con, "select * from marts.segment_clv where segment_kind = 'total'")[0]
+    rho = query(con, "select value from marts.clv_model_fit where model = 'gamma_gamma' "
+                     "and parameter = 'spearman_frequency_value'")[0]["value"]
     expected = {**orders, **clv,
                 "lifetime_repeat_customer_rate": sum(c > 1 for c in counts) / len(counts),
                 "paid_spend": sum(r["spend"] for r in paid), "paid_new_customers": sum(r["new_customers"] for r in paid),
                 "blended_cac": weighted(paid, "cac", "new_customers"),
                 "backtest_aggregate_pct_error": overall["aggregate_pct_error"],
                 "backtest_mae_per_customer": overall["mae_per_customer"],
+                "purchase_model": query(con, "select distinct purchase_model from marts.customer_clv")[0]["purchase_model"],
+                "expected_purchases_365d_total": total["expected_purchases_365d"],
+                **{k: total[k] for k in ("expected_purchases_365d_p05", "expected_purchases_365d_p95",
+                                         "predicted_clv_365d_p05", "predicted_clv_365d_p95")},
+                "formula_revenue_aggregate_pct_error": next(r["revenue_aggregate_pct_error"] for r in latest
+                                                            if r["model"] == "formula"),
+                "selected_revenue_aggregate_pct_error": next(r["revenue_aggregate_pct_error"] for r in latest
+                                                             if r["selected"]),
+                "spearman_frequency_value": rho, "spearman_warning": abs(rho) >= 0.3,
+                "assumption_warnings": [] if abs(rho) < 0.3 else blocks["data-key-figures"]["assumption_warnings"],
                 # why a model is not used this run: both fits converge on the small shop
                 "model_notes": [r["note"] for r in query(con, "select note from marts.clv_model_fit where note is not null")],
                 # the marts' one currency: the synthetic shop sells in EUR
@@ -275,6 +291,11 @@ def test_payback_curves_and_table_data(report, con):
             "median_predicted_payback_months": median([r["predicted_payback_months"] for r in rs]),
             "ltv_to_cac_12m": weighted(with_ltv, "ltv_to_cac_12m", "new_customers") if with_ltv else None,
             "pooled_payback_month": pooled.get(channel),
+            "breakeven_cac_36m": weighted([r for r in rs if r["breakeven_cac_36m"] is not None], "breakeven_cac_36m",
+                                          "new_customers"),
+            "affordable_cac": weighted([r for r in rs if r["affordable_cac"] is not None], "affordable_cac",
+                                       "new_customers"),
+            "target_ltv_to_cac": 3.0,
         })
     assert_same(blocks["data-payback-curves-table"], {"rows": table})
     # The HTML table shows one row per channel with its CAC.
@@ -283,6 +304,8 @@ def test_payback_curves_and_table_data(report, con):
     for row in table:
         assert f"<td>{row['acquisition_channel']}</td>" in section
         assert f"<td>{row['cac']:,.2f}</td>" in section
+        assert f"<td>{row['affordable_cac']:,.2f}</td>" in section
+    assert "<th>affordable CAC (LTV:CAC 3×)</th>" in section
     # Month counts read the same in every column: 1 (or 2.5, a median of two), never "1.0" beside "1".
     table_html = section[section.index("<table>"):]
     cells = re.findall(r"<td>([^<]*)</td>", table_html)
@@ -329,16 +352,36 @@ def test_p_alive_matrix_data(report, con):
 
 
 def test_backtest_data(report, con):
-    _, _, blocks = report
+    _, page, blocks = report
     latest = con.execute("select max(as_of_date) from marts.clv_backtest").fetchall()[0][0]
-    rows = query(con, f"select frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
+    order = ["bg_nbd", "pareto_nbd", "mbg_nbd", "formula"]
+    rows = query(con, f"select model, frequency_bucket, customers, mean_predicted, mean_actual from marts.clv_backtest "
                       f"where as_of_date = '{latest}' and frequency_bucket <> 'all'")
-    rows.sort(key=lambda r: int(r["frequency_bucket"].rstrip("+")))
-    overall = query(con, f"select as_of_date, calibration_end, holdout_end, customers, predicted_total, actual_total, "
+    rows.sort(key=lambda r: (order.index(r["model"]), int(r["frequency_bucket"].rstrip("+"))))
+    models = query(con, f"select model, selected, customers, predicted_total, actual_total, aggregate_pct_error, "
+                        f"mae_per_customer, revenue_predicted_total, revenue_actual_total, revenue_aggregate_pct_error, "
+                        f"revenue_mae_per_customer from marts.clv_backtest "
+                        f"where as_of_date = '{latest}' and frequency_bucket = 'all'")
+    models.sort(key=lambda r: order.index(r["model"]))
+    overall = query(con, f"select as_of_date, calibration_end, holdout_end, model, customers, predicted_total, actual_total, "
                          f"aggregate_pct_error, mae_per_customer from marts.clv_backtest "
-                         f"where as_of_date = '{latest}' and frequency_bucket = 'all'")[0]
-    assert rows and rows[-1]["frequency_bucket"].endswith("+")
-    assert_same(blocks["data-backtest"], {"overall": overall, "rows": rows})
+                         f"where as_of_date = '{latest}' and frequency_bucket = 'all' and selected")[0]
+    assert rows and rows[-1]["frequency_bucket"].endswith("+") and [m["model"] for m in models] == order
+    assert overall["model"] == min(models[:3], key=lambda m: m["mae_per_customer"])["model"]
+    assert_same(blocks["data-backtest"], {"overall": overall, "models": models, "rows": rows})
+    # the table under the chart: one row per model, the selected one marked
+    section = re.search(r'<section id="backtest".*?</section>', page, re.S).group(0)
+    assert section.count("<tr>") == len(models) + 1 and section.count("(selected)</td>") == 1
+    for m in models:
+        assert f"<td>{m['mae_per_customer']:.3f}</td>" in section
+
+
+def test_cohort_survival_data(report, con):
+    _, _, blocks = report
+    rows = query(con, "select cohort_month, customers, mean_p_alive, active_share_last_90d, purchase_model "
+                      "from marts.cohort_survival order by cohort_month")
+    assert len(rows) == 24
+    assert_same(blocks["data-cohort-survival"], {"rows": rows})
 
 
 def test_segments_data(report, con):
@@ -403,12 +446,27 @@ def test_kpi_trends_data(report, con):
 
 def test_model_drift_data(report, con):
     _, _, blocks = report
-    rows = query(con, "select as_of_date, model, parameter, value from marts.clv_model_fit")
-    wanted = {"bg_nbd": {"r", "alpha", "a", "b", "n_customers"}, "gamma_gamma": {"p", "q", "gamma", "n_customers"}}
+    rows = query(con, "select as_of_date, model, parameter, value, std_error from marts.clv_model_fit")
+    selected = next(r["model"] for r in rows if r["parameter"] == "selected" and r["value"] == 1)
+    parameters = {"bg_nbd": {"r", "alpha", "a", "b"}, "mbg_nbd": {"r", "alpha", "a", "b"},
+                  "pareto_nbd": {"r", "alpha", "s", "beta"}}[selected]
+    wanted = {selected: parameters | {"n_customers"}, "gamma_gamma": {"p", "q", "gamma", "n_customers"}}
     expected = sorted((r for r in rows if r["parameter"] in wanted.get(r["model"], ())),
                       key=lambda r: (r["model"], r["parameter"], r["as_of_date"]))
-    assert len(expected) == 9
-    assert_same(blocks["data-model-drift"], {"rows": expected})
+    assert len(expected) == 9 and all(r["std_error"] > 0 for r in expected if r["parameter"] != "n_customers")
+    assert_same(blocks["data-model-drift"], {"purchase_model": selected, "rows": expected})
+
+
+def test_a_failed_assumption_check_is_said_at_the_top():
+    from pipelines.report.charts import assumption_warnings
+    from pipelines.report.html import render_page
+
+    figures = {"spearman_frequency_value": -0.42, "spearman_warning": True, "model_notes": []}
+    warnings = assumption_warnings(figures)
+    assert len(warnings) == 1 and "rho = -0.42" in warnings[0]
+    page = render_page([], [], {**figures, "assumption_warnings": warnings}, "subtitle")
+    assert '<p class="notice">Assumption check: purchase frequency and order value are correlated' in page
+    assert assumption_warnings({"spearman_frequency_value": 0.1, "spearman_warning": False}) == []
 
 
 def test_two_repeat_rates_have_two_names(report):

@@ -25,11 +25,12 @@ TITLES = [
     "CAC payback by acquisition channel",
     "Distribution of predicted 365-day CLV",
     "P(alive) by recency and frequency",
-    "Back-test: predicted vs actual repeat purchases",
+    "Back-test: the purchase models side by side",
+    "Survival by cohort: the model vs what was observed",
     "Customer segments: size and value",
     "LTV drivers",
     "Monthly KPI trends",
-    "BG/NBD and Gamma-Gamma parameters over time",
+    "Model parameters over time",
 ]
 # Every tick label of every chart as the polygon it covers on screen (text may be rotated: its box is mapped through
 # the text element's own transform), from the SVG's text elements.
