@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: run test test-browser install dev bench bench-clv bench-incremental docs clean
+.PHONY: run test test-browser test-spark install dev bench bench-clv bench-incremental docs clean
 
 $(BIN)/clv: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install
 
 test-browser: install
 	$(BIN)/python -m pytest -m browser -q
+
+# The same dbt models on a local Spark (dbt-spark, session) against the DuckDB build, full and daily (docs/spark.md).
+# Installs Java (apt-get) when missing and dbt-spark + pyspark into .venv-spark, never into .venv.
+test-spark: install
+	PYTHON=$(PYTHON) scripts/spark/setup.sh
+	$(BIN)/python scripts/spark/run_test.py
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml

@@ -46,7 +46,7 @@ select
     cast({{ dbt.dateadd('month', 'grid.months_since_first_order', 'grid.cohort_month') }} as date) as calendar_month,
     cast(grid.cohort_size as bigint)                                           as cohort_size,
     cast(coalesce(activity.active_customers, 0) as bigint)                     as active_customers,
-    coalesce(activity.active_customers, 0) * 1.0 / grid.cohort_size            as retention_rate,
+    coalesce(activity.active_customers, 0) * 1e0 / grid.cohort_size            as retention_rate,
     cast(coalesce(activity.orders, 0) as bigint)                               as orders,
     coalesce(activity.revenue, 0.0)                                            as revenue,
     coalesce(activity.gross_margin, 0.0)                                       as gross_margin,

@@ -12,5 +12,10 @@
     select cast(range as bigint) as n from range(0, {{ upper_bound }} + 1)
 {%- endmacro %}
 
+{#- Spark 3.5 cannot parse WITH RECURSIVE; its range() table function names the column id. -#}
+{% macro spark__integer_spine(upper_bound) -%}
+    select id as n from range(0, {{ upper_bound }} + 1)
+{%- endmacro %}
+
 {#- Longest history the month grids cover (50 years). -#}
 {% macro max_months() %}600{% endmacro %}

@@ -5,13 +5,15 @@
   Incremental by month: a run deletes and rebuilds the months from the one its window starts in (or the as-of
   month, when that is earlier). Earlier months cannot change — fct_orders keeps every order before the window —
   and neither can their customers' cohorts: a customer whose first order moves has it inside the window, so all
-  of their months are rebuilt. A full-history run (`clv run`) passes --full-refresh.
+  of their months are rebuilt. A full-history run (`clv run`) passes --full-refresh. On Spark the table is partitioned
+  by month and the rebuilt months' partitions are dropped instead (macros/incremental.sql).
 -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where order_month >= {{ rebuild_from_month() }}{% endif %}"
+    partition_by=month_partition('order_month'),
+    pre_hook="{% if is_incremental() %}{{ clear_rebuilt_rows('order_month >= ' ~ rebuild_from_month(), 'order_month') }}{% endif %}"
 ) }}
 
 select

@@ -7,10 +7,11 @@
   window. The pre-hook removes those customers — the ones with an order in the new window, and the ones whose
   previous last order fell in the window (their rows in fct_orders were deleted: a cancelled order, an earlier
   as-of) — and the model re-aggregates every customer missing from the table, from their whole history.
-  A full-history run (`clv run`) passes --full-refresh and rebuilds it from scratch.
+  A full-history run (`clv run`) passes --full-refresh and rebuilds it from scratch. On Spark (no DELETE on Parquet
+  tables) it is a table rebuilt whole each run (macros/incremental.sql).
 -#}
 {{ config(
-    materialized='incremental',
+    materialized=customer_grain_materialization(),
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ rebuilt_date('last_order_date') }} or customer_id in (select customer_id from {{ ref('fct_orders') }} where order_date >= {{ window_start() }}){% endif %}"

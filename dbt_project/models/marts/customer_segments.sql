@@ -61,7 +61,7 @@ select
     cast(scored.recency_score as integer)   as recency_score,
     cast(scored.frequency_score as integer) as frequency_score,
     cast(scored.monetary_score as integer)  as monetary_score,
-    cast(scored.recency_score as varchar) || cast(scored.frequency_score as varchar) || cast(scored.monetary_score as varchar) as rfm_code,
+    cast(scored.recency_score as {{ dbt.type_string() }}) || cast(scored.frequency_score as {{ dbt.type_string() }}) || cast(scored.monetary_score as {{ dbt.type_string() }}) as rfm_code,
     case
         when scored.recency_score >= 4 and scored.frequency_score >= 4 and scored.monetary_score >= 4 then 'champions'
         when scored.recency_score >= 3 and scored.frequency_score >= 4 then 'loyal'
@@ -76,7 +76,7 @@ select
     scored.orders_count > 1                                                    as is_repeat_buyer,
     scored.net_revenue >= thresholds.big_spender_revenue                       as is_big_spender,
     scored.aov >= thresholds.high_aov                                          as is_high_aov,
-    scored.discounted_orders * 1.0 / scored.orders_count >= {{ var('discount_shopper_share') }} as is_discount_shopper,
+    scored.discounted_orders * 1e0 / scored.orders_count >= {{ var('discount_shopper_share') }} as is_discount_shopper,
     scored.discounted_orders = 0                                               as is_full_price_buyer,
     scored.orders_count >= {{ var('vip_min_orders') }}
         and scored.days_since_last_order <= {{ var('rfm_recent_days') }}       as is_vip,

@@ -43,7 +43,7 @@ select
     driver,
     driver_value,
     cast(count(*) as bigint)                                                          as customers,
-    sum(case when orders_count > 1 then 1 else 0 end) * 1.0 / count(*)                as repeat_rate,
+    sum(case when orders_count > 1 then 1 else 0 end) * 1e0 / count(*)                as repeat_rate,
     cast(sum(observed_90d) as bigint)                                                 as customers_90d_observed,
     case when sum(observed_90d) > 0 then sum(revenue_90d) / sum(observed_90d) end     as value_90d_per_customer,
     case when sum(observed_90d) > 0 then sum(margin_90d) / sum(observed_90d) end      as margin_90d_per_customer,

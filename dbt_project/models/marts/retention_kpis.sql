@@ -69,13 +69,13 @@ select
     cast(orders as bigint)                                        as orders,
     revenue,
     case when orders > 0 then revenue / orders end                as aov,
-    case when customers > 0 then orders * 1.0 / customers end     as purchase_frequency,
-    case when customers > 0 then repeat_customers * 1.0 / customers end as repeat_customer_rate,
+    case when customers > 0 then orders * 1e0 / customers end     as purchase_frequency,
+    case when customers > 0 then repeat_customers * 1e0 / customers end as repeat_customer_rate,
     case when customers > 0 then revenue / customers end          as customer_value,
     cast(customers_before as bigint)                              as customers_before,
-    case when customers_before > 0 then (customers - new_customers) * 1.0 / customers_before end     as retention_rate,
-    case when customers_before > 0 then 1 - (customers - new_customers) * 1.0 / customers_before end as churn_rate,
+    case when customers_before > 0 then (customers - new_customers) * 1e0 / customers_before end     as retention_rate,
+    case when customers_before > 0 then 1 - (customers - new_customers) * 1e0 / customers_before end as churn_rate,
     cast(customers_retained_from_previous_month as bigint)        as customers_retained_from_previous_month,
     case when lag(customers) over (order by month) > 0
-         then customers_retained_from_previous_month * 1.0 / lag(customers) over (order by month) end as month_over_month_retention_rate
+         then customers_retained_from_previous_month * 1e0 / lag(customers) over (order by month) end as month_over_month_retention_rate
 from monthly

@@ -27,6 +27,6 @@ select
     gross_margin,
     revenue / customers                          as revenue_per_customer,
     gross_margin / customers                     as margin_per_customer,
-    repeat_customers * 1.0 / customers           as repeat_rate_in_window
+    repeat_customers * 1e0 / customers           as repeat_rate_in_window
 from cohorts
 where fully_observed = 1

@@ -1,7 +1,7 @@
 -- Renaming and casting only; business rules live in intermediate.
 select
-    cast(order_id as varchar)          as order_id,
-    cast(customer_id as varchar)       as customer_id,
+    cast(order_id as {{ dbt.type_string() }})          as order_id,
+    cast(customer_id as {{ dbt.type_string() }})       as customer_id,
     cast(ordered_at as timestamp)      as ordered_at,
     cast(order_date as date)           as order_date,
     cast(net_revenue as double)        as net_revenue,
