@@ -62,6 +62,9 @@ def reporting_currency(configured: str | None, shop_currency: str | None, files:
 def convert(rows: pl.DataFrame, rates: pl.DataFrame, reporting: str | None) -> pl.DataFrame:
     """`rows` (validated orders with `_problem`) with amounts in `reporting`, `fx_rate` set, and a `_problem` for
     each valid order whose currency has no rate on or before its date."""
+    if reporting is None or rows.select((pl.col("currency").is_null() | (pl.col("currency") == reporting)).all()).item():
+        # One currency, already the reporting one (a shop's usual case: 10 M orders, 1 s saved)
+        return rows.with_columns(fx_rate=pl.lit(None, pl.Float64))
     currency = pl.col("currency").str.to_uppercase()
     rows = rows.with_columns(currency=currency, _row_fx=pl.int_range(pl.len(), dtype=pl.UInt32))
     foreign = rows.filter(pl.col("_problem").is_null() & pl.col("currency").is_not_null()
