@@ -129,6 +129,14 @@ class OptimisationOutcome:
     covariance: np.ndarray | None = None
 
 
+    def fit_fields(self, n_customers: float) -> dict:
+        """The fields every fit result (BgNbdFit, ParetoNbdFit, MbgNbdFit, GammaGammaFit) takes from the optimum,
+        beside its own parameters."""
+        return {"log_likelihood": self.total_log_likelihood, "converged": self.converged,
+                "n_customers": int(round(n_customers)), "iterations": self.iterations, "message": self.message,
+                "gradient_norm": self.gradient_norm, "covariance": self.covariance}
+
+
 TotalLogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """params -> (sum of weighted log-likelihoods, its gradient wrt params)."""
 
@@ -251,3 +259,27 @@ def log_parameter_covariance(params, covariance) -> np.ndarray:
     asymptotic normal the parametric bootstrap draws from."""
     params = np.asarray(params, dtype=np.float64)
     return np.asarray(covariance, dtype=np.float64) / np.outer(params, params)
+
+
+def collapse_rfm_rows(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> CollapsedRows:
+    """Distinct (x, t_x, T) rows with their total weights, the input of the purchase models' likelihoods.
+    Non-repeat buyers differ only by T (few values): they are collapsed apart from the repeat buyers, so they
+    never go through a sort."""
+    repeat = x > 0
+    no_repeat_rows = collapse_identical_rows(T[~repeat], weights=weights[~repeat])
+    repeat_rows = collapse_identical_rows(x[repeat], t_x[repeat], T[repeat], weights=weights[repeat])
+    n_no_repeat = no_repeat_rows.weights.size
+    return CollapsedRows(
+        columns=(
+            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[0]]),
+            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[1]]),
+            np.concatenate([no_repeat_rows.columns[0], repeat_rows.columns[2]]),
+        ),
+        weights=np.concatenate([no_repeat_rows.weights, repeat_rows.weights]),
+    )
+
+
+def observed_rate_scale(rows: CollapsedRows) -> float:
+    """Total exposure / total repeat purchases (weeks) of collapsed (x, t_x, T) rows: with r = 1 the starting
+    alpha that makes the prior mean purchase rate r / alpha the observed one."""
+    return max(float((rows.weights @ rows.columns[2]) / max(rows.weights @ rows.columns[0], 1.0)), 1e-3)

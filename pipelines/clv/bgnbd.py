@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, hyp2f1
 
-from pipelines.clv._mle import CollapsedRows, collapse_identical_rows, factorize, maximise_log_likelihood, row_dot
+from pipelines.clv._mle import (collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale,
+                               row_dot)
 
 
 @dataclass(frozen=True)
@@ -193,26 +194,11 @@ def fit_bgnbd(
     T_arr = np.asarray(T, dtype=np.float64)
     _validate_rfm(x, t_x, T_arr)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    # Non-repeat buyers differ only by T (few values): collapse them apart
-    # from the repeat buyers so that they never go through a sort.
-    repeat = x > 0
-    no_repeat_rows = collapse_identical_rows(T_arr[~repeat], weights=w[~repeat])
-    repeat_rows = collapse_identical_rows(x[repeat], t_x[repeat], T_arr[repeat], weights=w[repeat])
-    n_no_repeat = no_repeat_rows.weights.size
-    rows = CollapsedRows(
-        columns=(
-            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[0]]),
-            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[1]]),
-            np.concatenate([no_repeat_rows.columns[0], repeat_rows.columns[2]]),
-        ),
-        weights=np.concatenate([no_repeat_rows.weights, repeat_rows.weights]),
-    )
+    rows = collapse_rfm_rows(x, t_x, T_arr, w)
     likelihood = _BgNbdLikelihood(*rows.columns, rows.weights)
     if initial_params is None:
-        # r = 1 and alpha = total exposure / total repeat purchases makes the
-        # prior mean rate r / alpha equal to the observed purchase rate.
-        alpha0 = float((rows.weights @ rows.columns[2]) / max(rows.weights @ rows.columns[0], 1.0))
-        initial_params = (1.0, max(alpha0, 1e-3), 1.0, 1.0)
+        # r = 1 and alpha = total exposure / total repeat purchases: the observed purchase rate.
+        initial_params = (1.0, observed_rate_scale(rows), 1.0, 1.0)
     outcome = maximise_log_likelihood(
         likelihood,
         likelihood.n_customers,
@@ -222,19 +208,7 @@ def fit_bgnbd(
         covariance=covariance,
     )
     r, alpha, a, b = (float(v) for v in outcome.params)
-    return BgNbdFit(
-        r=r,
-        alpha=alpha,
-        a=a,
-        b=b,
-        log_likelihood=outcome.total_log_likelihood,
-        converged=outcome.converged,
-        n_customers=int(round(likelihood.n_customers)),
-        iterations=outcome.iterations,
-        message=outcome.message,
-        gradient_norm=outcome.gradient_norm,
-        covariance=outcome.covariance,
-    )
+    return BgNbdFit(r=r, alpha=alpha, a=a, b=b, **outcome.fit_fields(likelihood.n_customers))
 
 
 def p_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:

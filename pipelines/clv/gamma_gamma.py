@@ -165,18 +165,7 @@ def fit_gamma_gamma(
         covariance=covariance,
     )
     p, q, gamma = (float(v) for v in outcome.params)
-    return GammaGammaFit(
-        p=p,
-        q=q,
-        gamma=gamma,
-        log_likelihood=outcome.total_log_likelihood,
-        converged=outcome.converged,
-        n_customers=int(round(likelihood.n_customers)),
-        iterations=outcome.iterations,
-        message=outcome.message,
-        gradient_norm=outcome.gradient_norm,
-        covariance=outcome.covariance,
-    )
+    return GammaGammaFit(p=p, q=q, gamma=gamma, **outcome.fit_fields(likelihood.n_customers))
 
 
 def conditional_expected_order_value(

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, expit, gammaln
 
-from pipelines.clv._mle import factorize, maximise_log_likelihood, row_dot
+from pipelines.clv._mle import collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale, row_dot
 from pipelines.clv.bgnbd import (
     _clip_finite,
     _distinct_pairs,
@@ -23,7 +23,6 @@ from pipelines.clv.bgnbd import (
     _expected_purchases_while_alive_direct,
     _validate_rfm,
 )
-from pipelines.clv.paretonbd import _collapse_customers
 
 
 @dataclass(frozen=True)
@@ -175,12 +174,11 @@ def fit_mbgnbd(
     T_arr = np.asarray(T, dtype=np.float64)
     _validate_rfm(x, t_x, T_arr)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = _collapse_customers(x, t_x, T_arr, w)
+    rows = collapse_rfm_rows(x, t_x, T_arr, w)
     likelihood = _MbgNbdLikelihood(*rows.columns, rows.weights)
     if initial_params is None:
         # As fit_bgnbd: r = 1 and alpha = exposure / repeat purchases match the observed purchase rate.
-        alpha0 = float((rows.weights @ rows.columns[2]) / max(rows.weights @ rows.columns[0], 1.0))
-        initial_params = (1.0, max(alpha0, 1e-3), 1.0, 1.0)
+        initial_params = (1.0, observed_rate_scale(rows), 1.0, 1.0)
     outcome = maximise_log_likelihood(
         likelihood,
         likelihood.n_customers,
@@ -190,19 +188,7 @@ def fit_mbgnbd(
         covariance=covariance,
     )
     r, alpha, a, b = (float(v) for v in outcome.params)
-    return MbgNbdFit(
-        r=r,
-        alpha=alpha,
-        a=a,
-        b=b,
-        log_likelihood=outcome.total_log_likelihood,
-        converged=outcome.converged,
-        n_customers=int(round(likelihood.n_customers)),
-        iterations=outcome.iterations,
-        message=outcome.message,
-        gradient_norm=outcome.gradient_norm,
-        covariance=outcome.covariance,
-    )
+    return MbgNbdFit(r=r, alpha=alpha, a=a, b=b, **outcome.fit_fields(likelihood.n_customers))
 
 
 def p_alive(fit: MbgNbdFit, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:

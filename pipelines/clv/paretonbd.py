@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, expit, gammaln
 
-from pipelines.clv._mle import CollapsedRows, collapse_identical_rows, factorize, maximise_log_likelihood, row_dot
+from pipelines.clv._mle import collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale, row_dot
 from pipelines.clv.bgnbd import _clip_finite, _validate_rfm
 
 
@@ -593,24 +593,6 @@ def _single_thread_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return out
 
 
-def _collapse_customers(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> CollapsedRows:
-    """Distinct (x, t_x, T) rows with their total weights, as :func:`pipelines.clv.bgnbd.fit_bgnbd` collapses
-    them: non-repeat buyers differ only by T (few values) and are counted apart from the repeat buyers, so they
-    never go through a sort."""
-    repeat = x > 0
-    no_repeat_rows = collapse_identical_rows(T[~repeat], weights=weights[~repeat])
-    repeat_rows = collapse_identical_rows(x[repeat], t_x[repeat], T[repeat], weights=weights[repeat])
-    n_no_repeat = no_repeat_rows.weights.size
-    return CollapsedRows(
-        columns=(
-            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[0]]),
-            np.concatenate([np.zeros(n_no_repeat), repeat_rows.columns[1]]),
-            np.concatenate([no_repeat_rows.columns[0], repeat_rows.columns[2]]),
-        ),
-        weights=np.concatenate([no_repeat_rows.weights, repeat_rows.weights]),
-    )
-
-
 def fit_paretonbd(
     frequency: ArrayLike,
     recency: ArrayLike,
@@ -630,12 +612,12 @@ def fit_paretonbd(
     T_arr = np.asarray(T, dtype=np.float64)
     _validate_rfm(x, t_x, T_arr)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = _collapse_customers(x, t_x, T_arr, w)
+    rows = collapse_rfm_rows(x, t_x, T_arr, w)
     likelihood = _ParetoNbdLikelihood(*rows.columns, rows.weights)
     if initial_params is None:
         # r = 1 and alpha = exposure / repeat purchases match the observed purchase rate; s = 1, beta = alpha
         # (z = 0 everywhere at the start).
-        alpha0 = max(float((rows.weights @ rows.columns[2]) / max(rows.weights @ rows.columns[0], 1.0)), 1e-3)
+        alpha0 = observed_rate_scale(rows)
         initial_params = (1.0, alpha0, 1.0, alpha0)
     outcome = maximise_log_likelihood(
         likelihood,
@@ -646,19 +628,7 @@ def fit_paretonbd(
         covariance=covariance,
     )
     r, alpha, s, beta = (float(v) for v in outcome.params)
-    return ParetoNbdFit(
-        r=r,
-        alpha=alpha,
-        s=s,
-        beta=beta,
-        log_likelihood=outcome.total_log_likelihood,
-        converged=outcome.converged,
-        n_customers=int(round(likelihood.n_customers)),
-        iterations=outcome.iterations,
-        message=outcome.message,
-        gradient_norm=outcome.gradient_norm,
-        covariance=outcome.covariance,
-    )
+    return ParetoNbdFit(r=r, alpha=alpha, s=s, beta=beta, **outcome.fit_fields(likelihood.n_customers))
 
 
 def _log_p_alive_flat(fit: ParetoNbdFit, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
