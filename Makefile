@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: run test test-browser test-spark install dev bench bench-clv bench-incremental docs clean
+.PHONY: run test lint test-browser test-spark install dev bench bench-clv bench-incremental docs clean
 
 $(BIN)/clv: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ install: $(BIN)/clv dbt_project/target/manifest.json
 run: install
 	$(BIN)/clv run
 
-test: install
+# Lint and format first: a style slip fails in seconds, before the 12-minute suite.
+lint: $(BIN)/clv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
 	$(BIN)/python -m pytest -m "not browser" -q
 
 test-browser: install

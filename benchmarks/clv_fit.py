@@ -65,11 +65,15 @@ def _compare_purchase_models(rfm, bgnbd_seconds: float, bgnbd_fit, repeats: int)
     pareto_s, pareto = _best_time(lambda: fit_paretonbd(rfm.frequency, rfm.recency, rfm.T), repeats)
     mbg_s, mbg = _best_time(lambda: fit_mbgnbd(rfm.frequency, rfm.recency, rfm.T), repeats)
     for name, fit in (("bgnbd", bgnbd_fit), ("paretonbd", pareto), ("mbgnbd", mbg)):
-        values = " ".join(f"{field}={getattr(fit, field):.6g}" for field in fit.__dataclass_fields__
-                          if field not in ("log_likelihood", "converged", "n_customers", "iterations", "message",
-                                           "gradient_norm"))
-        print(f"{name:>9}: {values} log_likelihood={fit.log_likelihood:.2f} converged={fit.converged} "
-              f"({fit.iterations} it)")
+        values = " ".join(
+            f"{field}={getattr(fit, field):.6g}"
+            for field in fit.__dataclass_fields__
+            if field not in ("log_likelihood", "converged", "n_customers", "iterations", "message", "gradient_norm")
+        )
+        print(
+            f"{name:>9}: {values} log_likelihood={fit.log_likelihood:.2f} converged={fit.converged} "
+            f"({fit.iterations} it)"
+        )
     print(f"purchase_model_seconds bgnbd={bgnbd_seconds:.3f} paretonbd={pareto_s:.3f} mbgnbd={mbg_s:.3f}")
     print(f"ratio_to_bgnbd paretonbd={pareto_s / bgnbd_seconds:.2f} mbgnbd={mbg_s / bgnbd_seconds:.2f}")
 
@@ -79,16 +83,21 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="runs per fitter; the fastest counts")
-    parser.add_argument("--skip-lifetimes", action="store_true",
-                        help="only time our BG/NBD, Pareto/NBD and MBG/NBD fits (no lifetimes needed)")
+    parser.add_argument(
+        "--skip-lifetimes",
+        action="store_true",
+        help="only time our BG/NBD, Pareto/NBD and MBG/NBD fits (no lifetimes needed)",
+    )
     args = parser.parse_args()
 
     if not args.skip_lifetimes:
         try:
             from lifetimes import BetaGeoFitter, GammaGammaFitter
         except ImportError:
-            sys.exit("lifetimes is not installed here: run this script from benchmarks/.venv-lifetimes "
-                     "(see docstring), or pass --skip-lifetimes")
+            sys.exit(
+                "lifetimes is not installed here: run this script from benchmarks/.venv-lifetimes "
+                "(see docstring), or pass --skip-lifetimes"
+            )
 
     rfm = simulate_rfm(args.customers, TRUE_BG, TRUE_GG, seed=args.seed)
     repeat = rfm.frequency > 0
@@ -112,12 +121,33 @@ def main() -> int:
         args.repeats,
     )
 
-    ours = {"r": ours_bg.r, "alpha": ours_bg.alpha, "a": ours_bg.a, "b": ours_bg.b,
-            "p": ours_gg.p, "q": ours_gg.q, "gamma": ours_gg.gamma}
-    theirs = {"r": lt_bg.params_["r"], "alpha": lt_bg.params_["alpha"], "a": lt_bg.params_["a"],
-              "b": lt_bg.params_["b"], "p": lt_gg.params_["p"], "q": lt_gg.params_["q"], "gamma": lt_gg.params_["v"]}
-    truth = {"r": TRUE_BG.r, "alpha": TRUE_BG.alpha, "a": TRUE_BG.a, "b": TRUE_BG.b,
-             "p": TRUE_GG.p, "q": TRUE_GG.q, "gamma": TRUE_GG.gamma}
+    ours = {
+        "r": ours_bg.r,
+        "alpha": ours_bg.alpha,
+        "a": ours_bg.a,
+        "b": ours_bg.b,
+        "p": ours_gg.p,
+        "q": ours_gg.q,
+        "gamma": ours_gg.gamma,
+    }
+    theirs = {
+        "r": lt_bg.params_["r"],
+        "alpha": lt_bg.params_["alpha"],
+        "a": lt_bg.params_["a"],
+        "b": lt_bg.params_["b"],
+        "p": lt_gg.params_["p"],
+        "q": lt_gg.params_["q"],
+        "gamma": lt_gg.params_["v"],
+    }
+    truth = {
+        "r": TRUE_BG.r,
+        "alpha": TRUE_BG.alpha,
+        "a": TRUE_BG.a,
+        "b": TRUE_BG.b,
+        "p": TRUE_GG.p,
+        "q": TRUE_GG.q,
+        "gamma": TRUE_GG.gamma,
+    }
 
     print(f"{'param':>6} {'truth':>10} {'ours':>12} {'lifetimes':>12} {'rel_diff':>10}")
     worst = 0.0
@@ -125,8 +155,10 @@ def main() -> int:
         relative = abs(ours[name] - theirs[name]) / abs(theirs[name])
         worst = max(worst, relative)
         print(f"{name:>6} {truth[name]:>10.4f} {ours[name]:>12.6f} {theirs[name]:>12.6f} {relative:>10.2e}")
-    print(f"ours converged: bgnbd={ours_bg.converged} ({ours_bg.iterations} it) "
-          f"gamma_gamma={ours_gg.converged} ({ours_gg.iterations} it)")
+    print(
+        f"ours converged: bgnbd={ours_bg.converged} ({ours_bg.iterations} it) "
+        f"gamma_gamma={ours_gg.converged} ({ours_gg.iterations} it)"
+    )
     print(f"ours_seconds bgnbd={ours_bg_s:.3f} gamma_gamma={ours_gg_s:.3f} total={ours_bg_s + ours_gg_s:.3f}")
     print(f"lifetimes_seconds bgnbd={lt_bg_s:.3f} gamma_gamma={lt_gg_s:.3f} total={lt_bg_s + lt_gg_s:.3f}")
     agree = worst <= AGREEMENT_RTOL

@@ -31,10 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ORDERS_PER_CUSTOMER = 6.25   # the synthetic shop's average over a 3-year window (measured)
+ORDERS_PER_CUSTOMER = 6.25  # the synthetic shop's average over a 3-year window (measured)
 START, END = date(2023, 1, 1), date(2025, 12, 31)
-STAGES = {"raw__": "ingest", "dbt_models": "dbt", "clv_models": "clv", "marts__segment_clv": "clv",
-          "marts__cohort_survival": "clv", "cac_payback": "payback", "reporting__": "publish"}
+STAGES = {
+    "raw__": "ingest",
+    "dbt_models": "dbt",
+    "clv_models": "clv",
+    "marts__segment_clv": "clv",
+    "marts__cohort_survival": "clv",
+    "cac_payback": "payback",
+    "reporting__": "publish",
+}
 STEP_START = re.compile(r'STEP_START - Started execution of step "([^"]+)"')
 STEP_DONE = re.compile(r'STEP_SUCCESS - Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|m)')
 
@@ -79,8 +86,14 @@ def run_measured(args: list[str], env: dict) -> Measured:
     result = Measured()
     current = {"stage": "startup"}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     done = threading.Event()
     log = {"path": None, "offset": 0, "pending": ""}
 
@@ -159,8 +172,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=10_000_000)
     parser.add_argument("--mode", choices=["full", "incremental"], default="full")
     parser.add_argument("--workdir", help="keep the data here (default: a temporary directory)")
-    parser.add_argument("--changed-export", action="store_true",
-                        help="incremental mode: also time a daily run after the history export changed")
+    parser.add_argument(
+        "--changed-export",
+        action="store_true",
+        help="incremental mode: also time a daily run after the history export changed",
+    )
     args = parser.parse_args()
     if args.workdir:
         run_benchmark(args, Path(args.workdir))
@@ -178,10 +194,15 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> None:
     from pipelines.sources.landing import ensure_synthetic_landing
 
     customers = max(1000, round(args.orders / ORDERS_PER_CUSTOMER))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CLV_")},
-           "CLV_DATA_DIR": str(workdir), "CLV_RECORD_RUNS": "0", "CLV_START_DATE": START.isoformat(),
-           "CLV_SYNTHETIC_END": END.isoformat(), "CLV_SYNTHETIC_CUSTOMERS": str(customers),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLV_")},
+        "CLV_DATA_DIR": str(workdir),
+        "CLV_RECORD_RUNS": "0",
+        "CLV_START_DATE": START.isoformat(),
+        "CLV_SYNTHETIC_END": END.isoformat(),
+        "CLV_SYNTHETIC_CUSTOMERS": str(customers),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     os.environ.update(env)
     settings = Settings.from_env()
     print(f"machine: {os.cpu_count()} cores; {customers:,} customers; history {START}..{END}; data in {workdir}")

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-ORDERS_PER_CUSTOMER = 6.25   # the synthetic shop's average over a 3-year window (benchmarks/pipeline.py)
+ORDERS_PER_CUSTOMER = 6.25  # the synthetic shop's average over a 3-year window (benchmarks/pipeline.py)
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 TODAY = END + timedelta(days=1)
 CHUNK_DAYS = 92
@@ -36,15 +36,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--amounts", choices=["numeric", "float8"], default="numeric",
-                        help="PostgreSQL type of the amount columns (numeric is what shop databases use)")
+    parser.add_argument(
+        "--amounts",
+        choices=["numeric", "float8"],
+        default="numeric",
+        help="PostgreSQL type of the amount columns (numeric is what shop databases use)",
+    )
     args = parser.parse_args()
 
     import adbc_driver_postgresql.dbapi as adbc
     import duckdb
-    import polars as pl
-
     import pg_server
+
     from pipelines.privacy import HashKey
     from pipelines.raw_layer import RAW_TABLES, load_into
     from pipelines.sources import files as src
@@ -52,8 +55,11 @@ def main() -> None:
     from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
 
     started = time.perf_counter()
-    shop = generate_shop(SyntheticShopConfig(n_customers=int(args.orders / ORDERS_PER_CUSTOMER), start_date=START,
-                                             end_date=END, seed=42, dirty_rows=0))
+    shop = generate_shop(
+        SyntheticShopConfig(
+            n_customers=int(args.orders / ORDERS_PER_CUSTOMER), start_date=START, end_date=END, seed=42, dirty_rows=0
+        )
+    )
     orders = shop.orders.sort("ordered_at")
     print(f"generated {orders.height:,} orders in {time.perf_counter() - started:.1f} s", flush=True)
 
@@ -75,22 +81,36 @@ def main() -> None:
                 conn.commit()
             amounts = ("net_revenue", "discount_amount", "refunded_amount", "cost")
             if args.amounts == "numeric":
-                server.psql("alter table orders " + ", ".join(f"alter column {a} type numeric(12,2)" for a in amounts),
-                            database=pg_server.DATABASE)
+                server.psql(
+                    "alter table orders " + ", ".join(f"alter column {a} type numeric(12,2)" for a in amounts),
+                    database=pg_server.DATABASE,
+                )
             server.psql("create index on orders (ordered_at); analyze orders", database=pg_server.DATABASE)
-            print(f"loaded them into PostgreSQL ({args.amounts} amounts, index on ordered_at) in "
-                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            print(
+                f"loaded them into PostgreSQL ({args.amounts} amounts, index on ordered_at) in "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
 
             def one_load(kind: str, window, con) -> tuple[float, int]:
                 began = time.perf_counter()
                 if kind == "postgres":
                     specs = {t: pg.table_spec(t, None) for t in pg.CONTRACTS}
                     with pg.PostgresSource(server.url, specs, log=quiet) as database:
-                        summary = load_into(con, RAW_TABLES["orders"], database, window, TODAY, "postgres",
-                                            chunk_days=CHUNK_DAYS, hash_key=key)
+                        summary = load_into(
+                            con,
+                            RAW_TABLES["orders"],
+                            database,
+                            window,
+                            TODAY,
+                            "postgres",
+                            chunk_days=CHUNK_DAYS,
+                            hash_key=key,
+                        )
                 else:
-                    summary = load_into(con, RAW_TABLES["orders"], raw, window, TODAY, "files",
-                                        chunk_days=CHUNK_DAYS, hash_key=key)
+                    summary = load_into(
+                        con, RAW_TABLES["orders"], raw, window, TODAY, "files", chunk_days=CHUNK_DAYS, hash_key=key
+                    )
                 return time.perf_counter() - began, summary.rows_loaded
 
             figures: dict[str, list[float]] = {}
@@ -107,17 +127,21 @@ def main() -> None:
                     finally:
                         con.close()
                         path.unlink()
-                    print(f"  run {attempt + 1} {kind}: full {figures[f'{kind}_full'][-1]:.2f} s, "
-                          f"daily {figures[f'{kind}_daily'][-1]:.2f} s", flush=True)
+                    print(
+                        f"  run {attempt + 1} {kind}: full {figures[f'{kind}_full'][-1]:.2f} s, "
+                        f"daily {figures[f'{kind}_daily'][-1]:.2f} s",
+                        flush=True,
+                    )
             assert rows["postgres_full"] == rows["parquet_full"], rows
         finally:
             server.stop()
 
-    print(f"\n{rows['postgres_full']:,} orders loaded from each source; best of {args.repeat} "
-          f"(median in brackets), seconds:")
+    print(
+        f"\n{rows['postgres_full']:,} orders loaded from each source; best of {args.repeat} "
+        f"(median in brackets), seconds:"
+    )
     for name in ("postgres_full", "parquet_full", "postgres_daily", "parquet_daily"):
-        print(f"  {name:16} {min(figures[name]):6.2f}  ({statistics.median(figures[name]):.2f})  "
-              f"rows {rows[name]:,}")
+        print(f"  {name:16} {min(figures[name]):6.2f}  ({statistics.median(figures[name]):.2f})  rows {rows[name]:,}")
     print(" ".join(f"{name}_s={min(values):.2f}" for name, values in figures.items()))
 
 

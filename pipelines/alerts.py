@@ -61,8 +61,9 @@ def _trigger(tags: dict) -> str | None:
     return None
 
 
-def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
-                    step_failures: list[dg.DagsterEvent]) -> str:
+def failure_message(
+    run: dg.DagsterRun, failure_event: dg.DagsterEvent | None, step_failures: list[dg.DagsterEvent]
+) -> str:
     """The alert's text: job, partition(s), trigger, failed step, cause, link. Personal data redacted."""
     if step_failures:
         first = step_failures[0]
@@ -75,7 +76,7 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
         cause = _innermost(error) if error is not None else (failure_event.message if failure_event else "unknown")
     cause = " ".join((cause or "unknown").split())
     if len(cause) > MAX_CAUSE_CHARS:
-        cause = cause[:MAX_CAUSE_CHARS - 1] + "…"
+        cause = cause[: MAX_CAUSE_CHARS - 1] + "…"
     url = f"{os.environ.get(UI_URL_ENV, DEFAULT_UI_URL).rstrip('/')}/runs/{run.run_id}"
     job = run.job_name
     if job.startswith("__ASSET_JOB"):  # a run of selected assets (a UI materialisation, the automation refresh)
@@ -90,14 +91,20 @@ def failure_message(run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
 
 
 def post(url: str, text: str, timeout: float = 10.0) -> None:
-    request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps({"text": text}).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         response.read()
 
 
-def alert(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_event: dg.DagsterEvent | None,
-          step_failures: list[dg.DagsterEvent], log=None) -> str | None:
+def alert(
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    failure_event: dg.DagsterEvent | None,
+    step_failures: list[dg.DagsterEvent],
+    log=None,
+) -> str | None:
     """Writes the message into the run's log and POSTs it to the webhook; None for runs started by hand."""
     if _trigger(run.tags) is None:
         return None
@@ -116,10 +123,17 @@ def alert(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_event: dg.Da
 
 
 @dg.run_failure_sensor(
-    name="alert_on_failure", default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    name="alert_on_failure",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
     description="When a scheduled or sensor run fails: a short message in the run's log and, if "
-                "CLV_ALERT_WEBHOOK_URL is set, POSTed there as Slack-compatible JSON.",
+    "CLV_ALERT_WEBHOOK_URL is set, POSTed there as Slack-compatible JSON.",
 )
 def alert_on_failure(context: dg.RunFailureSensorContext):
-    alert(context.instance, context.dagster_run, context.failure_event, list(context.get_step_failure_events()),
-          log=context.log.warning)
+    alert(
+        context.instance,
+        context.dagster_run,
+        context.failure_event,
+        list(context.get_step_failure_events()),
+        log=context.log.warning,
+    )

@@ -10,17 +10,29 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterator
 
 from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
 
 MART_TABLES = (
-    "fct_orders", "dim_customers", "cohort_retention", "cohort_retention_by_channel", "retention_kpis",
-    "customer_segments", "windowed_ltv", "ltv_drivers", "customer_clv", "clv_model_fit", "clv_backtest",
-    "segment_clv", "cac_payback", "cac_payback_curve", "cohort_survival",
+    "fct_orders",
+    "dim_customers",
+    "cohort_retention",
+    "cohort_retention_by_channel",
+    "retention_kpis",
+    "customer_segments",
+    "windowed_ltv",
+    "ltv_drivers",
+    "customer_clv",
+    "clv_model_fit",
+    "clv_backtest",
+    "segment_clv",
+    "cac_payback",
+    "cac_payback_curve",
+    "cohort_survival",
 )
 
 
@@ -29,25 +41,37 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--source", choices=["synthetic", "files", "postgres"],
-                       help="input source (CLV_SOURCE; default synthetic; postgres reads CLV_DATABASE_URL)")
+        p.add_argument(
+            "--source",
+            choices=["synthetic", "files", "postgres"],
+            help="input source (CLV_SOURCE; default synthetic; postgres reads CLV_DATABASE_URL)",
+        )
         p.add_argument("--raw-dir", help="directory of orders*/marketing_spend*/cart_events* files (CLV_RAW_DIR)")
         p.add_argument("--warehouse", help="DuckDB file (CLV_WAREHOUSE; default data/warehouse.duckdb)")
-        p.add_argument("--start-date", help="first partition / first day of history (CLV_START_DATE; default: the "
-                                               "first order date of the data)")
+        p.add_argument(
+            "--start-date",
+            help="first partition / first day of history (CLV_START_DATE; default: the first order date of the data)",
+        )
 
     run = sub.add_parser("run", help="load every partition up to the as-of date and rebuild every asset")
     common(run)
-    run.add_argument("--as-of", help="point in time, YYYY-MM-DD: nothing after it is used (CLV_AS_OF; default yesterday UTC)")
-    backfill = sub.add_parser("backfill", help="reload the partitions START..END (inclusive) in one run and refresh everything downstream")
+    run.add_argument(
+        "--as-of", help="point in time, YYYY-MM-DD: nothing after it is used (CLV_AS_OF; default yesterday UTC)"
+    )
+    backfill = sub.add_parser(
+        "backfill", help="reload the partitions START..END (inclusive) in one run and refresh everything downstream"
+    )
     common(backfill)
     backfill.add_argument("--start", required=True, help="first partition, YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last partition, YYYY-MM-DD")
     backfill.add_argument("--as-of", help="point in time for the marts (default: the newest loaded day)")
     for command in (run, backfill):
-        command.add_argument("--accept-bad-input", action="store_true",
-                             help="load even when a blocking data check fails (reject rate, no valid rows, a "
-                                  "collapsed row count); CLV_ACCEPT_BAD_INPUT=1")
+        command.add_argument(
+            "--accept-bad-input",
+            action="store_true",
+            help="load even when a blocking data check fails (reject rate, no valid rows, a "
+            "collapsed row count); CLV_ACCEPT_BAD_INPUT=1",
+        )
     return parser
 
 
@@ -67,9 +91,17 @@ def _apply_flags(args: argparse.Namespace) -> None:
         what = "a file" if Path(args.raw_dir).exists() else "missing"
         raise UsageError(f"--raw-dir {args.raw_dir}: {what}, not a directory of orders*/marketing_spend* files")
     if args.warehouse and Path(args.warehouse).is_dir():
-        raise UsageError(f"--warehouse {args.warehouse}: a directory; give the DuckDB file, e.g. {Path(args.warehouse) / 'warehouse.duckdb'}")
-    for flag, env in (("source", "CLV_SOURCE"), ("raw_dir", "CLV_RAW_DIR"), ("warehouse", "CLV_WAREHOUSE"),
-                      ("start_date", "CLV_START_DATE"), ("as_of", "CLV_AS_OF")):
+        raise UsageError(
+            f"--warehouse {args.warehouse}: a directory; give the DuckDB file, "
+            f"e.g. {Path(args.warehouse) / 'warehouse.duckdb'}"
+        )
+    for flag, env in (
+        ("source", "CLV_SOURCE"),
+        ("raw_dir", "CLV_RAW_DIR"),
+        ("warehouse", "CLV_WAREHOUSE"),
+        ("start_date", "CLV_START_DATE"),
+        ("as_of", "CLV_AS_OF"),
+    ):
         value = getattr(args, flag, None)
         if value:
             os.environ[env] = str(Path(value).resolve()) if flag in ("raw_dir", "warehouse") else value
@@ -116,8 +148,15 @@ def _output_to(log_path: Path) -> Iterator:
             os.close(saved[1])
 
 
-def execute(start: date, end: date, as_of: date | None, load_start: date | None = None, *,
-            lock_held: bool = False, progress=None) -> str | None:
+def execute(
+    start: date,
+    end: date,
+    as_of: date | None,
+    load_start: date | None = None,
+    *,
+    lock_held: bool = False,
+    progress=None,
+) -> str | None:
     """Run the pipeline job for partitions start..end in this process, recorded in the Dagster instance.
     `load_start` widens the order dates the run reloads beyond its partitions (full-history `clv run`).
     Returns None on success, else the failed step and its cause in one line. `lock_held`: the caller holds the
@@ -146,13 +185,14 @@ def execute(start: date, end: date, as_of: date | None, load_start: date | None 
     # never wait behind it; runs of earlier `clv` processes that died are marked failed here.
     tags.update(run_health.owner_tags())
     run_id = make_new_run_id()
-    with (DagsterInstance.get() if record else DagsterInstance.ephemeral()) as instance:
+    with DagsterInstance.get() if record else DagsterInstance.ephemeral() as instance:
         run_health.sweep(instance, log=lambda m: progress.write(f"{m}\n") if progress is not None else print(m))
         if progress is not None:
             instance.add_event_listener(run_id, progress)
         run_config = {"resources": {"warehouse": {"config": {"hold_run_lock": False}}}} if lock_held else None
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=run_config,
-                                        run_id=run_id)
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=run_config, run_id=run_id
+        )
     if result.success:
         return None
     failures = [event for event in result.all_events if event.is_step_failure]
@@ -174,22 +214,34 @@ def summary(settings: Settings) -> str:
         # customers from dim_customers (one row each): a distinct count over every order costs 0.5 s at 10 M
         customers, orders, revenue, margin, first, last = con.execute(
             "select (select count(*) from marts.dim_customers), count(*), sum(revenue), sum(gross_margin), "
-            "min(order_date), max(order_date) from marts.fct_orders").fetchone()
+            "min(order_date), max(order_date) from marts.fct_orders"
+        ).fetchone()
         rejected = con.execute("select count(*) from raw.rejected_orders where kind = 'invalid'").fetchone()[0]
         before_start = con.execute(
             "select count(*) from raw.rejected_orders where kind = 'invalid' and source_table = 'orders' "
-            "and contains(reason, ?)", [BEFORE_FIRST_PARTITION]).fetchall()[0][0]
+            "and contains(reason, ?)",
+            [BEFORE_FIRST_PARTITION],
+        ).fetchall()[0][0]
         currency = reporting_currency(con)
-        existing = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
-        counts = [(t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing]
+        existing = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+        counts = [
+            (t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing
+        ]
     finally:
         con.close()
     lines = [
         f"Warehouse: {settings.warehouse}",
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
-        f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    Report: {settings.report_dir / 'index.html'}",
+        f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    "
+        f"Report: {settings.report_dir / 'index.html'}",
         f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue or 0:,.2f}, "
-        f"gross margin {margin or 0:,.2f}{' ' + currency if currency else ''}; {rejected} input rows quarantined in raw.rejected_orders",
+        f"gross margin {margin or 0:,.2f}{' ' + currency if currency else ''}; "
+        f"{rejected} input rows quarantined in raw.rejected_orders",
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),
     ]
     if settings.source == "files" and settings.raw_dir is not None:
@@ -199,9 +251,11 @@ def summary(settings: Settings) -> str:
         if unloaded:
             lines.append(f"Not loaded from {settings.raw_dir}: " + "; ".join(unloaded))
     if before_start:  # last: what this run left out because of a setting
-        lines.append(f"{before_start:,} orders dated before the first partition {settings.start_date} "
-                     "(CLV_START_DATE) are quarantined in raw.rejected_orders: set it earlier, or unset it to start "
-                     "at the data's first order")
+        lines.append(
+            f"{before_start:,} orders dated before the first partition {settings.start_date} "
+            "(CLV_START_DATE) are quarantined in raw.rejected_orders: set it earlier, or unset it to start "
+            "at the data's first order"
+        )
     return "\n".join(lines)
 
 
@@ -228,10 +282,12 @@ def _history_from_data(settings: Settings) -> Settings:
 
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
     """(first partition, last partition, explicit as-of, first order date to reload) of the command."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     explicit = _date_flag("--as-of", args.as_of) if args.as_of else None
     if explicit and explicit > today:
-        raise UsageError(f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet")
+        raise UsageError(
+            f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet"
+        )
     if args.command == "run":
         # Every partition up to the as-of day, in one run: the UI then shows each loaded day as materialized.
         as_of = explicit or yesterday_utc()
@@ -265,12 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clv: {exc}", file=sys.stderr)
         return 2
     log_path = settings.data_dir / "logs" / f"clv-{args.command}-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"
-    print(f"clv {args.command}: partitions {start}..{end}, order dates from {load_start or start}, "
-          f"source {settings.source}, as of {explicit or 'the newest loaded day'}")
+    print(
+        f"clv {args.command}: partitions {start}..{end}, order dates from {load_start or start}, "
+        f"source {settings.source}, as of {explicit or 'the newest loaded day'}"
+    )
     print(f"Full log: {log_path}", flush=True)
-    from pipelines.warehouse import exclusive_warehouse
-
     from pipelines.progress import StepProgress
+    from pipelines.warehouse import exclusive_warehouse
 
     started = datetime.now()
     # The CLI takes the run lock itself, so a wait for another run is said here, not only in the log.
@@ -283,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
     if failure:
-        print(f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
-              f"Full log: {log_path}", file=sys.stderr)
+        print(
+            f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
+            f"Full log: {log_path}",
+            file=sys.stderr,
+        )
         return 1
     print(f"clv {args.command}: done in {(datetime.now() - started).total_seconds():.0f} s ({progress.summary()}).")
     print(summary(settings))

@@ -18,8 +18,10 @@ import polars as pl
 
 from pipelines.sources.files import BEFORE_FIRST_PARTITION
 
-OVERRIDE_HINT = ("to load it anyway, rerun with --accept-bad-input (CLV_ACCEPT_BAD_INPUT=1) or raise "
-                 "CLV_REJECT_RATE_THRESHOLD / CLV_ROW_DROP_THRESHOLD")
+OVERRIDE_HINT = (
+    "to load it anyway, rerun with --accept-bad-input (CLV_ACCEPT_BAD_INPUT=1) or raise "
+    "CLV_REJECT_RATE_THRESHOLD / CLV_ROW_DROP_THRESHOLD"
+)
 
 
 # A file with more invalid than valid rows was mis-saved (Excel re-typed its dates, a column shifted) or belongs
@@ -46,19 +48,32 @@ class Thresholds:
 def _most_frequent_reason(rejected: pl.DataFrame) -> str:
     """The commonest kind of problem (reasons with their quoted values removed), with one example."""
     kinds = rejected.with_columns(_kind=pl.col("reason").str.replace_all(r"'[^']*'", "…"))
-    top = kinds.group_by("_kind").agg(n=pl.len(), line=pl.col("source_line").min()).sort(
-        ["n", "line"], descending=[True, False]).row(0, named=True)
+    top = (
+        kinds.group_by("_kind")
+        .agg(n=pl.len(), line=pl.col("source_line").min())
+        .sort(["n", "line"], descending=[True, False])
+        .row(0, named=True)
+    )
     example = kinds.filter((pl.col("_kind") == top["_kind"]) & (pl.col("source_line") == top["line"]))["reason"][0]
     return f"most frequent reason: {example} ({top['n']} rows, e.g. line {top['line']})"
 
 
-def blocking_problems(table: str, *, file_rows: dict[str, int], rejected: pl.DataFrame, rows_before: int,
-                      rows_after: int, full_history: bool, thresholds: Thresholds) -> list[str]:
+def blocking_problems(
+    table: str,
+    *,
+    file_rows: dict[str, int],
+    rejected: pl.DataFrame,
+    rows_before: int,
+    rows_after: int,
+    full_history: bool,
+    thresholds: Thresholds,
+) -> list[str]:
     """Problems that must stop the load, worst first; empty when the load may be committed."""
     problems = []
     if "kind" not in rejected.columns:  # nothing was rejected
-        rejected = pl.DataFrame(schema={"source_file": pl.String, "source_line": pl.Int64, "kind": pl.String,
-                                        "reason": pl.String})
+        rejected = pl.DataFrame(
+            schema={"source_file": pl.String, "source_line": pl.Int64, "kind": pl.String, "reason": pl.String}
+        )
     # Rows before an explicit CLV_START_DATE were left out on purpose; the run's summary counts them.
     deliberate = pl.col("reason").str.contains(BEFORE_FIRST_PARTITION, literal=True).fill_null(False)
     invalid = rejected.filter((pl.col("kind") == "invalid") & ~deliberate).unique(["source_file", "source_line"])
@@ -69,19 +84,22 @@ def blocking_problems(table: str, *, file_rows: dict[str, int], rejected: pl.Dat
         problems.append(
             f"{invalid.height:,} of {total_rows:,} rows rejected ({invalid.height / total_rows:.1%}, above "
             f"CLV_REJECT_RATE_THRESHOLD {thresholds.reject_rate:.1%}); {n_worst:,} of them in {worst}; "
-            + _most_frequent_reason(invalid.filter(pl.col("source_file") == worst)))
+            + _most_frequent_reason(invalid.filter(pl.col("source_file") == worst))
+        )
     for source_file, n_invalid in per_file:
         rows = max(file_rows.get(source_file, 0), n_invalid)
         if n_invalid / rows > MOSTLY_BAD_FILE and not (problems and source_file in problems[0]):
             problems.append(
                 f"{source_file}: {n_invalid:,} of its {rows:,} rows rejected ({n_invalid / rows:.1%}: a file "
                 "this bad was mis-saved or is not an export of this shop); "
-                + _most_frequent_reason(invalid.filter(pl.col("source_file") == source_file)))
+                + _most_frequent_reason(invalid.filter(pl.col("source_file") == source_file))
+            )
     if full_history and rows_after == 0 and table == "orders":
         problems.append(f"no valid {table} rows in any file ({sum(file_rows.values()):,} data rows read)")
     if rows_before and rows_after < (1 - thresholds.row_drop) * rows_before:
         problems.append(
             f"the reloaded dates would hold {rows_after:,} rows of raw.{table} instead of {rows_before:,} "
             f"({rows_after / rows_before - 1:.0%}, beyond CLV_ROW_DROP_THRESHOLD {thresholds.row_drop:.0%}): "
-            "is the export truncated or from another shop?")
+            "is the export truncated or from another shop?"
+        )
     return problems

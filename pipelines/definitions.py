@@ -12,7 +12,8 @@ from pipelines.sensors import dead_run_sweeper, raw_files_sensor
 
 defs = dg.Definitions(
     assets=with_refresh_after_raw_load(
-        dg.load_assets_from_modules([ingest, dbt_assets_module, clv, payback, reporting, report])),
+        dg.load_assets_from_modules([ingest, dbt_assets_module, clv, payback, reporting, report])
+    ),
     asset_checks=dg.load_asset_checks_from_modules([ingest]),
     jobs=[clv_pipeline_job],
     schedules=[daily_schedule],

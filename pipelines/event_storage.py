@@ -18,7 +18,6 @@ import os
 from collections.abc import Sequence
 
 import yaml
-
 from dagster._config import StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.events.log import EventLogEntry
@@ -87,5 +86,8 @@ class BatchedSqliteStorage(DagsterSqliteStorage):
 
     @property
     def event_storage_data(self) -> ConfigurableClassData | None:
-        return ConfigurableClassData("pipelines.event_storage", "BatchedSqliteEventLogStorage",
-                                     yaml.dump({"base_dir": _event_logs_directory(self.base_dir)}))
+        return ConfigurableClassData(
+            "pipelines.event_storage",
+            "BatchedSqliteEventLogStorage",
+            yaml.dump({"base_dir": _event_logs_directory(self.base_dir)}),
+        )

@@ -31,6 +31,7 @@ RAW_GROUP = "ingest"
 
 def with_refresh_after_raw_load(assets: list) -> list:
     """The assets, those outside the raw (ingest) group carrying REFRESH_AFTER_RAW_LOAD."""
+
     def condition(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.group_name == RAW_GROUP:
             return spec
@@ -41,8 +42,11 @@ def with_refresh_after_raw_load(assets: list) -> list:
 
 AUTOMATION_SENSOR = "refresh_after_raw_load"
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    AUTOMATION_SENSOR, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30, run_tags={"clv/trigger": "automation"},
+    AUTOMATION_SENSOR,
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    run_tags={"clv/trigger": "automation"},
     description="After raw tables were reloaded without what depends on them (a backfill of raw/orders from its "
-                "asset page), one run refreshes every downstream asset: marts, CLV, payback, snapshot, report.",
+    "asset page), one run refreshes every downstream asset: marts, CLV, payback, snapshot, report.",
 )

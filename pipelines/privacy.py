@@ -72,9 +72,11 @@ def pseudonym_sql(value_sql: str) -> str:
     """A customer id that is an e-mail address becomes a stable keyed pseudonym; any other id is kept."""
     pattern = EMAIL_VALUE_SQL.replace("'", "''")
     # contains() first: most ids have no '@', and the regular expression is the expensive part (7 M cart events)
-    return (f"case when contains({value_sql}, '@') and regexp_full_match({value_sql}, '{pattern}') "
-            f"then '{PSEUDONYM_PREFIX}' || left({hmac_sql(f'lower(trim({value_sql}))')}, {PSEUDONYM_HEX_DIGITS}) "
-            f"else {value_sql} end")
+    return (
+        f"case when contains({value_sql}, '@') and regexp_full_match({value_sql}, '{pattern}') "
+        f"then '{PSEUDONYM_PREFIX}' || left({hmac_sql(f'lower(trim({value_sql}))')}, {PSEUDONYM_HEX_DIGITS}) "
+        f"else {value_sql} end"
+    )
 
 
 def load_key(key_file: Path) -> HashKey:

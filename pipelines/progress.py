@@ -18,7 +18,7 @@ NAMED_ASSETS = 3
 @dataclass
 class _Step:
     started: float | None = None
-    rows: dict = field(default_factory=dict)         # asset -> rows (summed over partitions of one run)
+    rows: dict = field(default_factory=dict)  # asset -> rows (summed over partitions of one run)
     partitions: dict = field(default_factory=lambda: defaultdict(int))
     checks_passed: int = 0
     checks_failed: list = field(default_factory=list)
@@ -100,8 +100,11 @@ class StepProgress:
 
 def _what(step: _Step) -> str:
     if not step.rows and len(step.check_names) == 1:  # a step that is one check
-        return "passed" if step.checks_passed else ("failed (a warning: the run goes on)"
-                                                    if step.checks_failed[0].endswith("(warning)") else "FAILED")
+        return (
+            "passed"
+            if step.checks_passed
+            else ("failed (a warning: the run goes on)" if step.checks_failed[0].endswith("(warning)") else "FAILED")
+        )
     parts = []
     if len(step.rows) == 1:
         name, rows = next(iter(step.rows.items()))
@@ -123,4 +126,4 @@ def _what(step: _Step) -> str:
 
 
 def _line(text: str) -> str:
-    return text if len(text) <= MAX_LINE else text[:MAX_LINE - 1] + "…"
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"

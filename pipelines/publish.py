@@ -45,7 +45,8 @@ POLARS_MARTS_SOURCE = "marts_polars"
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         "select table_name from information_schema.tables where table_catalog = current_database() "
-        "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name").fetchall()
+        "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name"
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -65,19 +66,28 @@ def polars_mart_docs(manifest: Path = DBT_MANIFEST) -> TableDocs:
         sources = json.loads(manifest.read_text())["sources"].values()
     except (OSError, ValueError, KeyError):
         return {}
-    return {s["name"]: (s.get("description") or "", {c: (d.get("description") or "") for c, d in s["columns"].items()})
-            for s in sources if s.get("source_name") == POLARS_MARTS_SOURCE}
+    return {
+        s["name"]: (s.get("description") or "", {c: (d.get("description") or "") for c, d in s["columns"].items()})
+        for s in sources
+        if s.get("source_name") == POLARS_MARTS_SOURCE
+    }
 
 
 def catalog_docs(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[str]) -> TableDocs:
     """The table and column COMMENTs of `catalog`.marts (those dbt's persist_docs and `comment_marts` wrote)."""
-    comments = {t: c for t, c in con.execute(
-        "select table_name, comment from duckdb_tables() where database_name = ? and schema_name = 'marts'",
-        [catalog]).fetchall()}
+    comments = {
+        t: c
+        for t, c in con.execute(
+            "select table_name, comment from duckdb_tables() where database_name = ? and schema_name = 'marts'",
+            [catalog],
+        ).fetchall()
+    }
     columns: dict[str, dict[str, str]] = {}
     for table, column, comment in con.execute(
-            "select table_name, column_name, comment from duckdb_columns() where database_name = ? "
-            "and schema_name = 'marts' and comment is not null", [catalog]).fetchall():
+        "select table_name, column_name, comment from duckdb_columns() where database_name = ? "
+        "and schema_name = 'marts' and comment is not null",
+        [catalog],
+    ).fetchall():
         columns.setdefault(table, {})[column] = comment
     return {t: (comments.get(t) or "", columns.get(t, {})) for t in tables}
 
@@ -87,8 +97,10 @@ def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str 
     that exist, from `docs`; empty descriptions are skipped. One transaction. Returns the comments written."""
     catalog = catalog or con.execute("select current_database()").fetchall()[0][0]
     present: dict[str, set[str]] = {}
-    for table, column in con.execute("select table_name, column_name from duckdb_columns() where database_name = ? "
-                                     "and schema_name = 'marts'", [catalog]).fetchall():
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where database_name = ? and schema_name = 'marts'",
+        [catalog],
+    ).fetchall():
         present.setdefault(table, set()).add(column)
     statements = []
     for table, (description, columns) in docs.items():
@@ -97,8 +109,11 @@ def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str 
         qualified = f"{_ident(catalog)}.marts.{_ident(table)}"
         if description.strip():
             statements.append(f"comment on table {qualified} is {sql_string(description.strip())}")
-        statements += [f"comment on column {qualified}.{_ident(column)} is {sql_string(text.strip())}"
-                       for column, text in columns.items() if column in present[table] and text.strip()]
+        statements += [
+            f"comment on column {qualified}.{_ident(column)} is {sql_string(text.strip())}"
+            for column, text in columns.items()
+            if column in present[table] and text.strip()
+        ]
     if statements:
         con.execute("begin transaction")
         try:
@@ -154,13 +169,21 @@ def _columns(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     return [(name, str(kind)) for name, kind, *_ in con.execute(f"{sql} limit 0").description]
 
 
-def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str, directory: Path,
-                     changed_from: date | None, staged: _Staged) -> None:
+def _export_by_month(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    month_col: str,
+    directory: Path,
+    changed_from: date | None,
+    staged: _Staged,
+) -> None:
     """Months before `changed_from` (the run's window start: the incremental mart did not touch them) keep their
     file; later months are rewritten, all in one pass over the mart; months that no longer have rows lose theirs."""
     directory.mkdir(parents=True, exist_ok=True)
     kept = sorted(directory.glob("*.parquet"))
-    if kept and _columns(con, f"select * from read_parquet({sql_string(kept[0])})") != _columns(con, f"select * from marts.{table}"):
+    if kept and _columns(con, f"select * from read_parquet({sql_string(kept[0])})") != _columns(
+        con, f"select * from marts.{table}"
+    ):
         changed_from = None  # the mart's columns changed (a full refresh after a model change): rewrite every month
     partitions = directory.parent / f".{table}.{os.getpid()}{SCRATCH_MARK}.months"
     shutil.rmtree(partitions, ignore_errors=True)
@@ -169,18 +192,25 @@ def _export_by_month(con: duckdb.DuckDBPyConnection, table: str, month_col: str,
         # DuckDB buffers up to this many rows per open month before writing them out: the default (512 k) held
         # 1.3 GB more at 10 M orders over 36 months (measured 2.55 GB vs 1.22 GB at 50 k, no slower).
         con.execute("set partitioned_write_flush_threshold = 50000")
-        con.execute(f"copy (select * from marts.{table} {where}) to {sql_string(partitions)} "
-                    f"(format parquet, partition_by ({month_col}), write_partition_columns true)", params)
+        con.execute(
+            f"copy (select * from marts.{table} {where}) to {sql_string(partitions)} "
+            f"(format parquet, partition_by ({month_col}), write_partition_columns true)",
+            params,
+        )
         for month_dir in sorted(partitions.iterdir()) if partitions.exists() else []:  # <month_col>=YYYY-MM-01
             scratch = staged.scratch_for(directory / f"{month_dir.name.split('=', 1)[1][:7]}.parquet")
             parts = sorted(month_dir.glob("*.parquet"))
             if len(parts) == 1:
                 os.replace(parts[0], scratch)
             else:
-                _copy_to_parquet(con, f"select * from read_parquet([{', '.join(sql_string(p) for p in parts)}])", scratch)
+                _copy_to_parquet(
+                    con, f"select * from read_parquet([{', '.join(sql_string(p) for p in parts)}])", scratch
+                )
     finally:
         shutil.rmtree(partitions, ignore_errors=True)
-    wanted = {f"{m:%Y-%m}.parquet" for (m,) in con.execute(f"select distinct {month_col} from marts.{table}").fetchall()}
+    wanted = {
+        f"{m:%Y-%m}.parquet" for (m,) in con.execute(f"select distinct {month_col} from marts.{table}").fetchall()
+    }
     staged.deletions.extend(p for p in directory.glob("*.parquet") if p.name not in wanted)
 
 
@@ -194,8 +224,9 @@ def _read_manifest(exports_dir: Path) -> dict | None:
 def _write_snapshot(con: duckdb.DuckDBPyConnection, tables: list[str], target: Path) -> None:
     target.unlink(missing_ok=True)
     docs = catalog_docs(con, con.execute("select current_database()").fetchall()[0][0], tables)
-    con.execute(f"attach {sql_string(target)} as published_snapshot "
-                f"(storage_version {sql_string(SNAPSHOT_STORAGE_VERSION)})")
+    con.execute(
+        f"attach {sql_string(target)} as published_snapshot (storage_version {sql_string(SNAPSHOT_STORAGE_VERSION)})"
+    )
     try:
         con.execute("create schema published_snapshot.marts")
         for table in tables:
@@ -205,8 +236,9 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, tables: list[str], target: P
         con.execute("detach published_snapshot")
 
 
-def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads: int = 2,
-            memory_limit: str = "2GB") -> dict[str, int]:
+def publish(
+    warehouse: Path, published_dir: Path, exports_dir: Path, *, threads: int = 2, memory_limit: str = "2GB"
+) -> dict[str, int]:
     published_dir.mkdir(parents=True, exist_ok=True)
     exports_dir.mkdir(parents=True, exist_ok=True)
     remove_scratch(published_dir, exports_dir)
@@ -231,7 +263,9 @@ def publish(warehouse: Path, published_dir: Path, exports_dir: Path, *, threads:
             if table in MONTHLY_EXPORTS:
                 _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
             else:
-                _copy_to_parquet(con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet"))
+                _copy_to_parquet(
+                    con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet")
+                )
         # Single files of marts that are gone or now exported by month (fct_orders.parquet of earlier versions).
         wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
         staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)

@@ -4,10 +4,11 @@ tests call the same code)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -24,13 +25,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RawTable:
-    name: str                                   # raw.<name>; also the file-name prefix of its source files
-    date_col: str                               # the partition date column
+    name: str  # raw.<name>; also the file-name prefix of its source files
+    date_col: str  # the partition date column
     loader: Callable[..., src.LoadResult]
     # How a validated frame (registered as `incoming`) is inserted; `$hmac_*` are the keyed-hash parameters.
     select_sql: str = "*"
     from_sql: str = "incoming"
-    version_key: str | None = None              # one row per key in the table: the latest version wins
+    version_key: str | None = None  # one row per key in the table: the latest version wins
     # What the loader needs to know of the warehouse (keyword arguments), e.g. the shop's currency for spend;
     # called with the connection and CLV_REPORTING_CURRENCY.
     loader_options: Callable[[duckdb.DuckDBPyConnection, str | None], dict] | None = None
@@ -47,19 +48,32 @@ class RawTable:
 
 
 RAW_TABLES = {
-    "orders": RawTable("orders", "order_date", src.load_orders,
-                       select_sql=f"* exclude (email, _email, customer_id), {pseudonym_sql('customer_id')} as customer_id, "
-                                  "$load_id as load_id",
-                       # An HMAC costs four SHA-256 blocks: each distinct address is hashed once (10 M orders: 5.2 s
-                       # per row, 2.8 s per address, beside 1.5 s for the unkeyed sha256 it replaces).
-                       from_sql=f"incoming left join (select email as _email, {hmac_sql('email')} as email_hmac "
-                                "from (select distinct email from incoming where email is not null)) on email = _email",
-                       version_key="order_id", load_in_chunks=True, converts_currency=True),
-    "marketing_spend": RawTable("marketing_spend", "date", src.load_marketing_spend,
-                                loader_options=lambda con, reporting: {
-                                    "shop_currency": reporting or wh.shop_currency(con)}),
-    "cart_events": RawTable("cart_events", "event_date", src.load_cart_events,
-                            select_sql=f"* exclude (customer_id), {pseudonym_sql('customer_id')} as customer_id"),
+    "orders": RawTable(
+        "orders",
+        "order_date",
+        src.load_orders,
+        select_sql=f"* exclude (email, _email, customer_id), {pseudonym_sql('customer_id')} as customer_id, "
+        "$load_id as load_id",
+        # An HMAC costs four SHA-256 blocks: each distinct address is hashed once (10 M orders: 5.2 s
+        # per row, 2.8 s per address, beside 1.5 s for the unkeyed sha256 it replaces).
+        from_sql=f"incoming left join (select email as _email, {hmac_sql('email')} as email_hmac "
+        "from (select distinct email from incoming where email is not null)) on email = _email",
+        version_key="order_id",
+        load_in_chunks=True,
+        converts_currency=True,
+    ),
+    "marketing_spend": RawTable(
+        "marketing_spend",
+        "date",
+        src.load_marketing_spend,
+        loader_options=lambda con, reporting: {"shop_currency": reporting or wh.shop_currency(con)},
+    ),
+    "cart_events": RawTable(
+        "cart_events",
+        "event_date",
+        src.load_cart_events,
+        select_sql=f"* exclude (customer_id), {pseudonym_sql('customer_id')} as customer_id",
+    ),
 }
 
 
@@ -73,23 +87,34 @@ class LoadSummary:
     files: list[str]
     rows_read: int
     rows_loaded: int
-    rejected: pl.DataFrame      # this run's rejects, one row per (file, line)
-    preview: pl.DataFrame       # the first valid rows, for the asset's metadata
-    unloaded: list[str]         # entries of the directory no table reads, with why
-    warnings: list[str]         # blocking problems accepted by CLV_ACCEPT_BAD_INPUT
+    rejected: pl.DataFrame  # this run's rejects, one row per (file, line)
+    preview: pl.DataFrame  # the first valid rows, for the asset's metadata
+    unloaded: list[str]  # entries of the directory no table reads, with why
+    warnings: list[str]  # blocking problems accepted by CLV_ACCEPT_BAD_INPUT
     changed_files: list[str] = field(default_factory=list)  # read whole: new or changed since the last load
-    changed_rows: int = 0       # rows dated outside the window that the source changed (late refunds, corrections)
+    changed_rows: int = 0  # rows dated outside the window that the source changed (late refunds, corrections)
     changed_from: date | None = None  # the earliest date those changes touched: the marts rebuild from there
-    deleted: int = 0            # orders no file holds any more, removed (raw.deleted_orders)
+    deleted: int = 0  # orders no file holds any more, removed (raw.deleted_orders)
     missing_kept: dict[str, int] = field(default_factory=dict)  # per changed file: orders it no longer holds (kept)
     # What reading assumed (encoding, platform export) and loaded rows that match nothing else (said, not rejected)
     notes: list[str] = field(default_factory=list)
 
 
-def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path | PostgresSource", window: src.Window,
-              today: date | None, source: str, chunk_days: int | None = None, *, hash_key: HashKey,
-              thresholds: Thresholds | None = None, accept_bad_input: bool = False,
-              run_id: str | None = None, reporting_currency: str | None = None) -> LoadSummary:
+def load_into(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    directory: Path | PostgresSource,
+    window: src.Window,
+    today: date | None,
+    source: str,
+    chunk_days: int | None = None,
+    *,
+    hash_key: HashKey,
+    thresholds: Thresholds | None = None,
+    accept_bad_input: bool = False,
+    run_id: str | None = None,
+    reporting_currency: str | None = None,
+) -> LoadSummary:
     """Validate the table's files for `window` and replace the window's rows and rejects in one transaction.
 
     For orders, a long window (a full-history load) of Parquet files is validated and inserted `chunk_days` of order
@@ -109,8 +134,15 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
     on_disk = isinstance(directory, Path)
     files = src.discover(directory, table.name) if on_disk else directory.discover(table.name)
     wh.ensure_raw_schema(con)
-    summary = LoadSummary([f.name for f in files], 0, 0, pl.DataFrame(schema=src.REJECTED_SCHEMA), pl.DataFrame(),
-                          src.unloaded_files(directory) if on_disk else directory.unloaded(), [])
+    summary = LoadSummary(
+        [f.name for f in files],
+        0,
+        0,
+        pl.DataFrame(schema=src.REJECTED_SCHEMA),
+        pl.DataFrame(),
+        src.unloaded_files(directory) if on_disk else directory.unloaded(),
+        [],
+    )
     full_reload = window.start <= window.first_partition
     changed: list[Path] = []
     covered = None
@@ -133,8 +165,10 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
 
     options = table.loader_options(con, reporting_currency) if table.loader_options else {}
     if table.converts_currency:
-        options.update(fx_rates=fx.load_fx_rates(directory if on_disk else None),
-                       reporting_currency=fx.reporting_currency(reporting_currency, wh.shop_currency(con), files))
+        options.update(
+            fx_rates=fx.load_fx_rates(directory if on_disk else None),
+            reporting_currency=fx.reporting_currency(reporting_currency, wh.shop_currency(con), files),
+        )
 
     def batches():
         for chunk in chunks:
@@ -152,8 +186,14 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
 
     def gate(rows_before: int, rows_after: int, rejected: pl.DataFrame) -> None:
         problems = blocking_problems(
-            table.name, file_rows=file_rows, rejected=rejected,
-            rows_before=rows_before, rows_after=rows_after, full_history=full_reload, thresholds=thresholds)
+            table.name,
+            file_rows=file_rows,
+            rejected=rejected,
+            rows_before=rows_before,
+            rows_after=rows_after,
+            full_history=full_reload,
+            thresholds=thresholds,
+        )
         if problems and not accept_bad_input:
             raise DataCheckFailed(table.name, problems)
         summary.warnings.extend(problems)
@@ -167,10 +207,22 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
         changes, changes_rejected = _changes_before_window(con, table, changed, window, covered, today, summary)
         rejected_parts.append(changes_rejected)
     replaced = wh.replace_window(
-        con, f"raw.{table.name}", table.date_col, window.start, window.end, batches(),
-        source_table=table.name, select_sql=table.select_sql, from_sql=table.from_sql, params=params or None,
-        version_key=table.version_key, staged=len(chunks) > 1, gate=gate if thresholds is not None else None,
-        changes=changes, changes_rejected=changes_rejected)
+        con,
+        f"raw.{table.name}",
+        table.date_col,
+        window.start,
+        window.end,
+        batches(),
+        source_table=table.name,
+        select_sql=table.select_sql,
+        from_sql=table.from_sql,
+        params=params or None,
+        version_key=table.version_key,
+        staged=len(chunks) > 1,
+        gate=gate if thresholds is not None else None,
+        changes=changes,
+        changes_rejected=changes_rejected,
+    )
     if options.get("reporting_currency"):
         con.execute("delete from raw.reporting_currency")
         con.execute("insert into raw.reporting_currency values (?)", [options["reporting_currency"]])
@@ -183,18 +235,31 @@ def load_into(con: duckdb.DuckDBPyConnection, table: RawTable, directory: "Path 
         rejected_parts.append(replaced.superseded.cast(src.REJECTED_SCHEMA))
     # Rows with no usable date are read by every chunk (and replaced by (file, line) in the warehouse): once here.
     summary.rejected = pl.concat([summary.rejected, *rejected_parts]).unique(
-        ["source_file", "source_line"], keep="last", maintain_order=True)
+        ["source_file", "source_line"], keep="last", maintain_order=True
+    )
     # Versions superseded across chunks were inserted, then removed: the window's rows are counted, not the batches.
-    summary.rows_loaded = con.execute(f"select count(*) from raw.{table.name} where {table.date_col} between ? and ?",
-                                      [window.start, window.end]).fetchall()[0][0]
+    summary.rows_loaded = con.execute(
+        f"select count(*) from raw.{table.name} where {table.date_col} between ? and ?", [window.start, window.end]
+    ).fetchall()[0][0]
     if len(chunks) > 1:
         summary.rows_read = summary.rows_loaded + summary.rejected.height
     summary.notes = reading_notes + _unmatched(con, table.name, window)
-    con.execute("""insert into raw.load_log by name select ? as asset, ? as window_start, ? as window_end, ? as as_of,
+    con.execute(
+        """insert into raw.load_log by name select ? as asset, ? as window_start, ? as window_end, ? as as_of,
                    ? as source, ? as rows_loaded, ? as rows_rejected, current_timestamp as loaded_at, ? as run_id,
                    ? as changed_from""",
-                [table.name, window.start, window.end, window.as_of, source, summary.rows_loaded,
-                 summary.rejected.height, run_id, summary.changed_from])
+        [
+            table.name,
+            window.start,
+            window.end,
+            window.as_of,
+            source,
+            summary.rows_loaded,
+            summary.rejected.height,
+            run_id,
+            summary.changed_from,
+        ],
+    )
     return summary
 
 
@@ -218,22 +283,36 @@ def _remember_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path
 
 def _covered_dates(con: duckdb.DuckDBPyConnection, table: str) -> tuple[date, date] | None:
     """The dates earlier loads of the table covered (first, last); None before the first load."""
-    covered = con.execute("select min(window_start), max(window_end) from raw.load_log where asset = ?",
-                          [table]).fetchall()[0]
+    covered = con.execute(
+        "select min(window_start), max(window_end) from raw.load_log where asset = ?", [table]
+    ).fetchall()[0]
     return None if covered[0] is None else covered
 
 
 def _changed_files(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> list[Path]:
-    known = {name: (size, mtime) for name, size, mtime in con.execute(
-        "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table]).fetchall()}
+    known = {
+        name: (size, mtime)
+        for name, size, mtime in con.execute(
+            "select file_name, size, mtime_ns from raw.source_files where table_name = ?", [table]
+        ).fetchall()
+    }
     # A changed database relation is read as its rows updated since the last load, not whole.
-    return [f if isinstance(f, Path) else f.changes_since(known.get(f.name))
-            for f in files if known.get(f.name) != _file_signature(f)]
+    return [
+        f if isinstance(f, Path) else f.changes_since(known.get(f.name))
+        for f in files
+        if known.get(f.name) != _file_signature(f)
+    ]
 
 
-def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, changed: list[Path], window: src.Window,
-                           covered: tuple[date, date], today: date | None,
-                           summary: LoadSummary) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _changes_before_window(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    changed: list[Path],
+    window: src.Window,
+    covered: tuple[date, date],
+    today: date | None,
+    summary: LoadSummary,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid rows, rejected rows) dated outside the window in the `changed` files (new or changed since the last
     load; the warehouse compares the valid ones with what it holds). Only the `covered` dates of earlier loads are
     read: rows of dates never loaded are history for a backfill, not changes. Orders such a file no longer holds
@@ -242,19 +321,23 @@ def _changes_before_window(con: duckdb.DuckDBPyConnection, table: RawTable, chan
     whole = replace(window, start=max(covered_start, window.first_partition), end=max(window.end, covered_end))
     result = table.loader(changed, whole, today=today)
     outside = ~pl.col(table.date_col).is_between(window.start, window.end)
-    rejected = result.rejected.filter(pl.col("event_date").is_not_null()
-                                      & ~pl.col("event_date").is_between(window.start, window.end))
+    rejected = result.rejected.filter(
+        pl.col("event_date").is_not_null() & ~pl.col("event_date").is_between(window.start, window.end)
+    )
     if not all(isinstance(f, Path) for f in changed):  # rows updated in a database: not a whole export to compare
         return result.valid.filter(outside), rejected
     key = table.version_key
     held = result.valid.select(key)
     with wh.registered(con, held):
-        summary.missing_kept = dict(con.execute(
-            f"""select o.source_file, count(*) from raw.{table.name} o
+        summary.missing_kept = dict(
+            con.execute(
+                f"""select o.source_file, count(*) from raw.{table.name} o
                 where o.source_file in (select unnest(?)) and o.{table.date_col} not between ? and ?
                   and not exists (select 1 from incoming i where i.{key} = o.{key})
                 group by 1 order by 1""",
-            [summary.changed_files, window.start, window.end]).fetchall())
+                [summary.changed_files, window.start, window.end],
+            ).fetchall()
+        )
     return result.valid.filter(outside), rejected
 
 
@@ -266,19 +349,25 @@ def _check_hash_key(con: duckdb.DuckDBPyConnection, table: str, hash_key: HashKe
     if rows and rows[0][0] != hash_key.fingerprint and not full_reload:
         raise src.SourceFileError(
             f"raw.{table} was hashed with another e-mail hash key (CLV_HASH_KEY_FILE changed): run `clv run` once "
-            "to re-hash every row with the new key")
+            "to re-hash every row with the new key"
+        )
 
 
 def _unmatched(con: duckdb.DuckDBPyConnection, table: str, window: src.Window) -> list[str]:
     """Valid rows that no order explains: kept (an order may still come), but said, so nothing goes unnoticed."""
     if table == "marketing_spend":
-        rows = con.execute("""select channel, sum(spend) from raw.marketing_spend where date between ? and ?
+        rows = con.execute(
+            """select channel, sum(spend) from raw.marketing_spend where date between ? and ?
                               and channel not in (select distinct channel from raw.orders where channel is not null)
-                              group by 1 order by 1""", [window.start, window.end]).fetchall()
+                              group by 1 order by 1""",
+            [window.start, window.end],
+        ).fetchall()
         return [f"spend of {spend:,.2f} on channel '{channel}', from which no customer came" for channel, spend in rows]
     if table == "cart_events":
-        n = con.execute("""select count(*) from raw.cart_events where event_date between ? and ?
+        n = con.execute(
+            """select count(*) from raw.cart_events where event_date between ? and ?
                            and customer_id not in (select distinct customer_id from raw.orders)""",
-                        [window.start, window.end]).fetchall()[0][0]
+            [window.start, window.end],
+        ).fetchall()[0][0]
         return [f"{n:,} cart events of visitors with no order (not in any mart)"] if n else []
     return []

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from pipelines import run_health, warehouse as wh
+from pipelines import run_health
+from pipelines import warehouse as wh
 from pipelines.run_window import RunWindow, resolve
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 
@@ -29,7 +30,7 @@ class WarehouseResource(ConfigurableResource):
         return Settings.from_env()
 
     @contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
         _record_run_owner(context)
         if not self.hold_run_lock:
             yield self
@@ -49,8 +50,12 @@ class WarehouseResource(ConfigurableResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         settings = self.settings()
-        with wh.connect(settings.warehouse, read_only=read_only, threads=settings.duckdb_threads,
-                        memory_limit=settings.duckdb_memory_limit) as con:
+        with wh.connect(
+            settings.warehouse,
+            read_only=read_only,
+            threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+        ) as con:
             yield con
 
 
@@ -84,5 +89,8 @@ class WarehouseDbtCliResource(DbtCliResource):
 def dbt_resource() -> DbtCliResource:
     # The dbt next to this interpreter (the project's venv), whether or not the venv is on PATH.
     executable = Path(sys.executable).parent / "dbt"
-    return WarehouseDbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                                   dbt_executable=str(executable) if executable.exists() else "dbt")
+    return WarehouseDbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR),
+        profiles_dir=str(DBT_PROJECT_DIR),
+        dbt_executable=str(executable) if executable.exists() else "dbt",
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 OWNER_HOST_TAG = "clv/owner_host"
 OWNER_PID_TAG = "clv/owner_pid"
-OWNER_STARTED_TAG = "clv/owner_started"   # the process's start time (clock ticks since boot, /proc/<pid>/stat)
+OWNER_STARTED_TAG = "clv/owner_started"  # the process's start time (clock ticks since boot, /proc/<pid>/stat)
 
 
 def _process_started(pid: int) -> str | None:
@@ -46,8 +46,11 @@ def _process_started(pid: int) -> str | None:
 
 def owner_tags(pid: int | None = None) -> dict[str, str]:
     pid = pid or os.getpid()
-    return {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(pid),
-            OWNER_STARTED_TAG: _process_started(pid) or ""}
+    return {
+        OWNER_HOST_TAG: socket.gethostname(),
+        OWNER_PID_TAG: str(pid),
+        OWNER_STARTED_TAG: _process_started(pid) or "",
+    }
 
 
 def owner_is_gone(tags: dict) -> bool:
@@ -74,9 +77,11 @@ def sweep(instance, log=None) -> list[str]:
         current = instance.get_run_by_id(run.run_id)
         if current is None or current.status not in in_progress:
             continue
-        message = (f"The process running this run (pid {run.tags[OWNER_PID_TAG]} on {run.tags[OWNER_HOST_TAG]}) "
-                   "is gone (killed or crashed): the run is marked failed so queued runs can start. The warehouse "
-                   "keeps its last complete tables; re-run the partition(s).")
+        message = (
+            f"The process running this run (pid {run.tags[OWNER_PID_TAG]} on {run.tags[OWNER_HOST_TAG]}) "
+            "is gone (killed or crashed): the run is marked failed so queued runs can start. The warehouse "
+            "keeps its last complete tables; re-run the partition(s)."
+        )
         instance.report_run_failed(current, message)
         marked.append(run.run_id)
         if log:

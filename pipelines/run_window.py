@@ -23,10 +23,10 @@ PARTITION_TAG = "dagster/partition"
 
 @dataclass(frozen=True)
 class RunWindow:
-    partition_start: date | None   # first partition this run loads (None: the run loads no partition)
+    partition_start: date | None  # first partition this run loads (None: the run loads no partition)
     partition_end: date | None
-    load_start: date | None        # partition_start minus the look-back, clamped to the first partition
-    as_of: date | None             # None: use everything loaded
+    load_start: date | None  # partition_start minus the look-back, clamped to the first partition
+    as_of: date | None  # None: use everything loaded
 
 
 def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
@@ -52,4 +52,3 @@ def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWi
         candidates = [d for d in (end, latest_loaded) if d is not None]
         as_of = max(candidates) if candidates else None
     return RunWindow(start, end, load_start, as_of)
-

@@ -15,16 +15,16 @@ loaded, skips. Files the schedule's run has loaded are no longer new to the sens
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from pipelines import run_health
-from pipelines.privacy import redact
 from pipelines.jobs import clv_pipeline_job
 from pipelines.partitions import daily_partitions
+from pipelines.privacy import redact
 from pipelines.run_window import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from pipelines.settings import Settings
 
@@ -86,8 +86,9 @@ def _loaded_signatures(warehouse: Path) -> dict[str, tuple[int, int]] | None:
     except duckdb.IOException:  # DuckDB's file lock: a run is writing
         return None
     try:
-        rows = con.execute("select file_name, size, mtime_ns from raw.source_files where table_name = 'orders'"
-                           ).fetchall()
+        rows = con.execute(
+            "select file_name, size, mtime_ns from raw.source_files where table_name = 'orders'"
+        ).fetchall()
     except duckdb.CatalogException:  # a warehouse from before raw.source_files, or an empty one
         return {}
     finally:
@@ -99,30 +100,35 @@ def order_dates(path: Path) -> tuple[date, date] | None:
     """First and last plausible order date in one orders file (read the way the load reads it), None if none."""
     from pipelines.sources import files as src
 
-    latest = datetime.combine(datetime.now(timezone.utc).date() + timedelta(days=2), datetime.min.time())
+    latest = datetime.combine(datetime.now(UTC).date() + timedelta(days=2), datetime.min.time())
     if path.name.lower().endswith(".parquet"):
         dates = pl.scan_parquet(path).select("ordered_at")
         dates = dates.select(ordered_at=src.parse_timestamp("ordered_at", dates.collect_schema()["ordered_at"]))
     else:
         frame = src.read_table(path, src.ORDER_REQUIRED)
         dates = frame.lazy().select(ordered_at=src.parse_timestamp("ordered_at", frame.schema["ordered_at"]))
-    first, last = dates.filter(pl.col("ordered_at").is_between(src.EARLIEST_PLAUSIBLE, latest, closed="left")).select(
-        pl.col("ordered_at").min().alias("first"), pl.col("ordered_at").max().alias("last")).collect().row(0)
+    first, last = (
+        dates.filter(pl.col("ordered_at").is_between(src.EARLIEST_PLAUSIBLE, latest, closed="left"))
+        .select(pl.col("ordered_at").min().alias("first"), pl.col("ordered_at").max().alias("last"))
+        .collect()
+        .row(0)
+    )
     return None if first is None else (first.date(), last.date())
 
 
 def _partition_bounds() -> tuple[date, date | None]:
     last = daily_partitions.get_last_partition_key()
-    return (date.fromisoformat(daily_partitions.get_first_partition_key()),
-            date.fromisoformat(last) if last else None)
+    return (date.fromisoformat(daily_partitions.get_first_partition_key()), date.fromisoformat(last) if last else None)
 
 
 # ---------------------------------------------------------------- the sensor
 @dg.sensor(
-    name=RAW_FILES_SENSOR, job=clv_pipeline_job, minimum_interval_seconds=60,
+    name=RAW_FILES_SENSOR,
+    job=clv_pipeline_job,
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Source `files`: a new or changed orders* file in CLV_RAW_DIR launches one run for the dates it "
-                "holds (deduplicated with the daily schedule). Off by default.",
+    "holds (deduplicated with the daily schedule). Off by default.",
 )
 def raw_files_sensor(context: dg.SensorEvaluationContext):
     try:
@@ -131,8 +137,10 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
     except (ValueError, OSError) as exc:
         return dg.SkipReason(f"Cannot read the raw directory: {exc}")
     if settings.source != "files":
-        return dg.SkipReason(f"This instance reads the {settings.source!r} source; the sensor watches the orders "
-                             "files of CLV_RAW_DIR (CLV_SOURCE=files).")
+        return dg.SkipReason(
+            f"This instance reads the {settings.source!r} source; the sensor watches the orders "
+            "files of CLV_RAW_DIR (CLV_SOURCE=files)."
+        )
     loaded = _loaded_signatures(settings.warehouse)
     if loaded is None:
         return dg.SkipReason("A run is writing the warehouse; the files are compared with what it loaded next time.")
@@ -159,24 +167,30 @@ def raw_files_sensor(context: dg.SensorEvaluationContext):
     start = max(first_partition, min(r[0] for r in ranges))
     end = min(last_partition, max(r[1] for r in ranges)) if last_partition else None
     if end is None or start > end:
-        return dg.SkipReason(f"New or changed: {names}; their orders are of today (or before {first_partition}): the "
-                             "02:00 run loads today's once the day is complete.")
+        return dg.SkipReason(
+            f"New or changed: {names}; their orders are of today (or before {first_partition}): the "
+            "02:00 run loads today's once the day is complete."
+        )
     key = load_key(start, end, files_digest(current))
     existing = run_with_key(context.instance, key)
     if existing is not None:
         return dg.SkipReason(f"{names}: dates {start}..{end} already loaded or queued by run {existing.run_id}.")
     tags = {LOAD_KEY_TAG: key, "clv/trigger": RAW_FILES_SENSOR, "clv/files": names[:200]}
-    context.log.info(f"New or changed: {names}; launching one run for {start}..{end}" + (
-        f" (unreadable, left to the run to report: {redact(', '.join(unreadable))})" if unreadable else ""))
+    context.log.info(
+        f"New or changed: {names}; launching one run for {start}..{end}"
+        + (f" (unreadable, left to the run to report: {redact(', '.join(unreadable))})" if unreadable else "")
+    )
     if start == end:
-        return dg.RunRequest(run_key=key, partition_key=start.isoformat(),
-                             tags={**tags, PARTITION_TAG: start.isoformat()})
-    return dg.RunRequest(run_key=key, tags={**tags, RANGE_START_TAG: start.isoformat(),
-                                            RANGE_END_TAG: end.isoformat()})
+        return dg.RunRequest(
+            run_key=key, partition_key=start.isoformat(), tags={**tags, PARTITION_TAG: start.isoformat()}
+        )
+    return dg.RunRequest(run_key=key, tags={**tags, RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()})
 
 
 @dg.sensor(
-    name="dead_run_sweeper", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+    name="dead_run_sweeper",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks failed every run in progress whose process is gone (kill -9, a crash), so queued runs start.",
 )
 def dead_run_sweeper(context: dg.SensorEvaluationContext):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.data_checks import Thresholds
@@ -77,8 +77,10 @@ PURCHASE_MODEL_NAMES = ("bg_nbd", "pareto_nbd", "mbg_nbd")
 def _purchase_model(value: str) -> str | None:
     name = value.strip().lower()
     if name and name not in PURCHASE_MODEL_NAMES:
-        raise ValueError(f"CLV_PURCHASE_MODEL={value!r}: expected {', '.join(PURCHASE_MODEL_NAMES[:-1])} or "
-                         f"{PURCHASE_MODEL_NAMES[-1]} (unset: the model with the lowest back-test error)")
+        raise ValueError(
+            f"CLV_PURCHASE_MODEL={value!r}: expected {', '.join(PURCHASE_MODEL_NAMES[:-1])} or "
+            f"{PURCHASE_MODEL_NAMES[-1]} (unset: the model with the lowest back-test error)"
+        )
     return name or None
 
 
@@ -90,7 +92,7 @@ def _positive(name: str, default: str) -> float:
 
 
 def yesterday_utc() -> date:
-    return datetime.now(timezone.utc).date() - timedelta(days=1)
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Settings:
     warehouse: Path = PROJECT_ROOT / "data" / "warehouse.duckdb"
     data_dir: Path = PROJECT_ROOT / "data"
     start_date: date = DEFAULT_START_DATE  # the first partition: see `start_date_explicit`
-    start_date_explicit: bool = False       # CLV_START_DATE set; else the data's first order date (or the default)
+    start_date_explicit: bool = False  # CLV_START_DATE set; else the data's first order date (or the default)
     lookback_days: int = 7
     synthetic_customers: int = 10_000
     synthetic_seed: int = 42
@@ -114,16 +116,16 @@ class Settings:
     duckdb_memory_limit: str = "2GB"
     ingest_chunk_days: int = 92
     clv_refit_days: int = 7
-    purchase_model: str | None = None       # CLV_PURCHASE_MODEL; None = the back-test's choice
-    target_ltv_to_cac: float = 3.0          # CLV_TARGET_LTV_TO_CAC: affordable CAC = break-even CAC 36 m / this
+    purchase_model: str | None = None  # CLV_PURCHASE_MODEL; None = the back-test's choice
+    target_ltv_to_cac: float = 3.0  # CLV_TARGET_LTV_TO_CAC: affordable CAC = break-even CAC 36 m / this
     hash_key_file: Path = Path.home() / ".config" / "clv" / "email_hash.key"
     accept_bad_input: bool = False
-    reporting_currency: str | None = None   # CLV_REPORTING_CURRENCY; None: the currency most orders are in
+    reporting_currency: str | None = None  # CLV_REPORTING_CURRENCY; None: the currency most orders are in
     # The `postgres` source (pipelines/sources/postgres.py). The URL may hold a password: never in repr or logs.
     database_url: str | None = field(default=None, repr=False)
-    pg_orders: str | None = None            # CLV_PG_ORDERS: relation or query; None = the relation `orders`
-    pg_marketing_spend: str | None = None   # CLV_PG_MARKETING_SPEND; None = `marketing_spend` if it exists
-    pg_cart_events: str | None = None       # CLV_PG_CART_EVENTS; None = `cart_events` if it exists; 'none' = off
+    pg_orders: str | None = None  # CLV_PG_ORDERS: relation or query; None = the relation `orders`
+    pg_marketing_spend: str | None = None  # CLV_PG_MARKETING_SPEND; None = `marketing_spend` if it exists
+    pg_cart_events: str | None = None  # CLV_PG_CART_EVENTS; None = `cart_events` if it exists; 'none' = off
 
     @property
     def published_dir(self) -> Path:
@@ -142,17 +144,21 @@ class Settings:
         return self.data_dir / "landing"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         data_dir = Path(_env("CLV_DATA_DIR", str(PROJECT_ROOT / "data"))).resolve()
         source = _env("CLV_SOURCE", "synthetic")
         if source not in ("synthetic", "files", "postgres"):
             raise ValueError(f"CLV_SOURCE={source!r}: expected 'synthetic', 'files' or 'postgres'")
         raw_dir = os.environ.get("CLV_RAW_DIR")
         if source == "files" and not raw_dir:
-            raise ValueError("CLV_SOURCE=files needs CLV_RAW_DIR (or --raw-dir): the directory of orders*/marketing_spend* files")
+            raise ValueError(
+                "CLV_SOURCE=files needs CLV_RAW_DIR (or --raw-dir): the directory of orders*/marketing_spend* files"
+            )
         database_url = os.environ.get("CLV_DATABASE_URL", "").strip() or None
-        pg = {table: os.environ.get(f"CLV_PG_{table.upper()}", "").strip() or None
-              for table in ("orders", "marketing_spend", "cart_events")}
+        pg = {
+            table: os.environ.get(f"CLV_PG_{table.upper()}", "").strip() or None
+            for table in ("orders", "marketing_spend", "cart_events")
+        }
         if source == "postgres":
             from pipelines.sources.postgres import check_settings
 
@@ -167,8 +173,9 @@ class Settings:
             raw_dir=Path(raw_dir).resolve() if raw_dir else None,
             warehouse=warehouse,
             data_dir=data_dir,
-            start_date=(_parse_date("CLV_START_DATE", explicit_start) if explicit_start
-                        else recorded or DEFAULT_START_DATE),
+            start_date=(
+                _parse_date("CLV_START_DATE", explicit_start) if explicit_start else recorded or DEFAULT_START_DATE
+            ),
             start_date_explicit=bool(explicit_start),
             lookback_days=_number("CLV_LOOKBACK_DAYS", "7"),
             synthetic_customers=_number("CLV_SYNTHETIC_CUSTOMERS", "10000"),

@@ -8,11 +8,11 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import duckdb
 import polars as pl
@@ -30,10 +30,12 @@ def sql_string(text: str | Path) -> str:
     """A single-quoted SQL string literal, for the statements that take no parameters (COPY, ATTACH)."""
     return "'" + sql_literal_body(str(text)) + "'"
 
+
 # Columns of the loaded raw tables: also used to build a full-history load beside the live table (replace_window).
 RAW_TABLE_COLUMNS = {
     "raw.orders": """
-        order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null, order_date date not null,
+        order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null,
+        order_date date not null,
         net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
         refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
         product_category varchar, email_hmac varchar, updated_at timestamp, fx_rate double, source_file varchar,
@@ -45,12 +47,15 @@ RAW_TABLE_COLUMNS = {
         date date not null, channel varchar not null, spend double not null, source_file varchar, source_line bigint,
         loaded_at timestamp""",
     "raw.cart_events": """
-        customer_id varchar not null, event_at timestamp not null, event_date date not null, event_type varchar not null,
+        customer_id varchar not null, event_at timestamp not null, event_date date not null,
+        event_type varchar not null,
         cart_value double, source_file varchar, source_line bigint, loaded_at timestamp""",
 }
 
-RAW_DDL = "create schema if not exists raw;\ncreate schema if not exists marts;\n" + "".join(
-    f"create table if not exists {name} ({columns});\n" for name, columns in RAW_TABLE_COLUMNS.items()) + """
+RAW_DDL = (
+    "create schema if not exists raw;\ncreate schema if not exists marts;\n"
+    + "".join(f"create table if not exists {name} ({columns});\n" for name, columns in RAW_TABLE_COLUMNS.items())
+    + """
 -- The point in time and window of the current run, read by the dbt models. Passing them as data rather than
 -- dbt --vars keeps dbt's partial parsing valid between runs (a changed var forces a full re-parse, ~7 s).
 create table if not exists raw.run_context (as_of date, window_start date, default_margin_rate double);
@@ -74,6 +79,7 @@ create table if not exists raw.deleted_orders (
     order_id varchar, order_date date, source_file varchar, source_line bigint, reason varchar, deleted_at timestamp
 );
 """
+)
 # Which version of a row with the same key wins in the warehouse: the file-level order (VERSION_ORDER), with the
 # later load before the line, so a file re-exported under the same name replaces what its earlier copy said.
 WAREHOUSE_VERSION_ORDER = "updated_at desc nulls last, source_sort_key desc, load_id desc nulls last, source_line desc"
@@ -82,7 +88,9 @@ BOOKKEEPING_COLUMNS = ("source_file", "source_sort_key", "source_line", "loaded_
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "2GB") -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "2GB"
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection: dbt runs in its own process and needs the file lock between our steps."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config={"threads": threads, "memory_limit": memory_limit})
@@ -99,8 +107,12 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
     """Warehouses from before keyed e-mail hashes and version ordering by updated_at / natural file order."""
-    columns = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'orders'").fetchall()}
+    columns = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'orders'"
+        ).fetchall()
+    }
     if "email_sha256" in columns:
         # An unkeyed sha256 can be reversed with a list of addresses: dropped; `clv run` re-hashes from the source.
         con.execute("alter table raw.orders drop column email_sha256")
@@ -110,7 +122,10 @@ def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table raw.orders add column if not exists fx_rate double")
     if "source_sort_key" not in columns:
         con.execute("alter table raw.orders add column source_sort_key varchar")
-        names = [r[0] for r in con.execute("select distinct source_file from raw.orders where source_file is not null").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute("select distinct source_file from raw.orders where source_file is not null").fetchall()
+        ]
         for name in names:
             con.execute("update raw.orders set source_sort_key = ? where source_file = ?", [natural_key(name), name])
 
@@ -155,8 +170,10 @@ def shop_currency(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
     """The currency the marts' amounts are in (None before any order with a currency was loaded)."""
-    if not con.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
-                       "and table_name = 'reporting_currency'").fetchall()[0][0]:
+    if not con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'raw' "
+        "and table_name = 'reporting_currency'"
+    ).fetchall()[0][0]:
         return None  # a warehouse from before several currencies, opened read-only
     rows = con.execute("select currency from raw.reporting_currency").fetchall()
     return rows[0][0] if rows else None
@@ -170,8 +187,9 @@ def rebuild_start(con: duckdb.DuckDBPyConnection, load_start: date | None, run_i
     return min(load_start, changed_from)
 
 
-def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_start: date | None,
-                    default_margin_rate: float) -> None:
+def set_run_context(
+    con: duckdb.DuckDBPyConnection, as_of: date | None, window_start: date | None, default_margin_rate: float
+) -> None:
     with _transaction(con):
         con.execute("delete from raw.run_context")
         con.execute("insert into raw.run_context values (?, ?, ?)", [as_of, window_start, default_margin_rate])
@@ -179,18 +197,30 @@ def set_run_context(con: duckdb.DuckDBPyConnection, as_of: date | None, window_s
 
 @dataclass
 class WindowReplaced:
-    superseded: pl.DataFrame            # versions removed because a later one exists (recorded as rejects)
-    deleted: int = 0                    # keys no file holds any more (recorded in raw.deleted_orders)
-    changed: int = 0                    # rows outside the window that differed from what the table held
-    changed_from: date | None = None    # the earliest date those changes touched (the marts rebuild from there)
+    superseded: pl.DataFrame  # versions removed because a later one exists (recorded as rejects)
+    deleted: int = 0  # keys no file holds any more (recorded in raw.deleted_orders)
+    changed: int = 0  # rows outside the window that differed from what the table held
+    changed_from: date | None = None  # the earliest date those changes touched (the marts rebuild from there)
 
 
-def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, start: date, end: date,
-                   batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]], *, source_table: str,
-                   select_sql: str = "*", from_sql: str = "incoming", params: dict | None = None,
-                   version_key: str | None = None, staged: bool = False,
-                   gate: Callable[[int, int, pl.DataFrame], None] | None = None,
-                   changes: pl.DataFrame | None = None, changes_rejected: pl.DataFrame | None = None) -> WindowReplaced:
+def replace_window(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    date_col: str,
+    start: date,
+    end: date,
+    batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]],
+    *,
+    source_table: str,
+    select_sql: str = "*",
+    from_sql: str = "incoming",
+    params: dict | None = None,
+    version_key: str | None = None,
+    staged: bool = False,
+    gate: Callable[[int, int, pl.DataFrame], None] | None = None,
+    changes: pl.DataFrame | None = None,
+    changes_rejected: pl.DataFrame | None = None,
+) -> WindowReplaced:
     """Replace a window of a raw table and its rejects atomically: a re-run replaces, never duplicates, and a crash
     leaves the previous rows. `batches` yields (valid rows, rejected rows) pairs, consumed one at a time.
 
@@ -220,12 +250,14 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
             _insert_valid(con, target, valid, select_sql, from_sql, params)
             rejects.append(rejected)
 
-
     if staged:
         con.execute(f"drop table if exists {target}")
         con.execute(f"create table {target} ({RAW_TABLE_COLUMNS[table]})")
-        con.execute(f"insert into {target} by name select * from {table} "
-                    f"where {date_col} is null or {date_col} not between ? and ?", [start, end])
+        con.execute(
+            f"insert into {target} by name select * from {table} "
+            f"where {date_col} is null or {date_col} not between ? and ?",
+            [start, end],
+        )
         insert_batches()  # each insert commits on its own: memory stays bounded by one batch
     try:
         with _transaction(con):
@@ -233,17 +265,23 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
             # place, they are kept aside before the delete (a daily window: small).
             before, before_params = f"(select * from {table} where {date_col} between ? and ?)", [start, end]
             if version_key and not staged:
-                con.execute(f"create or replace temp table window_before as select {version_key}, {date_col}, "
-                            f"source_file, source_line from {before}", before_params)
+                con.execute(
+                    f"create or replace temp table window_before as select {version_key}, {date_col}, "
+                    f"source_file, source_line from {before}",
+                    before_params,
+                )
                 before, before_params = "window_before", []
             if not staged:
                 con.execute(f"delete from {table} where {date_col} between ? and ?", [start, end])
                 insert_batches()
             if changes is not None and changes.height and version_key:
                 result.changed, result.changed_from = _insert_changes(
-                    con, target, date_col, version_key, changes, select_sql, from_sql, params)
-            con.execute("delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
-                        [source_table, start, end])
+                    con, target, date_col, version_key, changes, select_sql, from_sql, params
+                )
+            con.execute(
+                "delete from raw.rejected_orders where source_table = ? and event_date between ? and ?",
+                [source_table, start, end],
+            )
             for rejected in rejects:
                 _replace_rejects(con, source_table, rejected)
             if version_key:
@@ -266,13 +304,27 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, date_col: str, st
 
 def _content_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     schema, name = table.split(".")
-    return [c for (c,) in con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "order by ordinal_position", [schema, name]).fetchall() if c not in BOOKKEEPING_COLUMNS]
+    return [
+        c
+        for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+        if c not in BOOKKEEPING_COLUMNS
+    ]
 
 
-def _insert_changes(con: duckdb.DuckDBPyConnection, table: str, date_col: str, key: str, changes: pl.DataFrame,
-                    select_sql: str, from_sql: str, params: dict | None) -> tuple[int, date | None]:
+def _insert_changes(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    date_col: str,
+    key: str,
+    changes: pl.DataFrame,
+    select_sql: str,
+    from_sql: str,
+    params: dict | None,
+) -> tuple[int, date | None]:
     """Insert the rows of `changes` whose content differs from the table's current row for their key (or whose key
     is new); returns how many, and the earliest date they or the rows they replace are dated."""
     con.execute(f"create or replace temp table incoming_changes as select * from {table} limit 0")
@@ -290,48 +342,74 @@ def _insert_changes(con: duckdb.DuckDBPyConnection, table: str, date_col: str, k
     return changed, earliest
 
 
-def _record_deleted(con: duckdb.DuckDBPyConnection, before: str, before_params: list, table: str, key: str,
-                    date_col: str, start: date, end: date) -> int:
+def _record_deleted(
+    con: duckdb.DuckDBPyConnection,
+    before: str,
+    before_params: list,
+    table: str,
+    key: str,
+    date_col: str,
+    start: date,
+    end: date,
+) -> int:
     """Keys the window held before this load (the relation `before`, with its parameters) that no row of `table`
     holds now: the source dropped them."""
     params = [start, end] + before_params
-    deleted = con.execute(f"""
+    deleted = con.execute(
+        f"""
         insert into raw.deleted_orders
         select b.{key}, b.{date_col}, b.source_file, b.source_line,
                format('no longer in any source file (the load of {{}}..{{}} found no version of it)', ?, ?),
                current_timestamp
-        from {before} b where not exists (select 1 from {table} t where t.{key} = b.{key})""", params).fetchall()
+        from {before} b where not exists (select 1 from {table} t where t.{key} = b.{key})""",
+        params,
+    ).fetchall()
     return deleted[0][0] if deleted else 0
 
 
-def _insert_valid(con: duckdb.DuckDBPyConnection, table: str, valid: pl.DataFrame, select_sql: str,
-                  from_sql: str = "incoming", params: dict | None = None) -> None:
+def _insert_valid(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    valid: pl.DataFrame,
+    select_sql: str,
+    from_sql: str = "incoming",
+    params: dict | None = None,
+) -> None:
     with registered(con, valid):
-        con.execute(f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from {from_sql}",
-                    params or None)
+        con.execute(
+            f"insert into {table} by name select {select_sql}, current_timestamp as loaded_at from {from_sql}",
+            params or None,
+        )
 
 
 def _replace_rejects(con: duckdb.DuckDBPyConnection, source_table: str, rejected: pl.DataFrame) -> None:
     with registered(con, rejected):
-        con.execute("""delete from raw.rejected_orders r where r.source_table = ? and exists (
-                           select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line)""",
-                    [source_table])
+        con.execute(
+            """delete from raw.rejected_orders r where r.source_table = ? and exists (
+                   select 1 from incoming i where i.source_file = r.source_file and i.source_line = r.source_line)""",
+            [source_table],
+        )
         con.execute("insert into raw.rejected_orders by name select *, current_timestamp as rejected_at from incoming")
 
 
-def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str,
-                                source_table: str) -> pl.DataFrame:
+def _remove_superseded_versions(
+    con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str, source_table: str
+) -> pl.DataFrame:
     # Only keys present twice can hold an old version (the table had one row per key before this window).
     columns = con.execute(
         "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ? "
-        "order by ordinal_position", [table]).fetchall()
+        "order by ordinal_position",
+        [table],
+    ).fetchall()
     # The record reads like the one the file validation writes for a superseded row (pipelines/sources/files.py):
     # the source fields, timestamps to the microsecond, no derived or load columns.
     record = ", ".join(
-        f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')" if kind.startswith("TIMESTAMP")
+        f"coalesce(strftime(old.{c}, '%Y-%m-%d %H:%M:%S.%f'), '')"
+        if kind.startswith("TIMESTAMP")
         else f"coalesce(cast(old.{c} as varchar), '')"
         for c, kind in columns
-        if c not in ("email_hmac", "source_sort_key", "loaded_at", "load_id", "fx_rate", date_col))
+        if c not in ("email_hmac", "source_sort_key", "loaded_at", "load_id", "fx_rate", date_col)
+    )
     record = f"regexp_replace(concat_ws(',', {record}), '{sql_literal_body(EMAIL_PATTERN)}', '{REDACTED}', 'g')"
     con.execute(f"""
         create or replace temp table superseded_versions as
@@ -346,10 +424,14 @@ def _remove_superseded_versions(con: duckdb.DuckDBPyConnection, table: str, date
         join versions as newest on newest.{version_key} = v.{version_key} and newest.age = 1
         join {table} as old on old.rowid = v.version_row
         where v.age > 1""")
-    removed = read_frame(con, f"""
+    removed = read_frame(
+        con,
+        f"""
         select ? as source_table, source_file, source_line, 'superseded' as kind,
                format('superseded by {{}}:{{}}', newest_file, newest_line) as reason, record, {date_col} as event_date
-        from superseded_versions""", [source_table])
+        from superseded_versions""",
+        [source_table],
+    )
     _replace_rejects(con, source_table, removed)
     # By row, not by (file, line): a file re-exported under its name holds the new version on the old one's line.
     con.execute(f"delete from {table} where rowid in (select version_row from superseded_versions)")
@@ -364,7 +446,9 @@ def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl
     return frame.height
 
 
-def append_replacing(con: duckdb.DuckDBPyConnection, qualified_name: str, key_col: str, key_value, frame: pl.DataFrame) -> None:
+def append_replacing(
+    con: duckdb.DuckDBPyConnection, qualified_name: str, key_col: str, key_value, frame: pl.DataFrame
+) -> None:
     """History tables (one block of rows per as-of date): replace this key's rows, keep the others."""
     with _transaction(con, frame):
         con.execute(f"create table if not exists {qualified_name} as select * from incoming where false")

@@ -24,20 +24,37 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 AS_OF = "2025-12-31"
 MAX_BYTES = 1_500_000
 
 
 def run_pipeline(data_dir: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
-    env.update({"CLV_DATA_DIR": str(data_dir), "CLV_RECORD_RUNS": "0", "DAGSTER_HOME": str(data_dir / "dagster_home"),
-                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    env.update(
+        {
+            "CLV_DATA_DIR": str(data_dir),
+            "CLV_RECORD_RUNS": "0",
+            "DAGSTER_HOME": str(data_dir / "dagster_home"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
     (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"clv run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     print(f"clv run --as-of {AS_OF}: {time.perf_counter() - started:.0f} s")
@@ -51,7 +68,11 @@ def _shrink(png: bytes, target: Path, max_width: int) -> None:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     width = min(max_width, image.width)
     while True:
-        scaled = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS) if width < image.width else image
+        scaled = (
+            image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+            if width < image.width
+            else image
+        )
         buffer = io.BytesIO()
         scaled.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buffer, format="PNG", optimize=True)
         if buffer.tell() <= MAX_BYTES or width <= 400:
@@ -82,7 +103,9 @@ def screenshot(report: Path, docs: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path, help="reuse this warehouse instead of running the pipeline")
-    parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs", help="where to write the PNGs (default docs/)")
+    parser.add_argument(
+        "--docs", type=Path, default=PROJECT_ROOT / "docs", help="where to write the PNGs (default docs/)"
+    )
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} not found: apt-get install chromium")
@@ -92,7 +115,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clv-report-") as scratch:
         warehouse = args.warehouse.resolve() if args.warehouse else run_pipeline(Path(scratch) / "data")
         result = build_report(warehouse, Path(scratch) / "report")
-        print(f"report: {len(result.charts)} charts in {result.seconds:.1f} s, {result.path.stat().st_size / 1e6:.2f} MB")
+        print(
+            f"report: {len(result.charts)} charts in {result.seconds:.1f} s, {result.path.stat().st_size / 1e6:.2f} MB"
+        )
         screenshot(result.path, args.docs)
 
 

@@ -1,9 +1,11 @@
 """Shared fixtures. The runner itself lives in tests/pipeline_runner.py (importable from every test module)."""
 
 import pytest
-
-from pipeline_runner import (PROJECT_ROOT, SMALL_SHOP_AS_OF, SMALL_SHOP_CUSTOMERS, PipelineRun,  # noqa: F401
-                             pipeline_env, run_clv)
+from pipeline_runner import (
+    SMALL_SHOP_AS_OF,
+    PipelineRun,  # noqa: F401
+    run_clv,
+)
 
 
 @pytest.fixture(scope="session")

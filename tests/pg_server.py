@@ -29,13 +29,16 @@ def find_bin_dir() -> Path | None:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(os.path.realpath(on_path)).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     return Path(versions[-1]).parent if versions else None
 
 
-MISSING_REASON = ("PostgreSQL server binaries (initdb, pg_ctl) not found: `apt-get install -y postgresql` "
-                  "(.ci/run installs them)")
+MISSING_REASON = (
+    "PostgreSQL server binaries (initdb, pg_ctl) not found: `apt-get install -y postgresql` (.ci/run installs them)"
+)
 
 
 def _free_port() -> int:
@@ -49,7 +52,7 @@ class PgServer:
     bin_dir: Path
     directory: Path
     port: int
-    as_postgres: bool      # run the server as the `postgres` user (we are root)
+    as_postgres: bool  # run the server as the `postgres` user (we are root)
 
     @property
     def url(self) -> str:
@@ -67,8 +70,25 @@ class PgServer:
 
     def psql(self, sql: str, database: str = DATABASE) -> str:
         """Run SQL as the superuser over the Unix socket (no password); returns psql's output."""
-        done = self._run("psql", "-h", str(self.directory), "-p", str(self.port), "-U", "postgres", "-d", database,
-                         "-v", "ON_ERROR_STOP=1", "-q", "-A", "-t", "-c", sql, check=False)
+        done = self._run(
+            "psql",
+            "-h",
+            str(self.directory),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-A",
+            "-t",
+            "-c",
+            sql,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
         return done.stdout.strip()
@@ -98,13 +118,38 @@ def start(bin_dir: Path | None = None) -> PgServer:
     if as_postgres:
         shutil.chown(pwfile, "postgres", "postgres")
     try:
-        server._run("initdb", "-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
-                    f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C")
+        server._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
         for attempt in range(3):
-            options = (f"-p {server.port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB")
-            done = server._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(directory / "server.log"),
-                               "-w", "-t", "60", "start", check=False)
+            options = (
+                f"-p {server.port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB"
+            )
+            done = server._run(
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(directory / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
             if done.returncode == 0:
                 break
             if attempt == 2:  # the port may have been taken between choosing and binding it

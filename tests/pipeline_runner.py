@@ -38,14 +38,16 @@ class PipelineRun:
 
 def pipeline_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
-    env.update({
-        "CLV_DATA_DIR": str(data_dir),
-        "CLV_RECORD_RUNS": "0",          # ephemeral Dagster instance: no DAGSTER_HOME needed
-        "CLV_SYNTHETIC_CUSTOMERS": str(SMALL_SHOP_CUSTOMERS),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DAGSTER_HOME": str(data_dir / "dagster_home"),
-        "CLV_HASH_KEY": TEST_HASH_KEY_HEX,
-    })
+    env.update(
+        {
+            "CLV_DATA_DIR": str(data_dir),
+            "CLV_RECORD_RUNS": "0",  # ephemeral Dagster instance: no DAGSTER_HOME needed
+            "CLV_SYNTHETIC_CUSTOMERS": str(SMALL_SHOP_CUSTOMERS),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DAGSTER_HOME": str(data_dir / "dagster_home"),
+            "CLV_HASH_KEY": TEST_HASH_KEY_HEX,
+        }
+    )
     env.update(extra)
     return env
 
@@ -53,9 +55,17 @@ def pipeline_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def run_clv(data_dir: Path, *args: str, check: bool = True, timeout: float = 600, **env: str) -> PipelineRun:
     """`clv <args>` in a subprocess; extra keyword arguments become environment variables."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT,
-                          env=pipeline_env(data_dir, **env), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=pipeline_env(data_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     run = PipelineRun(data_dir, done.returncode, done.stdout, done.stderr)
     if check and done.returncode != 0:
-        raise AssertionError(f"clv {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}")
+        raise AssertionError(
+            f"clv {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+        )
     return run

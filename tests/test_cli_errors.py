@@ -4,38 +4,53 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from pipeline_runner import PROJECT_ROOT, pipeline_env
 
-TOMORROW = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
+TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 
 
 def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120, env=pipeline_env(tmp_path / "data", **env))
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=pipeline_env(tmp_path / "data", **env),
+    )
 
 
-@pytest.mark.parametrize("args, env, words", [
-    (["run", "--as-of", "2024-13-45"], {}, "--as-of '2024-13-45' is not a date: expected YYYY-MM-DD"),
-    (["backfill", "--start", "2025-01-01", "--end", "2025-1-5"], {}, "--end '2025-1-5' is not a date"),
-    (["backfill", "--start", "2025-02-01", "--end", "2025-01-05"], {}, "--start 2025-02-01 is after --end 2025-01-05"),
-    (["run", "--as-of", TOMORROW], {}, f"--as-of {TOMORROW} is in the future"),
-    (["backfill", "--start", "2025-01-01", "--end", TOMORROW], {}, f"--end {TOMORROW} is in the future"),
-    (["run", "--as-of", "2023-12-31"], {}, "before the first partition 2024-01-01"),
-    (["run", "--source", "files", "--raw-dir", "RAW_FILE"], {}, "a file, not a directory"),
-    (["run", "--source", "files", "--raw-dir", "MISSING"], {}, "missing, not a directory"),
-    (["run", "--source", "files"], {}, "CLV_SOURCE=files needs CLV_RAW_DIR"),
-    (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
-    (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
-    (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "args, env, words",
+    [
+        (["run", "--as-of", "2024-13-45"], {}, "--as-of '2024-13-45' is not a date: expected YYYY-MM-DD"),
+        (["backfill", "--start", "2025-01-01", "--end", "2025-1-5"], {}, "--end '2025-1-5' is not a date"),
+        (
+            ["backfill", "--start", "2025-02-01", "--end", "2025-01-05"],
+            {},
+            "--start 2025-02-01 is after --end 2025-01-05",
+        ),
+        (["run", "--as-of", TOMORROW], {}, f"--as-of {TOMORROW} is in the future"),
+        (["backfill", "--start", "2025-01-01", "--end", TOMORROW], {}, f"--end {TOMORROW} is in the future"),
+        (["run", "--as-of", "2023-12-31"], {}, "before the first partition 2024-01-01"),
+        (["run", "--source", "files", "--raw-dir", "RAW_FILE"], {}, "a file, not a directory"),
+        (["run", "--source", "files", "--raw-dir", "MISSING"], {}, "missing, not a directory"),
+        (["run", "--source", "files"], {}, "CLV_SOURCE=files needs CLV_RAW_DIR"),
+        (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
+        (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
+        (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_a_user_error_is_one_line_and_exit_code_2(tmp_path, args, env, words):
     (tmp_path / "a_file.csv").write_text("x")
-    args = [str(tmp_path / "a_file.csv") if a == "RAW_FILE" else str(tmp_path / "nope") if a == "MISSING" else a
-            for a in args]
+    args = [
+        str(tmp_path / "a_file.csv") if a == "RAW_FILE" else str(tmp_path / "nope") if a == "MISSING" else a
+        for a in args
+    ]
     done = _clv(tmp_path, *args, **env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -48,4 +63,5 @@ def test_a_damaged_key_file_is_a_configuration_error(tmp_path):
     key_file.write_text("this is not a key")
     done = _clv(tmp_path, "run", CLV_HASH_KEY="", CLV_HASH_KEY_FILE=str(key_file))
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        f"clv: {key_file}: not a hex key (delete it to create a new one, then run `clv run`)"]
+        f"clv: {key_file}: not a hex key (delete it to create a new one, then run `clv run`)"
+    ]

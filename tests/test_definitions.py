@@ -6,7 +6,7 @@ Fast: nothing is materialised. Needs the dbt manifest (`cd dbt_project && ../.ve
 from __future__ import annotations
 
 import importlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -40,8 +40,14 @@ def asset_graph(defs):
 
 def test_definitions_load(defs, asset_graph):
     keys = asset_graph.get_all_asset_keys()
-    for key in (["raw", "orders"], ["raw", "marketing_spend"], ["raw", "cart_events"], ["marts", "fct_orders"],
-                ["marts", "customer_clv"], ["marts", "cac_payback"]):
+    for key in (
+        ["raw", "orders"],
+        ["raw", "marketing_spend"],
+        ["raw", "cart_events"],
+        ["marts", "fct_orders"],
+        ["marts", "customer_clv"],
+        ["marts", "cac_payback"],
+    ):
         assert dg.AssetKey(key) in keys, f"{'/'.join(key)} missing from the code location"
     # The whole location validates (resources bound, no dangling deps) the way `dagster dev` would load it.
     dg.Definitions.validate_loadable(defs)
@@ -84,7 +90,7 @@ def test_daily_schedule_runs_at_two_utc(defs):
 
 def test_daily_schedule_requests_yesterdays_partition(defs):
     schedule = defs.resolve_schedule_def("daily_clv_refresh")
-    tick = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+    tick = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=tick) as context:
         result = schedule.evaluate_tick(context)
     requests = result.run_requests or []
@@ -95,8 +101,10 @@ def test_daily_schedule_requests_yesterdays_partition(defs):
 def test_dbt_tests_are_asset_checks(asset_graph):
     checks = {(key.asset_key, key.name) for key in asset_graph.asset_check_keys}
     on_fct_orders = {name for asset, name in checks if asset == FCT_ORDERS}
-    assert {"not_null_fct_orders_order_id", "unique_since_window_start_fct_orders_order_id__order_date"} <= on_fct_orders, \
-        sorted(on_fct_orders)
+    assert {
+        "not_null_fct_orders_order_id",
+        "unique_since_window_start_fct_orders_order_id__order_date",
+    } <= on_fct_orders, sorted(on_fct_orders)
 
 
 def test_ingest_checks_exist(asset_graph):

@@ -10,8 +10,12 @@ from pipelines.cli import MART_TABLES
 def test_every_mart_is_built_and_summarised(small_shop):
     assert "Warehouse:" in small_shop.stdout and "Marts (rows):" in small_shop.stdout
     with small_shop.connect() as con:
-        built = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
+        built = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
         assert set(MART_TABLES) <= built
         for table in MART_TABLES:
             assert con.execute(f"select count(*) from marts.{table}").fetchone()[0] > 0, table
@@ -22,7 +26,8 @@ def test_every_mart_is_built_and_summarised(small_shop):
 def test_clv_models_converge_on_the_synthetic_shop(small_shop):
     with small_shop.connect() as con:
         converged = con.execute(
-            "select model, value from marts.clv_model_fit where parameter = 'converged' order by model").fetchall()
+            "select model, value from marts.clv_model_fit where parameter = 'converged' order by model"
+        ).fetchall()
     assert converged == [("bg_nbd", 1.0), ("gamma_gamma", 1.0), ("mbg_nbd", 1.0), ("pareto_nbd", 1.0)]
 
 
@@ -47,7 +52,8 @@ def test_no_email_in_clear_anywhere(small_shop):
     with small_shop.connect() as con:
         text_columns = con.execute(
             "select table_schema, table_name, column_name from information_schema.columns "
-            "where data_type = 'VARCHAR' and table_schema in ('raw', 'marts', 'staging', 'intermediate')").fetchall()
+            "where data_type = 'VARCHAR' and table_schema in ('raw', 'marts', 'staging', 'intermediate')"
+        ).fetchall()
         for schema, table, column in text_columns:
             hits = con.execute(f'select count(*) from {schema}."{table}" where "{column}" like \'%@%\'').fetchone()[0]
             assert hits == 0, f"{schema}.{table}.{column} holds e-mail-like text"

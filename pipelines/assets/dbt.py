@@ -2,8 +2,9 @@
 
 import hashlib
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -55,8 +56,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # A run that reloads all history rebuilds the incremental models from scratch (--full-refresh): the same
     # rows, and it is how a changed model or dbt var (new ltv_windows columns, say) reaches them.
     full_history = rebuild_from is None or rebuild_from <= settings.start_date
-    context.log.info(f"dbt build as of {window.as_of or 'the newest loaded day'}; the incremental models rebuild "
-                     + ("everything (full refresh)." if full_history else f"order dates from {rebuild_from}."))
+    context.log.info(
+        f"dbt build as of {window.as_of or 'the newest loaded day'}; the incremental models rebuild "
+        + ("everything (full refresh)." if full_history else f"order dates from {rebuild_from}.")
+    )
     # One target directory per warehouse: dbt's partial-parse state survives from run to run (the profile
     # names the warehouse, and a changed profile forces a full parse).
     target = DBT_PROJECT_DIR / "target" / f"runs-{hashlib.sha1(str(settings.warehouse).encode()).hexdigest()[:12]}"
@@ -72,21 +75,26 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
         yield from _with_table_metadata(context, warehouse, events)
         raise
     with warehouse.connect() as con:
-        con.execute("insert into raw.dbt_builds values (?, ?, ?, current_timestamp)",
-                    [context.run_id, rebuild_from, loads_through])
+        con.execute(
+            "insert into raw.dbt_builds values (?, ?, ?, current_timestamp)",
+            [context.run_id, rebuild_from, loads_through],
+        )
     yield from _with_table_metadata(context, warehouse, events)
 
 
 # The loads each successful build has taken in (load_log.loaded_at up to loads_through): a run that loads nothing
 # itself (the refresh after a UI backfill of raw/orders, pipelines/jobs.py) rebuilds from the earliest date loaded
 # since, so its incremental models redo that range only.
-BUILDS_DDL = ("create table if not exists raw.dbt_builds (run_id varchar, rebuilt_from date, "
-              "loads_through timestamp, built_at timestamp)")
+BUILDS_DDL = (
+    "create table if not exists raw.dbt_builds (run_id varchar, rebuilt_from date, "
+    "loads_through timestamp, built_at timestamp)"
+)
 PREVIEW_ROWS = 5
 
 
-def _build_missing_unselected(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-                              target) -> None:
+def _build_missing_unselected(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, target
+) -> None:
     """A run of some models only (the refresh after a raw/orders load: not the spend and cart views) on a warehouse
     that never had the others (a fresh one) would fail on the missing relations: those are created first."""
     unselected = set(context.assets_def.keys) - set(context.selected_asset_keys)
@@ -96,10 +104,15 @@ def _build_missing_unselected(context: dg.AssetExecutionContext, dbt: DbtCliReso
         existing = set(con.execute("select table_schema, table_name from information_schema.tables").fetchall())
     missing = sorted(key.path[-1] for key in unselected if tuple(key.path) not in existing)
     if missing:
-        context.log.info("Not in this run's selection but missing from the warehouse, built first: "
-                         + ", ".join(missing))
-        dbt.cli(["run", "--select", *missing], manifest=dbt_project.manifest_path, dagster_dbt_translator=translator,
-                target_path=target).wait()
+        context.log.info(
+            "Not in this run's selection but missing from the warehouse, built first: " + ", ".join(missing)
+        )
+        dbt.cli(
+            ["run", "--select", *missing],
+            manifest=dbt_project.manifest_path,
+            dagster_dbt_translator=translator,
+            target_path=target,
+        ).wait()
 
 
 def _unbuilt_loads_start(con: duckdb.DuckDBPyConnection) -> date | None:
@@ -108,12 +121,13 @@ def _unbuilt_loads_start(con: duckdb.DuckDBPyConnection) -> date | None:
     built = con.execute("select max(loads_through) from raw.dbt_builds").fetchall()[0][0]
     if built is None:
         return None
-    return con.execute("select min(least(window_start, coalesce(changed_from, window_start))) from raw.load_log "
-                       "where loaded_at > ?", [built]).fetchall()[0][0]
+    return con.execute(
+        "select min(least(window_start, coalesce(changed_from, window_start))) from raw.load_log where loaded_at > ?",
+        [built],
+    ).fetchall()[0][0]
 
 
-def _with_table_metadata(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                         events: Iterable) -> Iterator:
+def _with_table_metadata(context: dg.AssetExecutionContext, warehouse: WarehouseResource, events: Iterable) -> Iterator:
     """The events, each model's Output with `dagster/row_count` and a preview of its first rows."""
     events = list(events)
     outputs = [e for e in events if isinstance(e, dg.Output)]
@@ -139,5 +153,7 @@ def _relation_figures(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
         preview = wh.read_frame(con, f"select * from {relation} limit {PREVIEW_ROWS}")
     except duckdb.Error:
         return {}
-    return {"dagster/row_count": rows,
-            "preview": dg.MetadataValue.md(frame_to_markdown(preview, max_rows=PREVIEW_ROWS))}
+    return {
+        "dagster/row_count": rows,
+        "preview": dg.MetadataValue.md(frame_to_markdown(preview, max_rows=PREVIEW_ROWS)),
+    }

@@ -1,7 +1,7 @@
 """Ingest: source files (or the synthetic shop) → validated raw.* tables, one daily partition per order date."""
 
 from contextlib import closing, nullcontext
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -10,10 +10,10 @@ import polars as pl
 from pipelines.data_checks import DataCheckFailed
 from pipelines.markdown import frame_to_markdown
 from pipelines.partitions import daily_partitions, single_run_backfill
+from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.resources import WarehouseResource
 from pipelines.run_window import RunWindow
 from pipelines.sources import files as src
-from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources.landing import source_directory
 
 ORDERS = dg.AssetKey(["raw", "orders"])
@@ -29,13 +29,16 @@ def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> 
     window, latest = warehouse.run_window(context)
     end = window.partition_end or window.as_of or latest
     if end is None:
-        raise dg.Failure("Nothing to load: this run names no partition and no day has been loaded yet. "
-                         "Materialise raw/orders for a partition range first (or run `clv run`).")
+        raise dg.Failure(
+            "Nothing to load: this run names no partition and no day has been loaded yet. "
+            "Materialise raw/orders for a partition range first (or run `clv run`)."
+        )
     start = window.load_start or settings.start_date
     load = src.Window(start=start, end=end, as_of=window.as_of or end, first_partition=settings.start_date)
     context.log.info(
         f"Loading order dates {load.start}..{load.end} (partitions {window.partition_start or load.start}..{end} "
-        f"plus a {settings.lookback_days}-day look-back); the source is read as known on {load.as_of}.")
+        f"plus a {settings.lookback_days}-day look-back); the source is read as known on {load.as_of}."
+    )
     return window, load
 
 
@@ -44,25 +47,32 @@ def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
 
 
 @dg.asset(
-    key=ORDERS, group_name="ingest", kinds={"duckdb", "polars"},
-    partitions_def=daily_partitions, backfill_policy=single_run_backfill,
+    key=ORDERS,
+    group_name="ingest",
+    kinds={"duckdb", "polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
     description="Valid orders (raw.orders), partitioned by order date; rows that fail validation go to "
-                "raw.rejected_orders with file, line and reason (see this asset's metadata).",
+    "raw.rejected_orders with file, line and reason (see this asset's metadata).",
 )
 def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     result, load, settings = _load(context, warehouse, "orders")
     keys = context.partition_keys
     with warehouse.connect(read_only=True) as con:
         total = con.execute("select count(*) from raw.orders").fetchone()[0]
-        per_day = dict(con.execute(
-            "select order_date, count(*) from raw.orders where order_date between ? and ? group by 1",
-            [date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])]).fetchall())
+        per_day = dict(
+            con.execute(
+                "select order_date, count(*) from raw.orders where order_date between ? and ? group by 1",
+                [date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])],
+            ).fetchall()
+        )
     by_kind = result.rejected.group_by("kind").len().sort("kind")
     counts = {row["kind"]: row["len"] for row in by_kind.iter_rows(named=True)}
     context.log.info(
         f"Read {result.rows_read:,} rows from {len(result.files)} file(s); loaded {result.rows_loaded:,} valid orders "
         f"dated {load.start}..{load.end}; quarantined {counts.get('invalid', 0)} invalid rows, "
-        f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions.")
+        f"{counts.get('duplicate', 0)} exact duplicates and {counts.get('superseded', 0)} superseded versions."
+    )
     # One materialization per partition of the run (the UI's partition status): each says its own day's orders;
     # the run's details ride on its last day only (`clv run` covers ~1,100 days), which the asset page shows.
     for key in keys:
@@ -77,9 +87,14 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         "rejection_reasons": _preview(result.rejected.group_by("reason").len().sort("len", descending=True), rows=15),
     }
     context.add_asset_metadata(details, partition_key=keys[-1])
-    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.rows_loaded,
-                                          "window": f"{load.start}..{load.end}", "as_of": str(load.as_of),
-                                          "source": settings.source})
+    return dg.MaterializeResult(
+        metadata={
+            "rows_loaded_this_run": result.rows_loaded,
+            "window": f"{load.start}..{load.end}",
+            "as_of": str(load.as_of),
+            "source": settings.source,
+        }
+    )
 
 
 def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str):
@@ -87,65 +102,98 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
     _, load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
     try:
-        with warehouse.connect() as con, (nullcontext() if isinstance(directory, Path) else closing(directory)):
-            result = load_into(con, RAW_TABLES[table], directory, load, today, settings.source,
-                               chunk_days=settings.ingest_chunk_days, hash_key=settings.hash_key(),
-                               thresholds=settings.thresholds, accept_bad_input=settings.accept_bad_input,
-                               run_id=context.run_id, reporting_currency=settings.reporting_currency)
+        with warehouse.connect() as con, nullcontext() if isinstance(directory, Path) else closing(directory):
+            result = load_into(
+                con,
+                RAW_TABLES[table],
+                directory,
+                load,
+                today,
+                settings.source,
+                chunk_days=settings.ingest_chunk_days,
+                hash_key=settings.hash_key(),
+                thresholds=settings.thresholds,
+                accept_bad_input=settings.accept_bad_input,
+                run_id=context.run_id,
+                reporting_currency=settings.reporting_currency,
+            )
     except DataCheckFailed as failed:
         for problem in failed.problems:
             context.log.error(f"Blocking data check failed on raw.{table}: {problem}")
-        raise dg.Failure(description=str(failed), metadata={"blocking_problems": "\n".join(failed.problems)},
-                         allow_retries=False) from None
+        raise dg.Failure(
+            description=str(failed), metadata={"blocking_problems": "\n".join(failed.problems)}, allow_retries=False
+        ) from None
     except src.SourceFileError as bad_file:
         raise dg.Failure(description=str(bad_file), allow_retries=False) from None
     for name in result.unloaded:
         context.log.warning(f"Not loaded: {name}")
     if result.changed_files:
-        context.log.info(f"New or changed since the last load, read whole: {', '.join(result.changed_files)}; "
-                         f"{result.changed_rows} rows dated before the window changed"
-                         + (f" (the marts rebuild from {result.changed_from})." if result.changed_from else "."))
+        context.log.info(
+            f"New or changed since the last load, read whole: {', '.join(result.changed_files)}; "
+            f"{result.changed_rows} rows dated before the window changed"
+            + (f" (the marts rebuild from {result.changed_from})." if result.changed_from else ".")
+        )
     if result.deleted:
         context.log.warning(f"Removed {result.deleted} orders that no source file holds any more (raw.deleted_orders).")
     for note in result.notes:
         context.log.warning(f"raw.{table}: {note}")
     for name, missing in result.missing_kept.items():
-        context.log.warning(f"{missing} orders are no longer in {name}; they are kept until a full reload "
-                            "(`clv run`), which removes orders no file holds.")
+        context.log.warning(
+            f"{missing} orders are no longer in {name}; they are kept until a full reload "
+            "(`clv run`), which removes orders no file holds."
+        )
     for problem in result.warnings:
         context.log.warning(f"Loaded despite a failed data check (CLV_ACCEPT_BAD_INPUT): {problem}")
     return result, load, settings
 
 
 def _files_metadata(result) -> dict:
-    return {"files": ", ".join(result.files) or "none supplied",
-            "files_read_whole": ", ".join(result.changed_files) or "none (no file changed since the last load)",
-            "changed_rows_before_window": result.changed_rows,
-            "changes_rebuild_from": str(result.changed_from or "-"),
-            "orders_removed": result.deleted,
-            "orders_missing_kept_until_full_reload": sum(result.missing_kept.values()),
-            "files_not_loaded": "\n".join(result.unloaded) or "none",
-            "data_checks_overridden": "\n".join(result.warnings) or "none",
-            "notes": "\n".join(result.notes) or "none"}
+    return {
+        "files": ", ".join(result.files) or "none supplied",
+        "files_read_whole": ", ".join(result.changed_files) or "none (no file changed since the last load)",
+        "changed_rows_before_window": result.changed_rows,
+        "changes_rebuild_from": str(result.changed_from or "-"),
+        "orders_removed": result.deleted,
+        "orders_missing_kept_until_full_reload": sum(result.missing_kept.values()),
+        "files_not_loaded": "\n".join(result.unloaded) or "none",
+        "data_checks_overridden": "\n".join(result.warnings) or "none",
+        "notes": "\n".join(result.notes) or "none",
+    }
 
 
-def _small_table_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str) -> dg.MaterializeResult:
+def _small_table_result(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str
+) -> dg.MaterializeResult:
     result, load, _ = _load(context, warehouse, table)
-    context.log.info(f"Loaded {result.rows_loaded:,} rows of {table} dated {load.start}..{load.end}; "
-                     f"quarantined {result.rejected.height}.")
-    return dg.MaterializeResult(metadata={"rows_loaded_this_run": result.rows_loaded,
-                                          "rows_rejected_this_run": result.rejected.height,
-                                          **_files_metadata(result)})
+    context.log.info(
+        f"Loaded {result.rows_loaded:,} rows of {table} dated {load.start}..{load.end}; "
+        f"quarantined {result.rejected.height}."
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows_loaded_this_run": result.rows_loaded,
+            "rows_rejected_this_run": result.rejected.height,
+            **_files_metadata(result),
+        }
+    )
 
 
-@dg.asset(key=SPEND, group_name="ingest", kinds={"duckdb"},
-          description="Daily marketing spend per channel (optional input), reloaded for the run's order dates.")
+@dg.asset(
+    key=SPEND,
+    group_name="ingest",
+    kinds={"duckdb"},
+    description="Daily marketing spend per channel (optional input), reloaded for the run's order dates.",
+)
 def raw_marketing_spend(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     return _small_table_result(context, warehouse, "marketing_spend")
 
 
-@dg.asset(key=CART, group_name="ingest", kinds={"duckdb"},
-          description="Cart events (optional input) for the cart-abandoner segment, reloaded for the run's dates.")
+@dg.asset(
+    key=CART,
+    group_name="ingest",
+    kinds={"duckdb"},
+    description="Cart events (optional input) for the cart-abandoner segment, reloaded for the run's dates.",
+)
 def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     return _small_table_result(context, warehouse, "cart_events")
 
@@ -154,6 +202,8 @@ def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 # Warnings, not errors: the blocking checks run inside the load, before anything is committed
 # (pipelines/data_checks.py); these describe the loaded table (a historical backfill is not fresh, and says so).
 WARN = dg.AssetCheckSeverity.WARN
+
+
 @dg.asset_check(asset=ORDERS, description="The newest order is at most CLV_FRESHNESS_HOURS old (default 36 h).")
 def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
@@ -161,40 +211,70 @@ def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         newest = con.execute("select max(ordered_at) from raw.orders").fetchone()[0]
     if newest is None:
         return dg.AssetCheckResult(passed=False, severity=WARN, description="raw.orders is empty")
-    age_hours = (datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
-    return dg.AssetCheckResult(passed=age_hours <= settings.freshness_hours, severity=WARN,
-                               metadata={"newest_order": str(newest), "age_hours": round(age_hours, 1),
-                                         "threshold_hours": settings.freshness_hours})
+    age_hours = (datetime.now(UTC).replace(tzinfo=None) - newest).total_seconds() / 3600
+    return dg.AssetCheckResult(
+        passed=age_hours <= settings.freshness_hours,
+        severity=WARN,
+        metadata={
+            "newest_order": str(newest),
+            "age_hours": round(age_hours, 1),
+            "threshold_hours": settings.freshness_hours,
+        },
+    )
 
 
-@dg.asset_check(asset=ORDERS, description="Invalid rows of the whole table stay below CLV_REJECT_RATE_THRESHOLD "
-                                          "(a load above it is stopped before it is committed).")
+@dg.asset_check(
+    asset=ORDERS,
+    description="Invalid rows of the whole table stay below CLV_REJECT_RATE_THRESHOLD "
+    "(a load above it is stopped before it is committed).",
+)
 def reject_rate_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
-        invalid = con.execute("select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'").fetchone()[0]
+        invalid = con.execute(
+            "select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'"
+        ).fetchone()[0]
         valid = con.execute("select count(*) from raw.orders").fetchone()[0]
     rate = invalid / (invalid + valid) if invalid + valid else 0.0
-    return dg.AssetCheckResult(passed=rate <= settings.reject_rate_threshold, severity=WARN,
-                               metadata={"invalid_rows": invalid, "valid_rows": valid, "reject_rate": round(rate, 6),
-                                         "threshold": settings.reject_rate_threshold})
+    return dg.AssetCheckResult(
+        passed=rate <= settings.reject_rate_threshold,
+        severity=WARN,
+        metadata={
+            "invalid_rows": invalid,
+            "valid_rows": valid,
+            "reject_rate": round(rate, 6),
+            "threshold": settings.reject_rate_threshold,
+        },
+    )
 
 
-@dg.asset_check(asset=ORDERS, description="The day's row count did not drop by more than CLV_ROW_DROP_THRESHOLD "
-                                          "against the average of the previous 7 loaded days.")
+@dg.asset_check(
+    asset=ORDERS,
+    description="The day's row count did not drop by more than CLV_ROW_DROP_THRESHOLD "
+    "against the average of the previous 7 loaded days.",
+)
 def no_row_count_drop(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
         rows = con.execute(
             """select order_date, count(*) from raw.orders
                where order_date > (select max(order_date) from raw.orders) - interval 8 day
-               group by 1 order by 1""").fetchall()
+               group by 1 order by 1"""
+        ).fetchall()
     if len(rows) < 2:
         return dg.AssetCheckResult(passed=True, description="not enough history to compare")
     latest_day, latest = rows[-1]
     previous = [n for _, n in rows[:-1]]
     baseline = sum(previous) / len(previous)
     drop = 1 - latest / baseline if baseline else 0.0
-    return dg.AssetCheckResult(passed=drop <= settings.row_drop_threshold, severity=WARN,
-                               metadata={"day": str(latest_day), "rows": latest, "baseline_rows": round(baseline, 1),
-                                         "drop": round(drop, 3), "threshold": settings.row_drop_threshold})
+    return dg.AssetCheckResult(
+        passed=drop <= settings.row_drop_threshold,
+        severity=WARN,
+        metadata={
+            "day": str(latest_day),
+            "rows": latest,
+            "baseline_rows": round(baseline, 1),
+            "drop": round(drop, 3),
+            "threshold": settings.row_drop_threshold,
+        },
+    )

@@ -128,13 +128,18 @@ class OptimisationOutcome:
     # computed (see observed_information_covariance).
     covariance: np.ndarray | None = None
 
-
     def fit_fields(self, n_customers: float) -> dict:
         """The fields every fit result (BgNbdFit, ParetoNbdFit, MbgNbdFit, GammaGammaFit) takes from the optimum,
         beside its own parameters."""
-        return {"log_likelihood": self.total_log_likelihood, "converged": self.converged,
-                "n_customers": int(round(n_customers)), "iterations": self.iterations, "message": self.message,
-                "gradient_norm": self.gradient_norm, "covariance": self.covariance}
+        return {
+            "log_likelihood": self.total_log_likelihood,
+            "converged": self.converged,
+            "n_customers": int(round(n_customers)),
+            "iterations": self.iterations,
+            "message": self.message,
+            "gradient_norm": self.gradient_norm,
+            "covariance": self.covariance,
+        }
 
 
 TotalLogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -159,8 +164,9 @@ def maximise_log_likelihood(
     covariance of the parameters (2k more gradient evaluations).
     """
     with one_blas_thread():
-        return _maximise(total_log_likelihood, n_customers, initial_params, penalizer, tolerance, max_iterations,
-                         covariance)
+        return _maximise(
+            total_log_likelihood, n_customers, initial_params, penalizer, tolerance, max_iterations, covariance
+        )
 
 
 @contextmanager
@@ -170,12 +176,13 @@ def one_blas_thread():
     anything else each call then waits for a core (measured with two busy processes beside it: 68 ms per 8-step
     minimisation instead of 3.7 ms; a 1 M-customer pipeline fit lost ~3 ms per iteration). The likelihoods
     themselves avoid multi-threaded BLAS already (row_dot, paretonbd's tiled products)."""
-    with (threadpool_limits(limits=1, user_api="blas") if threadpool_limits else nullcontext()):
+    with threadpool_limits(limits=1, user_api="blas") if threadpool_limits else nullcontext():
         yield
 
 
-def _maximise(total_log_likelihood, n_customers, initial_params, penalizer, tolerance, max_iterations,
-              covariance) -> OptimisationOutcome:
+def _maximise(
+    total_log_likelihood, n_customers, initial_params, penalizer, tolerance, max_iterations, covariance
+) -> OptimisationOutcome:
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.exp(log_params)
         total, gradient = total_log_likelihood(params)
@@ -208,8 +215,9 @@ def _maximise(total_log_likelihood, n_customers, initial_params, penalizer, tole
         iterations=int(result.nit),
         message=message,
         gradient_norm=gradient_norm,
-        covariance=(observed_information_covariance(total_log_likelihood, params) if converged and covariance
-                    else None),
+        covariance=(
+            observed_information_covariance(total_log_likelihood, params) if converged and covariance else None
+        ),
     )
 
 
@@ -218,8 +226,9 @@ def _maximise(total_log_likelihood, n_customers, initial_params, penalizer, tole
 HESSIAN_RELATIVE_STEP = 1e-4
 
 
-def log_likelihood_hessian(total_log_likelihood: TotalLogLikelihood, params: np.ndarray,
-                           relative_step: float = HESSIAN_RELATIVE_STEP) -> np.ndarray:
+def log_likelihood_hessian(
+    total_log_likelihood: TotalLogLikelihood, params: np.ndarray, relative_step: float = HESSIAN_RELATIVE_STEP
+) -> np.ndarray:
     """Hessian of the total log-likelihood wrt the natural parameters, by central differences of its analytic
     gradient: column j = (g(theta + h_j e_j) - g(theta - h_j e_j)) / (2 h_j), h_j = relative_step * theta_j
     (2k gradient evaluations for k parameters), symmetrised."""

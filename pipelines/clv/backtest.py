@@ -108,16 +108,33 @@ def calibration_holdout_backtest(
     if holdout_end <= calibration_end:
         raise ValueError("holdout_end must be after calibration_end")
     calibration = rfm_summary(
-        orders, calibration_end, customer_col=customer_col, date_col=date_col, value_col=value_col,
+        orders,
+        calibration_end,
+        customer_col=customer_col,
+        date_col=date_col,
+        value_col=value_col,
         with_total_value=True,
-    ).select("customer_id", "frequency", "recency", "T", "monetary_value", "first_purchase_date", "purchase_days",
-             pl.col("total_value").alias("calibration_revenue"))
+    ).select(
+        "customer_id",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "first_purchase_date",
+        "purchase_days",
+        pl.col("total_value").alias("calibration_revenue"),
+    )
     day = pl.col(date_col).cast(pl.Date)
     holdout = (
-        orders.select(pl.col(customer_col).alias("customer_id"), day.alias("day"),
-                      pl.col(value_col).cast(pl.Float64).alias("value"))
-        .filter((pl.col("day") > pl.lit(calibration_end, dtype=pl.Date))
-                & (pl.col("day") <= pl.lit(holdout_end, dtype=pl.Date)))
+        orders.select(
+            pl.col(customer_col).alias("customer_id"),
+            day.alias("day"),
+            pl.col(value_col).cast(pl.Float64).alias("value"),
+        )
+        .filter(
+            (pl.col("day") > pl.lit(calibration_end, dtype=pl.Date))
+            & (pl.col("day") <= pl.lit(holdout_end, dtype=pl.Date))
+        )
         .group_by("customer_id")
         .agg(actual=pl.col("day").n_unique(), actual_revenue=pl.col("value").sum())
     )
@@ -140,8 +157,9 @@ def calibration_holdout_backtest(
     gamma_gamma = None
     order_value = None
     if revenue:
-        gamma_gamma, note = fit_or_reason("Gamma-Gamma (back-test)", fit_gamma_gamma, frequency, monetary,
-                                          covariance=False)
+        gamma_gamma, note = fit_or_reason(
+            "Gamma-Gamma (back-test)", fit_gamma_gamma, frequency, monetary, covariance=False
+        )
         if gamma_gamma is not None and gamma_gamma.q <= 1:
             gamma_gamma, note = None, f"Gamma-Gamma (back-test) q={gamma_gamma.q:.3g} <= 1: no revenue back-test"
         if note:
@@ -159,19 +177,22 @@ def calibration_holdout_backtest(
             notes[name] = note
             continue
         predicted = model.conditional_expected_purchases(fit, holdout_weeks, frequency, recency, T)
-        by_model[name] = _model_backtest(name, fit, base, predicted,
-                                         None if order_value is None else predicted * order_value)
+        by_model[name] = _model_backtest(
+            name, fit, base, predicted, None if order_value is None else predicted * order_value
+        )
     if formula:
-        predicted, predicted_revenue, note = _formula_predictions(orders, summary, calibration_end, holdout_end,
-                                                                  customer_col, date_col)
+        predicted, predicted_revenue, note = _formula_predictions(
+            orders, summary, calibration_end, holdout_end, customer_col, date_col
+        )
         if note:
             notes[FORMULA] = note
         else:
             by_model[FORMULA] = _model_backtest(FORMULA, None, base, predicted, predicted_revenue)
     first = next((by_model[name] for name in (*models, FORMULA) if name in by_model), None)
     if first is None or (models and not any(name in by_model for name in models)):
-        raise ValueError("no purchase model could be back-tested: "
-                         + "; ".join(notes[n] for n in (*models, FORMULA) if n in notes))
+        raise ValueError(
+            "no purchase model could be back-tested: " + "; ".join(notes[n] for n in (*models, FORMULA) if n in notes)
+        )
     return BacktestResult(
         overall=first.overall,
         by_frequency=first.by_frequency,
@@ -185,20 +206,30 @@ def calibration_holdout_backtest(
     )
 
 
-def _model_backtest(name: str, fit, base: pl.DataFrame, predicted: np.ndarray,
-                    predicted_revenue: np.ndarray | None) -> ModelBacktest:
+def _model_backtest(
+    name: str, fit, base: pl.DataFrame, predicted: np.ndarray, predicted_revenue: np.ndarray | None
+) -> ModelBacktest:
     per_customer = base.with_columns(
         predicted=pl.Series(predicted, dtype=pl.Float64),
-        predicted_revenue=(pl.Series(predicted_revenue, dtype=pl.Float64) if predicted_revenue is not None
-                           else pl.lit(None, pl.Float64)),
-    ).select("customer_id", "frequency", "predicted", "actual", "predicted_revenue", "actual_revenue",
-             "frequency_bucket")
-    return ModelBacktest(name, fit, _overall_accuracy(per_customer), _accuracy_by_frequency(per_customer),
-                         per_customer)
+        predicted_revenue=(
+            pl.Series(predicted_revenue, dtype=pl.Float64)
+            if predicted_revenue is not None
+            else pl.lit(None, pl.Float64)
+        ),
+    ).select(
+        "customer_id", "frequency", "predicted", "actual", "predicted_revenue", "actual_revenue", "frequency_bucket"
+    )
+    return ModelBacktest(name, fit, _overall_accuracy(per_customer), _accuracy_by_frequency(per_customer), per_customer)
 
 
-def _formula_predictions(orders: pl.LazyFrame, summary: pl.DataFrame, calibration_end: datetime.date,
-                         holdout_end: datetime.date, customer_col: str, date_col: str):
+def _formula_predictions(
+    orders: pl.LazyFrame,
+    summary: pl.DataFrame,
+    calibration_end: datetime.date,
+    holdout_end: datetime.date,
+    customer_col: str,
+    date_col: str,
+):
     """The articles' formula from the calibration period: each customer keeps buying at their calibration rate
     (purchase days per year, over their tenure counted as at least one year, as customer_clv.formula_clv) while
     the expected lifespan lasts (1 / annual churn, capped at 10 years; churn from the calibration period only),
@@ -206,16 +237,18 @@ def _formula_predictions(orders: pl.LazyFrame, summary: pl.DataFrame, calibratio
     lifespan) purchases, × value per purchase day in revenue. (predicted, predicted_revenue, note)."""
     from pipelines.clv.scoring import annual_churn_rate  # scoring imports the models; imported late, once
 
-    calibration_orders = orders.select(pl.col(customer_col).alias("customer_id"),
-                                       pl.col(date_col).cast(pl.Date).alias("order_date")).filter(
-        pl.col("order_date") <= pl.lit(calibration_end, dtype=pl.Date))
+    calibration_orders = orders.select(
+        pl.col(customer_col).alias("customer_id"), pl.col(date_col).cast(pl.Date).alias("order_date")
+    ).filter(pl.col("order_date") <= pl.lit(calibration_end, dtype=pl.Date))
     churn = annual_churn_rate(calibration_orders, calibration_end)
     if not churn:
         return None, None, "formula (back-test): the calibration period is too short to measure annual churn"
     lifespan = min(MAX_FORMULA_LIFESPAN_YEARS, 1.0 / churn)
     holdout_years = (holdout_end - calibration_end).days / DAYS_PER_YEAR
-    tenure_years = np.array([(calibration_end - d).days for d in summary["first_purchase_date"].to_list()],
-                            dtype=np.float64) / DAYS_PER_YEAR
+    tenure_years = (
+        np.array([(calibration_end - d).days for d in summary["first_purchase_date"].to_list()], dtype=np.float64)
+        / DAYS_PER_YEAR
+    )
     purchase_days = summary["purchase_days"].to_numpy().astype(np.float64)
     rate = purchase_days / np.maximum(tenure_years, 1.0)
     predicted = rate * min(holdout_years, lifespan)
@@ -288,5 +321,12 @@ def backtest_table(result: BacktestResult) -> pl.DataFrame:
     return pl.concat(blocks, how="diagonal_relaxed") if blocks else pl.DataFrame()
 
 
-__all__ = ["FIT_FAILURES", "FORMULA", "BacktestResult", "ModelBacktest", "backtest_table",
-           "calibration_holdout_backtest", "default_backtest_split"]
+__all__ = [
+    "FIT_FAILURES",
+    "FORMULA",
+    "BacktestResult",
+    "ModelBacktest",
+    "backtest_table",
+    "calibration_holdout_backtest",
+    "default_backtest_split",
+]

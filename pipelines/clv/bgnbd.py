@@ -15,8 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, hyp2f1
 
-from pipelines.clv._mle import (collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale,
-                               row_dot)
+from pipelines.clv._mle import collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale, row_dot
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,14 @@ class _BgNbdLikelihood:
         b_x_minus_1 = np.where(xs > 0, b + xs - 1.0, 1.0)
         log_b_x_minus_1 = np.log(b_x_minus_1)
 
-        per_x = gammaln(r_x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(
-            a + b + xs
+        per_x = (
+            gammaln(r_x)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + xs)
+            - gammaln(b)
+            - gammaln(a + b + xs)
         )
         log_alpha_T = np.log(alpha + self.T_values)
         exposure = r * self.customers_per_T + self.purchases_per_T  # sum of (r + x) per T
@@ -265,8 +270,17 @@ def expected_purchases_if_alive(fit: BgNbdFit, t: ArrayLike, frequency: ArrayLik
     (x, T), so group totals can weight it by P(alive) × value summed per distinct (x, T). Broadcasts like
     :func:`conditional_expected_purchases`."""
     r, alpha, a, b = fit.params
-    return _clip_finite(_expected_purchases_while_alive(r, alpha, a, b, np.asarray(frequency, dtype=np.float64),
-                                                        np.asarray(T, dtype=np.float64), np.asarray(t, dtype=np.float64)))
+    return _clip_finite(
+        _expected_purchases_while_alive(
+            r,
+            alpha,
+            a,
+            b,
+            np.asarray(frequency, dtype=np.float64),
+            np.asarray(T, dtype=np.float64),
+            np.asarray(t, dtype=np.float64),
+        )
+    )
 
 
 def discounted_expected_purchases(
@@ -318,8 +332,9 @@ def _expected_purchases_while_alive(
         distinct = _distinct_pairs(x.reshape(-1), T.reshape(-1))
         if distinct:
             shape = x.shape[:-1] + (distinct[0].size,)
-            values = _expected_purchases_while_alive_direct(r, alpha, a, b, distinct[0].reshape(shape),
-                                                            distinct[1].reshape(shape), t)
+            values = _expected_purchases_while_alive_direct(
+                r, alpha, a, b, distinct[0].reshape(shape), distinct[1].reshape(shape), t
+            )
             return values[..., distinct[2]]
     return _expected_purchases_while_alive_direct(r, alpha, a, b, x, T, t)
 

@@ -65,7 +65,12 @@ def gamma_gamma_log_likelihood_terms(
     log_gamma_mx = np.log(gamma + m * x)
     psi_px_q = digamma(px + q)
     log_likelihood = (
-        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma) + (px - 1.0) * log_m + px * log_x
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(gamma)
+        + (px - 1.0) * log_m
+        + px * log_x
         - (px + q) * log_gamma_mx
     )
     gradient = np.empty((x.shape[0], 3))
@@ -168,9 +173,7 @@ def fit_gamma_gamma(
     return GammaGammaFit(p=p, q=q, gamma=gamma, **outcome.fit_fields(likelihood.n_customers))
 
 
-def conditional_expected_order_value(
-    fit: GammaGammaFit, frequency: ArrayLike, monetary_value: ArrayLike
-) -> np.ndarray:
+def conditional_expected_order_value(fit: GammaGammaFit, frequency: ArrayLike, monetary_value: ArrayLike) -> np.ndarray:
     """E[value of a future purchase | x, m] (Fader & Hardie 2013 eq. (5)):
 
         (q - 1) / (p x + q - 1) * p gamma / (q - 1)  +  p x / (p x + q - 1) * m
@@ -206,7 +209,8 @@ def frequency_value_spearman(frequency: ArrayLike, monetary_value: ArrayLike) ->
     import polars as pl  # the ranks of a million values: polars' parallel rank, not a Python loop
 
     ranks = pl.DataFrame({"x": x[usable], "m": m[usable]}).select(
-        pl.col("x").rank("average"), pl.col("m").rank("average"))
+        pl.col("x").rank("average"), pl.col("m").rank("average")
+    )
     rho = ranks.select(pl.corr("x", "m")).item()
     return None if rho is None or not np.isfinite(rho) else float(rho)
 
@@ -215,6 +219,8 @@ def spearman_warning(rho: float | None) -> str | None:
     """The run log's warning when the frequency-value correlation puts the Gamma-Gamma assumption in doubt."""
     if rho is None or abs(rho) < SPEARMAN_WARNING_THRESHOLD:
         return None
-    return (f"purchase frequency and mean repeat order value are correlated (Spearman rho = {rho:.2f}, "
-            f"|rho| >= {SPEARMAN_WARNING_THRESHOLD}): Gamma-Gamma assumes they are independent, so expected order "
-            "values (and CLV) may be biased")
+    return (
+        f"purchase frequency and mean repeat order value are correlated (Spearman rho = {rho:.2f}, "
+        f"|rho| >= {SPEARMAN_WARNING_THRESHOLD}): Gamma-Gamma assumes they are independent, so expected order "
+        "values (and CLV) may be biased"
+    )

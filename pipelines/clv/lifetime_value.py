@@ -23,8 +23,9 @@ WEEKS_PER_YEAR = 52.0
 WEEKS_PER_MONTH = 365.25 / 12.0 / 7.0  # 4.348 weeks
 
 
-def discount_schedule(horizon_weeks: float, annual_discount_rate: float,
-                      step_weeks: float = WEEKS_PER_MONTH) -> tuple[np.ndarray, np.ndarray]:
+def discount_schedule(
+    horizon_weeks: float, annual_discount_rate: float, step_weeks: float = WEEKS_PER_MONTH
+) -> tuple[np.ndarray, np.ndarray]:
     """(step ends in weeks, discount factor of each step): steps of ``step_weeks``, the last one capped at the
     horizon; each step's purchases discounted at its end, (1 + d)^(-t / 52)."""
     if horizon_weeks <= 0 or step_weeks <= 0:
@@ -56,9 +57,12 @@ def predicted_clv(
     x = np.asarray(frequency, dtype=np.float64)
     t_x = np.asarray(recency, dtype=np.float64)
     T_arr = np.asarray(T, dtype=np.float64)
-    margin = np.ones_like(x) if margin_rate is None else np.broadcast_to(np.asarray(margin_rate, dtype=np.float64), x.shape)
+    margin = (
+        np.ones_like(x) if margin_rate is None else np.broadcast_to(np.asarray(margin_rate, dtype=np.float64), x.shape)
+    )
 
     discounted_purchases = model_of(purchase_fit).discounted_expected_purchases(
-        purchase_fit, step_ends, discount, x, t_x, T_arr)
+        purchase_fit, step_ends, discount, x, t_x, T_arr
+    )
     order_value = conditional_expected_order_value(gg, x, monetary_value)
     return discounted_purchases * order_value * margin

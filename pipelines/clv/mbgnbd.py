@@ -80,9 +80,7 @@ def mbgnbd_log_likelihood_terms(
     psi_a_b = digamma(a + b)
     psi_a_b_x = digamma(a + b + x + 1.0)
     gradient = np.empty((x.shape[0], 4))
-    gradient[:, 0] = (
-        digamma(r + x) - digamma(r) + np.log(alpha) - log_alpha_T + dropped * (log_alpha_T - log_alpha_tx)
-    )
+    gradient[:, 0] = digamma(r + x) - digamma(r) + np.log(alpha) - log_alpha_T + dropped * (log_alpha_T - log_alpha_tx)
     gradient[:, 1] = r / alpha - (r + x) / (alpha + T) + dropped * (r + x) * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
     gradient[:, 2] = psi_a_b - psi_a_b_x + dropped / a
     gradient[:, 3] = psi_a_b + digamma(b + x + 1.0) - digamma(b) - psi_a_b_x - dropped / (b + x)
@@ -112,8 +110,13 @@ class _MbgNbdLikelihood:
         xs = self.x_values
         r_x = r + xs
         per_x = (
-            gammaln(r_x) - gammaln(r) + r * np.log(alpha)
-            + gammaln(a + b) + gammaln(b + xs + 1.0) - gammaln(b) - gammaln(a + b + xs + 1.0)
+            gammaln(r_x)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + xs + 1.0)
+            - gammaln(b)
+            - gammaln(a + b + xs + 1.0)
         )
         log_alpha_T = np.log(alpha + self.T_values)
         exposure = r * self.customers_per_T + self.purchases_per_T  # sum of (r + x) per T
@@ -240,8 +243,17 @@ def expected_purchases_if_alive(fit: MbgNbdFit, t: ArrayLike, frequency: ArrayLi
     :func:`conditional_expected_purchases` (which is this × P(alive)); see
     :func:`pipelines.clv.bgnbd.expected_purchases_if_alive`."""
     r, alpha, a, b = fit.params
-    return _clip_finite(_expected_purchases_while_alive(r, alpha, a, b + 1.0, np.asarray(frequency, dtype=np.float64),
-                                                        np.asarray(T, dtype=np.float64), np.asarray(t, dtype=np.float64)))
+    return _clip_finite(
+        _expected_purchases_while_alive(
+            r,
+            alpha,
+            a,
+            b + 1.0,
+            np.asarray(frequency, dtype=np.float64),
+            np.asarray(T, dtype=np.float64),
+            np.asarray(t, dtype=np.float64),
+        )
+    )
 
 
 def discounted_expected_purchases(

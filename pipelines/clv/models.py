@@ -29,9 +29,9 @@ class PurchaseModel:
     recency, T); expected_purchases_if_alive(fit, t, frequency, T), the factor of P(alive) in
     conditional_expected_purchases (which is P(alive) × it), a function of (x, T) only."""
 
-    name: str                          # 'bg_nbd', as in clv_model_fit.model
-    label: str                         # 'BG/NBD', for people
-    parameter_names: tuple[str, ...]   # in the order of fit.params
+    name: str  # 'bg_nbd', as in clv_model_fit.model
+    label: str  # 'BG/NBD', for people
+    parameter_names: tuple[str, ...]  # in the order of fit.params
     fit_type: type
     fit: Callable
     p_alive: Callable
@@ -57,19 +57,36 @@ class PurchaseModel:
         )
 
 
-def _entry(name: str, label: str, parameter_names: tuple[str, ...], module: ModuleType, fit_type: type,
-           fit: Callable) -> PurchaseModel:
-    return PurchaseModel(name, label, parameter_names, fit_type, fit, module.p_alive,
-                         module.conditional_expected_purchases, module.expected_purchases_new_customer,
-                         module.discounted_expected_purchases, module.expected_purchases_if_alive)
+def _entry(
+    name: str, label: str, parameter_names: tuple[str, ...], module: ModuleType, fit_type: type, fit: Callable
+) -> PurchaseModel:
+    return PurchaseModel(
+        name,
+        label,
+        parameter_names,
+        fit_type,
+        fit,
+        module.p_alive,
+        module.conditional_expected_purchases,
+        module.expected_purchases_new_customer,
+        module.discounted_expected_purchases,
+        module.expected_purchases_if_alive,
+    )
 
 
 # In this order when nothing else decides (ties in the back-test, the default without one).
 PURCHASE_MODELS: dict[str, PurchaseModel] = {
-    model.name: model for model in (
+    model.name: model
+    for model in (
         _entry("bg_nbd", "BG/NBD", ("r", "alpha", "a", "b"), bgnbd, bgnbd.BgNbdFit, bgnbd.fit_bgnbd),
-        _entry("pareto_nbd", "Pareto/NBD", ("r", "alpha", "s", "beta"), paretonbd, paretonbd.ParetoNbdFit,
-               paretonbd.fit_paretonbd),
+        _entry(
+            "pareto_nbd",
+            "Pareto/NBD",
+            ("r", "alpha", "s", "beta"),
+            paretonbd,
+            paretonbd.ParetoNbdFit,
+            paretonbd.fit_paretonbd,
+        ),
         _entry("mbg_nbd", "MBG/NBD", ("r", "alpha", "a", "b"), mbgnbd, mbgnbd.MbgNbdFit, mbgnbd.fit_mbgnbd),
     )
 }
@@ -103,13 +120,14 @@ def purchase_model(name: str) -> PurchaseModel:
 
 @dataclass(frozen=True)
 class Selection:
-    model: str | None   # None: no purchase model converged
-    reason: str         # in words, for the run log and clv_model_fit's note
+    model: str | None  # None: no purchase model converged
+    reason: str  # in words, for the run log and clv_model_fit's note
     overridden: bool = False
 
 
-def select_purchase_model(converged: Iterable[str], holdout_mae: Mapping[str, float | None],
-                          override: str | None = None) -> Selection:
+def select_purchase_model(
+    converged: Iterable[str], holdout_mae: Mapping[str, float | None], override: str | None = None
+) -> Selection:
     """Which purchase model scores the customers.
 
     Candidates are the models whose fit on the whole history converged. Among those that could also be
@@ -132,8 +150,11 @@ def select_purchase_model(converged: Iterable[str], holdout_mae: Mapping[str, fl
     if tested:
         best = min(tested, key=lambda name: holdout_mae[name])  # the first of equal errors: registry order
         others = ", ".join(f"{PURCHASE_MODELS[n].label} {holdout_mae[n]:.4g}" for n in tested if n != best)
-        return Selection(best, prefix + f"lowest hold-out error per customer ({PURCHASE_MODELS[best].label} "
-                                        f"{holdout_mae[best]:.4g} purchases" + (f"; {others}" if others else "") + ")")
+        return Selection(
+            best,
+            prefix + f"lowest hold-out error per customer ({PURCHASE_MODELS[best].label} "
+            f"{holdout_mae[best]:.4g} purchases" + (f"; {others}" if others else "") + ")",
+        )
     chosen = DEFAULT_PURCHASE_MODEL if DEFAULT_PURCHASE_MODEL in candidates else candidates[0]
     return Selection(chosen, prefix + "no back-test to choose by: the default order (BG/NBD, Pareto/NBD, MBG/NBD)")
 
@@ -146,5 +167,15 @@ def model_of(fit) -> PurchaseModel:
     raise TypeError(f"not a purchase model fit: {type(fit).__name__}")
 
 
-__all__ = ["DEFAULT_PURCHASE_MODEL", "FIT_FAILURES", "GAMMA_GAMMA_PARAMETERS", "PURCHASE_MODELS", "PurchaseModel",
-           "Selection", "fit_or_reason", "model_of", "purchase_model", "select_purchase_model"]
+__all__ = [
+    "DEFAULT_PURCHASE_MODEL",
+    "FIT_FAILURES",
+    "GAMMA_GAMMA_PARAMETERS",
+    "PURCHASE_MODELS",
+    "PurchaseModel",
+    "Selection",
+    "fit_or_reason",
+    "model_of",
+    "purchase_model",
+    "select_purchase_model",
+]

@@ -154,8 +154,8 @@ class _ParetoNbdLikelihood:
         softplus = np.maximum(D, 0.0) + np.log1p(e)
         weighted_died = self.weights * (np.where(D >= 0, 1.0, e) / (1.0 + e))
         # einsum / row_dot rather than BLAS on the long vectors (see row_dot).
-        total = row_dot(self.weight_per_x, log_c) + row_dot(self.weight_per_alive_pair, k) + row_dot(
-            self.weights, softplus
+        total = (
+            row_dot(self.weight_per_x, log_c) + row_dot(self.weight_per_alive_pair, k) + row_dot(self.weights, softplus)
         )
         died_per_alive_pair = np.bincount(
             self.alive_pairs.row_code, weights=weighted_died, minlength=self.alive_pairs.size
@@ -368,12 +368,22 @@ def _log_tail_integral_near_z_one(
     # Nothing below the peak by more than _NEAR_ONE_DROP counts (left side), nor beyond the point where phi has
     # dropped that much below its value at the last lower limit of the x (right side): the panels stop there.
     left_target = phi_peak - _NEAR_ONE_DROP
-    v_left = np.where(phi(v_low, everything) >= left_target, v_low, _solve_increasing(
-        lambda v: phi(v, everything) - left_target, lambda v: dphi(v, everything), v_low, v_peak))
+    v_left = np.where(
+        phi(v_low, everything) >= left_target,
+        v_low,
+        _solve_increasing(lambda v: phi(v, everything) - left_target, lambda v: dphi(v, everything), v_low, v_peak),
+    )
     right_target = phi(np.maximum(v_last, v_peak), everything) - _NEAR_ONE_DROP
-    v_right = np.where(phi(v_high, everything) >= right_target, v_high, _solve_increasing(
-        lambda v: right_target - phi(v, everything), lambda v: -dphi(v, everything), np.maximum(v_last, v_peak),
-        v_high))
+    v_right = np.where(
+        phi(v_high, everything) >= right_target,
+        v_high,
+        _solve_increasing(
+            lambda v: right_target - phi(v, everything),
+            lambda v: -dphi(v, everything),
+            np.maximum(v_last, v_peak),
+            v_high,
+        ),
+    )
 
     # Panel edges: equal steps of lambda on each side of the peak, solved for the distance d from the peak.
     edge_v, edge_x = [v_peak, v_left, v_right], [np.arange(x.size)] * 3
@@ -408,7 +418,7 @@ def _log_tail_integral_near_z_one(
     point_v, point_x = point_v[order], point_x[order]
     position = np.empty(point_v.size, dtype=np.int64)
     position[order] = np.arange(point_v.size)
-    pair_point = position[point_v.size - v0.size:]  # where each pair's v0 landed
+    pair_point = position[point_v.size - v0.size :]  # where each pair's v0 landed
     is_start = np.zeros(point_v.size, dtype=bool)
     is_start[pair_point] = True
 
@@ -420,8 +430,9 @@ def _log_tail_integral_near_z_one(
     has_start = (last_start >= 0) & (point_x[np.maximum(last_start, 0)] == seg_x)
     seg_start, seg_end = point_v[:-1], point_v[1:]
     right_of_peak = seg_start >= v_peak[seg_x]
-    seen_max = np.where(right_of_peak, phi(np.maximum(point_v[np.maximum(last_start, 0)], v_peak[seg_x]), seg_x),
-                        phi_peak[seg_x])
+    seen_max = np.where(
+        right_of_peak, phi(np.maximum(point_v[np.maximum(last_start, 0)], v_peak[seg_x]), seg_x), phi_peak[seg_x]
+    )
     seg_max = phi(np.where(right_of_peak, seg_start, seg_end), seg_x)
     counted = np.flatnonzero(same_x & has_start & (seg_end > seg_start) & (seg_max >= seen_max - _NEAR_ONE_DROP))
 
@@ -562,8 +573,7 @@ def _series_sums(
 
     powers = np.empty((taus_used.size, n_terms))
     powers[:, 0] = 1.0
-    np.cumprod(np.broadcast_to(z_tau[taus_used][:, None], (taus_used.size, n_terms - 1)), axis=1,
-               out=powers[:, 1:])
+    np.cumprod(np.broadcast_to(z_tau[taus_used][:, None], (taus_used.size, n_terms - 1)), axis=1, out=powers[:, 1:])
 
     n_pairs = x_code.size
     if taus_used.size * xs_used.size <= _GRID_DENSITY * n_pairs + 1024:
@@ -587,8 +597,8 @@ def _single_thread_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     column_tile = max(1, _SINGLE_THREAD_GEMM // (row_tile * inner))
     for row in range(0, rows, row_tile):
         for column in range(0, right.shape[1], column_tile):
-            out[row:row + row_tile, column:column + column_tile] = (
-                left[row:row + row_tile] @ right[:, column:column + column_tile]
+            out[row : row + row_tile, column : column + column_tile] = (
+                left[row : row + row_tile] @ right[:, column : column + column_tile]
             )
     return out
 
@@ -641,8 +651,7 @@ def _log_p_alive_flat(fit: ParetoNbdFit, x: np.ndarray, t_x: np.ndarray, T: np.n
     alive_pairs = _PairIndex(x_code, x_values.size, T_code, T_values.size)
     dropout_pairs = _PairIndex(x_code, x_values.size, recency_code, recency_values.size)
     k, _ = _log_tail_integral(r, alpha, s, beta, x_values, T_values, alive_pairs, alive=True, gradient=False)
-    g, _ = _log_tail_integral(r, alpha, s, beta, x_values, recency_values, dropout_pairs, alive=False,
-                              gradient=False)
+    g, _ = _log_tail_integral(r, alpha, s, beta, x_values, recency_values, dropout_pairs, alive=False, gradient=False)
     log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     return log_alive - np.logaddexp(k[alive_pairs.row_code], g[dropout_pairs.row_code])
 
@@ -703,12 +712,13 @@ def expected_purchases_if_alive(fit: ParetoNbdFit, t: ArrayLike, frequency: Arra
     r, alpha, s, beta = fit.params
     x = np.asarray(frequency, dtype=np.float64)
     T_arr = np.asarray(T, dtype=np.float64)
-    return _clip_finite((r + x) / (alpha + T_arr) * _purchases_per_unit_rate(s, beta + T_arr, np.asarray(t, dtype=np.float64)))
+    return _clip_finite(
+        (r + x) / (alpha + T_arr) * _purchases_per_unit_rate(s, beta + T_arr, np.asarray(t, dtype=np.float64))
+    )
 
 
 def discounted_expected_purchases(
-    fit: ParetoNbdFit, step_ends: ArrayLike, discount: ArrayLike, frequency: ArrayLike, recency: ArrayLike,
-    T: ArrayLike
+    fit: ParetoNbdFit, step_ends: ArrayLike, discount: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
 ) -> np.ndarray:
     """Σ_k discount_k · E[purchases in (t_(k−1), t_k]] per customer (t_0 = 0), as
     :func:`pipelines.clv.bgnbd.discounted_expected_purchases`. E[Y(t)] = P(alive) (r+x)/(alpha+T) B(T, t), so the

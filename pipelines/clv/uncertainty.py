@@ -54,9 +54,12 @@ class GroupIntervals:
         """The intervals in money and purchases for the given point totals."""
         point_purchases = np.asarray(point_purchases, dtype=np.float64)
         point_clv = np.asarray(point_clv, dtype=np.float64)
-        return {"purchases_low": point_purchases * self.purchases_low,
-                "purchases_high": point_purchases * self.purchases_high,
-                "clv_low": point_clv * self.clv_low, "clv_high": point_clv * self.clv_high}
+        return {
+            "purchases_low": point_purchases * self.purchases_low,
+            "purchases_high": point_purchases * self.purchases_high,
+            "clv_low": point_clv * self.clv_low,
+            "clv_high": point_clv * self.clv_high,
+        }
 
 
 def draw_parameters(params, covariance, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -69,8 +72,12 @@ def draw_parameters(params, covariance, draws: int, rng: np.random.Generator) ->
     return np.exp(np.log(params) + rng.standard_normal((draws, params.size)) @ root.T)
 
 
-def evaluation_sample(groups: np.ndarray, max_customers: int = MAX_CUSTOMERS, min_per_group: int = MIN_PER_GROUP,
-                      seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+def evaluation_sample(
+    groups: np.ndarray,
+    max_customers: int = MAX_CUSTOMERS,
+    min_per_group: int = MIN_PER_GROUP,
+    seed: int = BOOTSTRAP_SEED,
+) -> np.ndarray:
     """Sorted indices of the customers the draws are evaluated on: all of them up to `max_customers`; else a fixed
     random sample of `max_customers`, topped up so that every group has min(its size, `min_per_group`)."""
     n = groups.shape[0]
@@ -136,13 +143,14 @@ def bootstrap_group_totals(
     rng = np.random.default_rng(seed)
     purchase_draws = draw_parameters(purchase_fit.params, purchase_fit.covariance, draws, rng)
     spend_usable = gamma_gamma is not None and gamma_gamma.covariance is not None and gamma_gamma.q > 1
-    spend_draws = (draw_parameters(gamma_gamma.params, gamma_gamma.covariance, draws, rng) if spend_usable else None)
+    spend_draws = draw_parameters(gamma_gamma.params, gamma_gamma.covariance, draws, rng) if spend_usable else None
 
     def totals(fit, spend) -> tuple[np.ndarray, np.ndarray]:
         # One evaluation at the monthly step ends gives both: the last step ends at the horizon (purchases over it),
         # and the discounted purchases are sum_k discount_k (E(t_k) - E(t_k-1)), as discounted_expected_purchases.
-        cumulative = model.conditional_expected_purchases(fit, steps[:, None], rows[None, :, 0], rows[None, :, 1],
-                                                          rows[None, :, 2])
+        cumulative = model.conditional_expected_purchases(
+            fit, steps[:, None], rows[None, :, 0], rows[None, :, 1], rows[None, :, 2]
+        )
         purchases_total = cumulative[-1][inverse] @ membership
         if spend is None:
             return purchases_total, nan
@@ -168,9 +176,21 @@ def bootstrap_group_totals(
         purchase_ratio = np.percentile(drawn_purchases / point_purchases, tails, axis=0)
         clv_ratio = np.percentile(drawn_clv / point_clv, tails, axis=0, method="linear")
     clv_ratio = np.where(np.isfinite(clv_ratio), clv_ratio, np.nan)
-    return GroupIntervals(purchases_low=purchase_ratio[0], purchases_high=purchase_ratio[1], clv_low=clv_ratio[0],
-                          clv_high=clv_ratio[1], draws=draws, customers_evaluated=int(sample.size))
+    return GroupIntervals(
+        purchases_low=purchase_ratio[0],
+        purchases_high=purchase_ratio[1],
+        clv_low=clv_ratio[0],
+        clv_high=clv_ratio[1],
+        draws=draws,
+        customers_evaluated=int(sample.size),
+    )
 
 
-__all__ = ["BOOTSTRAP_DRAWS", "BOOTSTRAP_SEED", "GroupIntervals", "bootstrap_group_totals", "draw_parameters",
-           "evaluation_sample"]
+__all__ = [
+    "BOOTSTRAP_DRAWS",
+    "BOOTSTRAP_SEED",
+    "GroupIntervals",
+    "bootstrap_group_totals",
+    "draw_parameters",
+    "evaluation_sample",
+]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -32,7 +32,7 @@ class ChartImage:
     id: str
     title: str
     svg: str
-    png: bytes | None = None     # METADATA_CHARTS only
+    png: bytes | None = None  # METADATA_CHARTS only
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ReportResult:
     path: Path
     charts: list[ChartImage]
     key_figures: dict
-    payback: list[dict]          # per acquisition channel: the payback table's figures
+    payback: list[dict]  # per acquisition channel: the payback table's figures
     seconds: float
     pdf_path: Path | None = None  # None: no PDF this run (no Chromium, or it failed: `pdf_problem` says which)
     pdf_problem: str | None = None
@@ -81,10 +81,15 @@ def _tiles(k: dict) -> list[tuple[str, str]]:
         ("gross margin", _fmt(k["gross_margin"], ",.0f")),
         ("customers with 2+ orders (lifetime)", _fmt(k["lifetime_repeat_customer_rate"], ".1%")),
         ("predicted CLV, next 365 d", _fmt(k["predicted_clv_365d_total"], ",.0f")),
-        ("90 % interval of the predicted CLV", _interval(k["predicted_clv_365d_p05"], k["predicted_clv_365d_p95"], ",.0f")),
+        (
+            "90 % interval of the predicted CLV",
+            _interval(k["predicted_clv_365d_p05"], k["predicted_clv_365d_p95"], ",.0f"),
+        ),
         ("expected purchases, next 365 d", _fmt(k["expected_purchases_365d_total"], ",.0f")),
-        ("90 % interval of the purchases", _interval(k["expected_purchases_365d_p05"], k["expected_purchases_365d_p95"],
-                                                    ",.0f")),
+        (
+            "90 % interval of the purchases",
+            _interval(k["expected_purchases_365d_p05"], k["expected_purchases_365d_p95"], ",.0f"),
+        ),
         ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
         ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
         ("blended CAC (paid channels)", _fmt(k["blended_cac"], ",.2f")),
@@ -104,8 +109,10 @@ def _write_pdf(html: Path, pdf: bool, warn: Callable[[str], None]) -> tuple[Path
     chromium = find_chromium()
     problem = None
     if chromium is None:
-        problem = (f"no PDF report this run: no Chromium to print it with (apt-get install chromium, or set "
-                   f"CLV_CHROMIUM); the HTML report is at {html}")
+        problem = (
+            f"no PDF report this run: no Chromium to print it with (apt-get install chromium, or set "
+            f"CLV_CHROMIUM); the HTML report is at {html}"
+        )
     else:
         try:
             return print_to_pdf(html, target, chromium), None
@@ -116,8 +123,9 @@ def _write_pdf(html: Path, pdf: bool, warn: Callable[[str], None]) -> tuple[Path
     return None, problem
 
 
-def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
-                 warn: Callable[[str], None] = print) -> ReportResult:
+def build_report(
+    warehouse: Path, out_dir: Path, *, pdf: bool = True, warn: Callable[[str], None] = print
+) -> ReportResult:
     started = time.perf_counter()
     warehouse, out_dir = Path(warehouse), Path(out_dir)
     if not warehouse.exists():
@@ -133,10 +141,12 @@ def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
         elif spec.id == "backtest":
             html_table = ch.backtest_table(data[spec.id])
         rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, png, html_table, extra))
-    subtitle = (f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
-                f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "
-                f"{key_figures['last_order'] or '–'}. Money in "
-                f"{key_figures['currency'] or 'the shop’s currency'}; CLV and payback on gross margin.")
+    subtitle = (
+        f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
+        f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "
+        f"{key_figures['last_order'] or '–'}. Money in "
+        f"{key_figures['currency'] or 'the shop’s currency'}; CLV and payback on gross margin."
+    )
     page = render_page(rendered, _tiles(key_figures), key_figures, subtitle)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
@@ -147,6 +157,12 @@ def build_report(warehouse: Path, out_dir: Path, *, pdf: bool = True,
     finally:
         scratch.unlink(missing_ok=True)
     pdf_path, pdf_problem = _write_pdf(target, pdf, warn)
-    return ReportResult(path=target, charts=[ChartImage(c.id, c.title, c.svg, c.png) for c in rendered],
-                        key_figures=key_figures, payback=table["rows"], seconds=time.perf_counter() - started,
-                        pdf_path=pdf_path, pdf_problem=pdf_problem)
+    return ReportResult(
+        path=target,
+        charts=[ChartImage(c.id, c.title, c.svg, c.png) for c in rendered],
+        key_figures=key_figures,
+        payback=table["rows"],
+        seconds=time.perf_counter() - started,
+        pdf_path=pdf_path,
+        pdf_problem=pdf_problem,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipelines.report.charts import Chart, Table
 
@@ -89,30 +89,39 @@ def _section(chart: Chart) -> str:
 
 def render_page(charts: list[Chart], figures: list[tuple[str, str]], key_figures: dict, subtitle: str) -> str:
     """`figures` are (label, formatted value) tiles for the top; `key_figures` their raw values (embedded as JSON)."""
-    tiles = "".join(f'<div class="figure"><div class="label">{html.escape(label)}</div>'
-                    f'<div class="value">{html.escape(value)}</div></div>' for label, value in figures)
+    tiles = "".join(
+        f'<div class="figure"><div class="label">{html.escape(label)}</div>'
+        f'<div class="value">{html.escape(value)}</div></div>'
+        for label, value in figures
+    )
     nav = " ".join(f'<a href="#{html.escape(c.id)}">{html.escape(c.title)}</a>' for c in charts)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Customer lifetime value: the answers at a glance</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<header><h1>Customer lifetime value: the answers at a glance</h1>",
-        f"<p>{html.escape(subtitle)}</p>",
-        *(f'<p class="notice">Not in the predictions this run: {html.escape(note)}.</p>'
-          for note in key_figures.get("model_notes") or []),
-        *(f'<p class="notice">Assumption check: {html.escape(warning)}.</p>'
-          for warning in key_figures.get("assumption_warnings") or []),
-        "</header>",
-        "<main>",
-        f'<div class="figures" id="key-figures">{tiles}</div>',
-        _json_block("data-key-figures", key_figures),
-        f"<nav>{nav}</nav>",
-        *(_section(c) for c in charts),
-        "</main>",
-        f"<footer>Generated {generated} from the marts of the DuckDB warehouse. Every chart's numbers are embedded in "
-        "this page as JSON (script elements with id data-&lt;chart&gt;).</footer>",
-        "</body></html>",
-    ])
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            "<title>Customer lifetime value: the answers at a glance</title>",
+            f"<style>{CSS}</style></head><body>",
+            "<header><h1>Customer lifetime value: the answers at a glance</h1>",
+            f"<p>{html.escape(subtitle)}</p>",
+            *(
+                f'<p class="notice">Not in the predictions this run: {html.escape(note)}.</p>'
+                for note in key_figures.get("model_notes") or []
+            ),
+            *(
+                f'<p class="notice">Assumption check: {html.escape(warning)}.</p>'
+                for warning in key_figures.get("assumption_warnings") or []
+            ),
+            "</header>",
+            "<main>",
+            f'<div class="figures" id="key-figures">{tiles}</div>',
+            _json_block("data-key-figures", key_figures),
+            f"<nav>{nav}</nav>",
+            *(_section(c) for c in charts),
+            "</main>",
+            f"<footer>Generated {generated} from the marts of the DuckDB warehouse. Every chart's numbers are "
+            "embedded in this page as JSON (script elements with id data-&lt;chart&gt;).</footer>",
+            "</body></html>",
+        ]
+    )

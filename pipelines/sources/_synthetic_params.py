@@ -118,6 +118,30 @@ BLACK_FRIDAY_FACTOR = 1.8  # Black Friday .. Cyber Monday
 ARRIVAL_GROWTH = 1.5  # arrival intensity grows linearly by this much over the window
 ARRIVAL_SEASONALITY_POWER = 1.2
 HOUR_WEIGHTS = np.array(
-    [0.6, 0.35, 0.2, 0.15, 0.15, 0.25, 0.5, 1.0, 1.5, 1.8, 2.0, 2.1,
-     2.3, 2.2, 2.1, 2.1, 2.2, 2.4, 2.8, 3.2, 3.4, 3.1, 2.3, 1.3]
+    [
+        0.6,
+        0.35,
+        0.2,
+        0.15,
+        0.15,
+        0.25,
+        0.5,
+        1.0,
+        1.5,
+        1.8,
+        2.0,
+        2.1,
+        2.3,
+        2.2,
+        2.1,
+        2.1,
+        2.2,
+        2.4,
+        2.8,
+        3.2,
+        3.4,
+        3.1,
+        2.3,
+        1.3,
+    ]
 )

@@ -17,20 +17,31 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.privacy import redact_expr
-from pipelines.sources import formats
-from pipelines.sources import fx
+from pipelines.sources import formats, fx
 
 ORDER_REQUIRED = ("order_id", "customer_id", "ordered_at", "net_revenue")
 ORDER_OPTIONAL = (
-    "currency", "discount_amount", "discount_code", "refunded_amount", "refunded_at", "cost",
-    "channel", "status", "product_category", "email", "updated_at",
+    "currency",
+    "discount_amount",
+    "discount_code",
+    "refunded_amount",
+    "refunded_at",
+    "cost",
+    "channel",
+    "status",
+    "product_category",
+    "email",
+    "updated_at",
 )
 SPEND_REQUIRED = ("date", "channel", "spend")
 CART_REQUIRED = ("customer_id", "event_at", "event_type")
 CART_OPTIONAL = ("cart_value",)
 # Every table's contract columns, by file-name prefix (columns.yml maps export columns to these).
-CONTRACT = {"orders": ORDER_REQUIRED + ORDER_OPTIONAL, "marketing_spend": SPEND_REQUIRED + ("currency",),
-            "cart_events": CART_REQUIRED + CART_OPTIONAL}
+CONTRACT = {
+    "orders": ORDER_REQUIRED + ORDER_OPTIONAL,
+    "marketing_spend": SPEND_REQUIRED + ("currency",),
+    "cart_events": CART_REQUIRED + CART_OPTIONAL,
+}
 
 # History may start at any date (the CDNOW purchase log of this field is from 1997): only a date no shop's records
 # hold is impossible: before 1900 (placeholders such as 0001-01-01) or after tomorrow (the future).
@@ -43,7 +54,7 @@ REJECTED_SCHEMA = {
     "source_table": pl.String,
     "source_file": pl.String,
     "source_line": pl.Int64,
-    "kind": pl.String,          # invalid | duplicate | superseded
+    "kind": pl.String,  # invalid | duplicate | superseded
     "reason": pl.String,
     "record": pl.String,
     "event_date": pl.Date,
@@ -91,7 +102,7 @@ class Window:
     as_of: date
     first_partition: date = date(2000, 1, 1)  # rows dated before it belong to no partition: rejected, not lost
 
-    def split(self, days: int) -> list["Window"]:
+    def split(self, days: int) -> list[Window]:
         """Consecutive sub-windows of at most `days` order dates each, covering this window."""
         starts = [self.start + timedelta(days=d) for d in range(0, (self.end - self.start).days + 1, days)]
         return [replace(self, start=s, end=min(s + timedelta(days=days - 1), self.end)) for s in starts]
@@ -150,8 +161,9 @@ def discover(raw_dir: Path, prefix: str) -> list[Path]:
     if not raw_dir.is_dir():
         raise SourceFileError(f"{raw_dir}: raw directory does not exist or is not a directory")
     mapping = _mapping(raw_dir)
-    found = [p for p in raw_dir.iterdir()
-             if p.is_file() and _table_of(p.name, mapping) == prefix and _supported(p.name)]
+    found = [
+        p for p in raw_dir.iterdir() if p.is_file() and _table_of(p.name, mapping) == prefix and _supported(p.name)
+    ]
     return sorted(found, key=lambda p: natural_key(p.name))
 
 
@@ -192,13 +204,17 @@ def _sniff(path: Path) -> tuple[str, bytes | None, bool]:
     if head == b"PAR1" and data is None:
         return "parquet", None, False
     if head.startswith(b"PK\x03\x04"):
-        raise SourceFileError(f"{path}: is an Excel workbook or a zip archive, not CSV text: "
-                              "save it from Excel as 'CSV UTF-8' (or as Parquet)")
+        raise SourceFileError(
+            f"{path}: is an Excel workbook or a zip archive, not CSV text: "
+            "save it from Excel as 'CSV UTF-8' (or as Parquet)"
+        )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return "csv", (data or path.read_bytes()).decode("utf-16").encode("utf-8"), True
         except UnicodeDecodeError as exc:
-            raise SourceFileError(f"{path}: starts like UTF-16 text but cannot be decoded as UTF-16 ({exc.reason})") from exc
+            raise SourceFileError(
+                f"{path}: starts like UTF-16 text but cannot be decoded as UTF-16 ({exc.reason})"
+            ) from exc
     if head.startswith(b"\xef\xbb\xbf"):
         return "csv", (data or path.read_bytes())[3:], True
     return "csv", data, False
@@ -210,8 +226,10 @@ def _not_utf8(path: Path, data: bytes | None) -> str:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return (f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as 'CSV UTF-8' "
-                "(Excel: File > Save As > CSV UTF-8), or declare its encoding in columns.yml (encoding: cp1250)")
+        return (
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as 'CSV UTF-8' "
+            "(Excel: File > Save As > CSV UTF-8), or declare its encoding in columns.yml (encoding: cp1250)"
+        )
     return f"{path}: not a readable CSV table"
 
 
@@ -220,11 +238,19 @@ def _record_field_counts(source, header_fields: int, separator: str = ",") -> pl
 
     A quoted field may span lines, so records are found from physical lines by quote parity: a line that starts
     inside an open quote continues the previous record. Separators inside quotes do not count."""
-    lines = pl.read_csv(source, has_header=False, separator="\x1f", quote_char=None, new_columns=["_raw"],
-                        infer_schema=False, skip_rows=1)
+    lines = pl.read_csv(
+        source,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["_raw"],
+        infer_schema=False,
+        skip_rows=1,
+    )
     raw = pl.col("_raw").fill_null("")
-    lines = lines.with_columns(_physical=pl.int_range(pl.len(), dtype=pl.Int64) + 2,
-                               _quotes=raw.str.count_matches('"').fill_null(0))
+    lines = lines.with_columns(
+        _physical=pl.int_range(pl.len(), dtype=pl.Int64) + 2, _quotes=raw.str.count_matches('"').fill_null(0)
+    )
     open_before = ((pl.col("_quotes").cum_sum() - pl.col("_quotes")) % 2) == 1
     records = (
         lines.with_columns(_record=(~open_before).cast(pl.Int64).cum_sum() - 1)
@@ -233,11 +259,17 @@ def _record_field_counts(source, header_fields: int, separator: str = ",") -> pl
     )
     unbalanced = records.filter(pl.col("_unbalanced"))
     if unbalanced.height:
-        raise SourceFileError(f"line {unbalanced['_line'][0]}: a quote (\") opens a field that never closes; "
-                              "every line after it would be read as part of that field")
+        raise SourceFileError(
+            f'line {unbalanced["_line"][0]}: a quote (") opens a field that never closes; '
+            "every line after it would be read as part of that field"
+        )
     fields = pl.col("_text").str.replace_all(r'"[^"]*"', "").str.count_matches(separator, literal=True) + 1
-    return records.select("_line", _fields=fields.cast(pl.Int64), _expected=pl.lit(header_fields, pl.Int64),
-                          _blank=pl.col("_text").str.strip_chars() == "")
+    return records.select(
+        "_line",
+        _fields=fields.cast(pl.Int64),
+        _expected=pl.lit(header_fields, pl.Int64),
+        _blank=pl.col("_text").str.strip_chars() == "",
+    )
 
 
 class _NotUtf8(Exception):
@@ -298,8 +330,10 @@ def _read_csv(path: Path, read: formats.ReadInfo | None = None) -> pl.DataFrame:
         read.notes.append(formats.encoding_note(path.name, guess, declared=False))
         frame, source = _parse_csv(path, decoded, read.delimiter)
     if frame.width <= 1:
-        raise SourceFileError(f"{path}: not a CSV table (no header with named columns; the delimiter must be a comma, "
-                              "semicolon or tab, or be declared in columns.yml)")
+        raise SourceFileError(
+            f"{path}: not a CSV table (no header with named columns; the delimiter must be a comma, "
+            "semicolon or tab, or be declared in columns.yml)"
+        )
     if frame.height == 0:  # a header and no rows: an empty day, not an error
         return frame.with_columns(_line=pl.lit(0, pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
     if decoded is not None:
@@ -309,13 +343,15 @@ def _read_csv(path: Path, read: formats.ReadInfo | None = None) -> pl.DataFrame:
     except SourceFileError as exc:
         raise SourceFileError(f"{path}: {exc}") from None
     if records.height != frame.height:
-        raise SourceFileError(f"{path}: {records.height} records by line but {frame.height} parsed rows: "
-                              "the file mixes line endings or quoting in a way that cannot be checked line by line")
+        raise SourceFileError(
+            f"{path}: {records.height} records by line but {frame.height} parsed rows: "
+            "the file mixes line endings or quoting in a way that cannot be checked line by line"
+        )
     # Empty lines (often at the end of an export) carry no data: skipped, not rejected.
     return pl.concat([frame, records], how="horizontal").filter(~pl.col("_blank")).drop("_blank")
 
 
-def _read_parquet(path: Path, date_col: str | None = None, keep: "DateFilter | None" = None) -> pl.DataFrame:
+def _read_parquet(path: Path, date_col: str | None = None, keep: DateFilter | None = None) -> pl.DataFrame:
     try:
         lazy = pl.scan_parquet(path, row_index_name="_line", row_index_offset=1)
         dtype = lazy.collect_schema().get(date_col) if date_col else None
@@ -326,7 +362,9 @@ def _read_parquet(path: Path, date_col: str | None = None, keep: "DateFilter | N
         frame = lazy.collect()
     except Exception as exc:
         raise SourceFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
-    return frame.with_columns(pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64))
+    return frame.with_columns(
+        pl.col("_line").cast(pl.Int64), _fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64)
+    )
 
 
 @dataclass(frozen=True)
@@ -342,8 +380,7 @@ def _date_filter(col: pl.Expr, dtype: pl.DataType, keep: DateFilter) -> pl.Expr:
     (a cast to Date hides them: 10 M orders in 92-day chunks read 0.57 s per chunk instead of 0.06 s)."""
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:  # the UTC date of a zoned timestamp
         day = col.dt.convert_time_zone("UTC").dt.date()
-        return (day.is_null() | day.is_between(keep.start, keep.end)
-                | (day < keep.first_partition) | (day > keep.latest))
+        return day.is_null() | day.is_between(keep.start, keep.end) | (day < keep.first_partition) | (day > keep.latest)
 
     def bound(day: date):
         return day if dtype == pl.Date else datetime.combine(day, datetime.min.time())
@@ -352,18 +389,27 @@ def _date_filter(col: pl.Expr, dtype: pl.DataType, keep: DateFilter) -> pl.Expr:
         return col < bound(day)
 
     one_day = timedelta(days=1)
-    return (col.is_null() | (~before(keep.start) & before(keep.end + one_day))
-            | before(keep.first_partition) | ~before(keep.latest + one_day))
+    return (
+        col.is_null()
+        | (~before(keep.start) & before(keep.end + one_day))
+        | before(keep.first_partition)
+        | ~before(keep.latest + one_day)
+    )
 
 
-def read_table(path: Path, required: tuple[str, ...], date_col: str | None = None, keep: DateFilter | None = None,
-               notes: list[str] | None = None) -> pl.DataFrame:
+def read_table(
+    path: Path,
+    required: tuple[str, ...],
+    date_col: str | None = None,
+    keep: DateFilter | None = None,
+    notes: list[str] | None = None,
+) -> pl.DataFrame:
     """The file as contract columns (text, or Parquet's types), with `_line`, `_fields`, `_expected`, `_file` and
     `_sort_key`. Platform exports and files described by columns.yml are turned into contract columns here
     (formats.to_contract); what that assumed or recognised is appended to `notes`."""
     if not isinstance(path, Path):  # a database relation (pipelines/sources/postgres.py) reads itself
         return path.read_table(required, date_col, keep)
-    table = next((t for t, columns in CONTRACT.items() if columns[:len(required)] == required), None)
+    table = next((t for t, columns in CONTRACT.items() if columns[: len(required)] == required), None)
     fmt = _mapping(path.parent).format_for(path.name) if table else formats.FileFormat()
     read = formats.ReadInfo(delimiter=fmt.delimiter, encoding=fmt.encoding)
     frame = _read_parquet(path, date_col, keep) if path.name.lower().endswith(".parquet") else _read_csv(path, read)
@@ -378,14 +424,20 @@ def read_table(path: Path, required: tuple[str, ...], date_col: str | None = Non
     normalised = [re.sub(r"_duplicated_\d+$", "", c).strip().lower() for c in names]
     repeated = sorted({n for n in normalised if normalised.count(n) > 1})
     if repeated:
-        spelled = "; ".join(", ".join(re.sub(r"_duplicated_\d+$", "", c) for c, n in zip(names, normalised) if n == r)
-                            for r in repeated)
-        raise SourceFileError(f"{path}: the header names the same column more than once ({spelled}; column names "
-                              "are case-insensitive): keep one of them")
+        spelled = "; ".join(
+            ", ".join(re.sub(r"_duplicated_\d+$", "", c) for c, n in zip(names, normalised) if n == r) for r in repeated
+        )
+        raise SourceFileError(
+            f"{path}: the header names the same column more than once ({spelled}; column names "
+            "are case-insensitive): keep one of them"
+        )
     frame = frame.rename(dict(zip(names, normalised)))
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise SourceFileError(f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(c for c in frame.columns if not c.startswith('_'))}")
+        raise SourceFileError(
+            f"{path}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(c for c in frame.columns if not c.startswith('_'))}"
+        )
     return frame.with_columns(_file=pl.lit(path.name), _sort_key=pl.lit(natural_key(path.name)))
 
 
@@ -411,8 +463,10 @@ def parse_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
 
 def _field_count_problem() -> pl.Expr:
     return (
-        pl.when(pl.col("_fields") < pl.col("_expected")).then(pl.format("too few fields ({} of {})", "_fields", "_expected"))
-        .when(pl.col("_fields") > pl.col("_expected")).then(pl.format("too many fields ({} of {})", "_fields", "_expected"))
+        pl.when(pl.col("_fields") < pl.col("_expected"))
+        .then(pl.format("too few fields ({} of {})", "_fields", "_expected"))
+        .when(pl.col("_fields") > pl.col("_expected"))
+        .then(pl.format("too many fields ({} of {})", "_fields", "_expected"))
         .otherwise(pl.lit(None, pl.String))
     )
 
@@ -466,26 +520,41 @@ class _Fields:
         value = self._value(col)
         missing = pl.lit(f"missing {col}") if required else pl.lit(None, pl.String)
         return (
-            pl.when(self.blank(col)).then(missing)
-            .when(value.is_null()).then(pl.format(f"non-numeric {col} '{{}}'", pl.col(col).cast(pl.String)))
-            .when(value.is_nan() | value.is_infinite()).then(pl.lit(f"non-finite {col}"))
-            .when(value < 0).then(pl.lit(f"negative {col}"))
+            pl.when(self.blank(col))
+            .then(missing)
+            .when(value.is_null())
+            .then(pl.format(f"non-numeric {col} '{{}}'", pl.col(col).cast(pl.String)))
+            .when(value.is_nan() | value.is_infinite())
+            .then(pl.lit(f"non-finite {col}"))
+            .when(value < 0)
+            .then(pl.lit(f"negative {col}"))
             .otherwise(pl.lit(None, pl.String))
         )
 
     def date_problem(self, col: str, parsed: pl.Expr, latest: datetime, first_partition: date | None = None) -> pl.Expr:
         problem = (
-            pl.when(self.blank(col)).then(pl.lit(f"missing {col}"))
-            .when(parsed.is_null() & _day_first(pl.col(col))).then(pl.format(
-                f"unparseable {col} '{{}}' (a day/month date: declare its date_format in columns.yml, e.g. "
-                "'%d.%m.%Y %H:%M' or '%m/%d/%Y')", pl.col(col).cast(pl.String)))
-            .when(parsed.is_null()).then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
-            .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest)).then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
+            pl.when(self.blank(col))
+            .then(pl.lit(f"missing {col}"))
+            .when(parsed.is_null() & _day_first(pl.col(col)))
+            .then(
+                pl.format(
+                    f"unparseable {col} '{{}}' (a day/month date: declare its date_format in columns.yml, e.g. "
+                    "'%d.%m.%Y %H:%M' or '%m/%d/%Y')",
+                    pl.col(col).cast(pl.String),
+                )
+            )
+            .when(parsed.is_null())
+            .then(pl.format(f"unparseable {col} '{{}}'", pl.col(col).cast(pl.String)))
+            .when((parsed < EARLIEST_PLAUSIBLE) | (parsed > latest))
+            .then(pl.format(f"impossible {col} '{{}}'", pl.col(col).cast(pl.String)))
         )
         if first_partition is not None:
             problem = problem.when(parsed.dt.date() < first_partition).then(
-                pl.format(f"{col} '{{}}' {BEFORE_FIRST_PARTITION} {first_partition} (set CLV_START_DATE earlier)",
-                          pl.col(col).cast(pl.String)))
+                pl.format(
+                    f"{col} '{{}}' {BEFORE_FIRST_PARTITION} {first_partition} (set CLV_START_DATE earlier)",
+                    pl.col(col).cast(pl.String),
+                )
+            )
         return problem.otherwise(pl.lit(None, pl.String))
 
 
@@ -498,8 +567,10 @@ def _ensure_columns(frame: pl.DataFrame, columns: tuple[str, ...]) -> tuple[pl.D
     """Adds absent optional columns (as null text); returns the frame and the parsers for its columns."""
     absent = [c for c in columns if c not in frame.columns]
     frame = frame.with_columns([pl.lit(None, pl.String).alias(c) for c in absent]) if absent else frame
-    return frame, _Fields(frozenset(c for c, t in frame.schema.items() if t == pl.String),
-                          frozenset(c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)))
+    return frame, _Fields(
+        frozenset(c for c, t in frame.schema.items() if t == pl.String),
+        frozenset(c for c, t in frame.schema.items() if isinstance(t, pl.Decimal)),
+    )
 
 
 def _format_problem(frame: pl.DataFrame) -> pl.Expr:
@@ -527,14 +598,21 @@ def _validate_orders_file(frame: pl.DataFrame, latest: datetime, first_partition
         f.amount_problem("refunded_amount", required=False),
         f.amount_problem("cost", required=False),
         pl.when(~f.blank("refunded_at") & refunded_at.is_null()).then(
-            pl.format("unparseable refunded_at '{}'", pl.col("refunded_at").cast(pl.String))),
+            pl.format("unparseable refunded_at '{}'", pl.col("refunded_at").cast(pl.String))
+        ),
         pl.when(refunded_at.dt.date() < ordered_at.dt.date()).then(
-            pl.format("refunded_at '{}' is before ordered_at '{}'", pl.col("refunded_at").cast(pl.String),
-                      pl.col("ordered_at").cast(pl.String))),
+            pl.format(
+                "refunded_at '{}' is before ordered_at '{}'",
+                pl.col("refunded_at").cast(pl.String),
+                pl.col("ordered_at").cast(pl.String),
+            )
+        ),
         pl.when(~f.blank("updated_at") & updated_at.is_null()).then(
-            pl.format("unparseable updated_at '{}'", pl.col("updated_at").cast(pl.String))),
+            pl.format("unparseable updated_at '{}'", pl.col("updated_at").cast(pl.String))
+        ),
         pl.when(f.amount("refunded_amount").fill_null(0) > f.amount("net_revenue") + 0.005).then(
-            pl.lit("refunded_amount exceeds net_revenue")),
+            pl.lit("refunded_amount exceeds net_revenue")
+        ),
     ]
     frame = frame.with_columns(_problem=_first_problem(problems))
     # The rejected record (text of the original fields) is only built for the few rows that need it.
@@ -578,8 +656,12 @@ def earliest_order_date(raw_dir: Path, today: date | None = None) -> date | None
                 frame = read_table(path, ORDER_REQUIRED)
                 dates = frame.lazy().select(ordered_at=parse_timestamp("ordered_at", frame.schema["ordered_at"]))
             # Parquet statistics answer a typed column's min without reading it.
-            day = dates.filter(pl.col("ordered_at").is_between(EARLIEST_PLAUSIBLE, latest)).select(
-                pl.col("ordered_at").min()).collect().item()
+            day = (
+                dates.filter(pl.col("ordered_at").is_between(EARLIEST_PLAUSIBLE, latest))
+                .select(pl.col("ordered_at").min())
+                .collect()
+                .item()
+            )
         except (SourceFileError, pl.exceptions.PolarsError):
             continue
         if day is not None:
@@ -589,11 +671,19 @@ def earliest_order_date(raw_dir: Path, today: date | None = None) -> date | None
 
 def _latest_plausible(today: date | None) -> datetime:
     """Orders up to the end of tomorrow are plausible (sources in time zones ahead of UTC); later ones are not."""
-    return datetime.combine((today or date.today()) + timedelta(days=2), datetime.min.time()) - timedelta(microseconds=1)
+    return datetime.combine((today or date.today()) + timedelta(days=2), datetime.min.time()) - timedelta(
+        microseconds=1
+    )
 
 
-def load_orders(files: list[Path], window: Window, today: date | None = None, *, fx_rates: pl.DataFrame | None = None,
-                reporting_currency: str | None = None) -> LoadResult:
+def load_orders(
+    files: list[Path],
+    window: Window,
+    today: date | None = None,
+    *,
+    fx_rates: pl.DataFrame | None = None,
+    reporting_currency: str | None = None,
+) -> LoadResult:
     """Valid orders dated inside `window`, and every rejected row that belongs to it (or to no date at all).
     Orders in another currency than `reporting_currency` are converted with `fx_rates` (pipelines/sources/fx.py)."""
     latest = _latest_plausible(today)
@@ -614,36 +704,68 @@ def load_orders(files: list[Path], window: Window, today: date | None = None, *,
     # Files are concatenated in name order and each keeps its line order, so row order is (file, line) order.
     rows = pl.concat(parts, how="vertical_relaxed").lazy().filter(in_window | pl.col("_problem").is_not_null())
     del parts
-    content_cols = [c for c in RAW_ORDERS_SCHEMA if c not in ("order_date", "source_file", "source_sort_key", "source_line")]
-    rows = rows.with_columns(
-        refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
-        refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
-    ).with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32)).collect()
-    rows = fx.convert(rows, fx_rates if fx_rates is not None else pl.DataFrame(schema=fx.RATES_SCHEMA),
-                      reporting_currency)
+    content_cols = [
+        c for c in RAW_ORDERS_SCHEMA if c not in ("order_date", "source_file", "source_sort_key", "source_line")
+    ]
+    rows = (
+        rows.with_columns(
+            refunded_amount=pl.when(late_refund).then(0.0).otherwise(pl.col("refunded_amount")),
+            refunded_at=pl.when(late_refund).then(None).otherwise(pl.col("refunded_at")),
+        )
+        .with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32))
+        .collect()
+    )
+    rows = fx.convert(
+        rows, fx_rates if fx_rates is not None else pl.DataFrame(schema=fx.RATES_SCHEMA), reporting_currency
+    )
     invalid = rows.filter(pl.col("_problem").is_not_null())
     duplicates = _exact_duplicates(rows, content_cols, key="order_id")
     # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
     is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())
-    latest = rows.filter(is_valid).select("order_id", *VERSION_ORDER, "source_file", "_row").filter(
-        pl.col("order_id").is_duplicated()).sort(list(VERSION_ORDER), nulls_last=False, maintain_order=True)
+    latest = (
+        rows.filter(is_valid)
+        .select("order_id", *VERSION_ORDER, "source_file", "_row")
+        .filter(pl.col("order_id").is_duplicated())
+        .sort(list(VERSION_ORDER), nulls_last=False, maintain_order=True)
+    )
     old_rows = latest.filter(~pl.col("order_id").is_last_distinct())
     newest = latest.filter(pl.col("order_id").is_last_distinct()).select(
-        "order_id", _latest_file="source_file", _latest_line="source_line")
-    superseded = rows.filter(pl.col("_row").is_in(old_rows["_row"].implode())).join(newest, on="order_id", how="left").with_columns(
-        _problem=pl.format("superseded by {}:{}", "_latest_file", "_latest_line"), _kind=pl.lit("superseded"))
+        "order_id", _latest_file="source_file", _latest_line="source_line"
+    )
+    superseded = (
+        rows.filter(pl.col("_row").is_in(old_rows["_row"].implode()))
+        .join(newest, on="order_id", how="left")
+        .with_columns(
+            _problem=pl.format("superseded by {}:{}", "_latest_file", "_latest_line"), _kind=pl.lit("superseded")
+        )
+    )
 
-    rejected = pl.concat([
-        _as_rejected(invalid.with_columns(_kind=pl.lit("invalid")), "orders"),
-        _as_rejected(duplicates, "orders"),
-        _as_rejected(superseded, "orders"),
-    ])
+    rejected = pl.concat(
+        [
+            _as_rejected(invalid.with_columns(_kind=pl.lit("invalid")), "orders"),
+            _as_rejected(duplicates, "orders"),
+            _as_rejected(superseded, "orders"),
+        ]
+    )
     email = pl.col("email").cast(pl.String).str.strip_chars().str.to_lowercase()
-    valid = rows.lazy().filter(is_valid & ~pl.col("_row").is_in(old_rows["_row"].implode())).with_columns(
-        order_date=order_date, email=pl.when(email == "").then(None).otherwise(email),
-    ).select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()]).collect()
-    return LoadResult(valid=valid, rejected=rejected, files=[p.name for p in files], rows_read=rows_read,
-                      file_rows=file_rows, notes=notes)
+    valid = (
+        rows.lazy()
+        .filter(is_valid & ~pl.col("_row").is_in(old_rows["_row"].implode()))
+        .with_columns(
+            order_date=order_date,
+            email=pl.when(email == "").then(None).otherwise(email),
+        )
+        .select([pl.col(c).cast(t) for c, t in RAW_ORDERS_SCHEMA.items()])
+        .collect()
+    )
+    return LoadResult(
+        valid=valid,
+        rejected=rejected,
+        files=[p.name for p in files],
+        rows_read=rows_read,
+        file_rows=file_rows,
+        notes=notes,
+    )
 
 
 def _exact_duplicates(rows: pl.DataFrame, content: list[str], key: str | None = None) -> pl.DataFrame:
@@ -657,8 +779,13 @@ def _exact_duplicates(rows: pl.DataFrame, content: list[str], key: str | None = 
     candidates = rows.filter(valid & repeated)
     first_copy = pl.struct(content).is_first_distinct()
     originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
-    return candidates.filter(~first_copy).join(originals, on=content, how="left", nulls_equal=True).with_columns(
-        _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate"))
+    return (
+        candidates.filter(~first_copy)
+        .join(originals, on=content, how="left", nulls_equal=True)
+        .with_columns(
+            _problem=pl.format("exact duplicate of {}:{}", "_first_file", "_first_line"), _kind=pl.lit("duplicate")
+        )
+    )
 
 
 def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
@@ -671,16 +798,27 @@ def _as_rejected(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         kind=pl.col("_kind"),
         reason=redact_expr(pl.col("_problem")),
         # Duplicates and superseded versions were valid rows: their record is rebuilt from the parsed fields.
-        record=redact_expr(pl.coalesce(
-            pl.col("_record"), _record([c for c in RECORD_COLUMNS if c in frame.columns]))),
+        record=redact_expr(pl.coalesce(pl.col("_record"), _record([c for c in RECORD_COLUMNS if c in frame.columns]))),
         event_date=event_date,
     ).cast(REJECTED_SCHEMA)
 
 
 # ---------------------------------------------------------------- marketing spend and cart events
-def _load_events(files: list[Path], window: Window, today: date | None, *, table: str, required: tuple[str, ...],
-                 optional: tuple[str, ...], date_col: str, columns, problems, output: list, schema: dict,
-                 table_problems=None) -> LoadResult:
+def _load_events(
+    files: list[Path],
+    window: Window,
+    today: date | None,
+    *,
+    table: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    date_col: str,
+    columns,
+    problems,
+    output: list,
+    schema: dict,
+    table_problems=None,
+) -> LoadResult:
     """The smaller tables (spend, cart events): validate each file, keep the window's rows, reject the rest.
     `columns` and `problems` take the file's parsers (_Fields), which depend on which of its columns are text;
     `table_problems` takes the parsed rows of every file (checks across files, such as one currency). Exact
@@ -693,51 +831,97 @@ def _load_events(files: list[Path], window: Window, today: date | None, *, table
         file_rows[path.name] = _file_data_rows(path, frame)
         data_cols = [c for c in frame.columns if not c.startswith("_")]
         event_at = parse_timestamp(date_col, frame.schema[date_col])
-        frame = frame.with_columns(_problem=_first_problem(
-            [_field_count_problem(), _format_problem(frame),
-             f.date_problem(date_col, event_at, latest, window.first_partition), *problems(f)]))
+        frame = frame.with_columns(
+            _problem=_first_problem(
+                [
+                    _field_count_problem(),
+                    _format_problem(frame),
+                    f.date_problem(date_col, event_at, latest, window.first_partition),
+                    *problems(f),
+                ]
+            )
+        )
         records = frame.filter(pl.col("_problem").is_not_null()).select("_line", _record=_record(data_cols))
-        parts.append(frame.select(
-            event_at=event_at, **columns(f), source_file=pl.col("_file"), source_line=pl.col("_line"), _problem="_problem",
-        ).join(records, left_on="source_line", right_on="_line", how="left"))
+        parts.append(
+            frame.select(
+                event_at=event_at,
+                **columns(f),
+                source_file=pl.col("_file"),
+                source_line=pl.col("_line"),
+                _problem="_problem",
+            ).join(records, left_on="source_line", right_on="_line", how="left")
+        )
     if not parts:
         return LoadResult(pl.DataFrame(schema=schema), pl.DataFrame(schema=REJECTED_SCHEMA), [], 0)
     rows = pl.concat(parts, how="vertical_relaxed")
     if table_problems is not None:
         rows = rows.with_columns(_problem=pl.coalesce("_problem", table_problems(rows)))
-    rows = rows.filter(pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null())
+    rows = rows.filter(
+        pl.col("event_at").dt.date().is_between(window.start, window.end) | pl.col("_problem").is_not_null()
+    )
     content = [c for c in rows.columns if not c.startswith("_") and c not in ("source_file", "source_line")]
     rows = rows.with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32))
     duplicates = _exact_duplicates(rows, content)
-    rejected = pl.concat([
-        _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),
-        _as_rejected(duplicates, table)])
-    valid = rows.filter(pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())).with_columns(
-        _date=pl.col("event_at").dt.date())
-    return LoadResult(valid.select(output).cast(schema), rejected, [p.name for p in files], sum(p.height for p in parts),
-                      file_rows, notes)
+    rejected = pl.concat(
+        [
+            _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),
+            _as_rejected(duplicates, table),
+        ]
+    )
+    valid = rows.filter(
+        pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())
+    ).with_columns(_date=pl.col("event_at").dt.date())
+    return LoadResult(
+        valid.select(output).cast(schema),
+        rejected,
+        [p.name for p in files],
+        sum(p.height for p in parts),
+        file_rows,
+        notes,
+    )
 
 
-def load_marketing_spend(files: list[Path], window: Window, today: date | None = None,
-                         shop_currency: str | None = None) -> LoadResult:
+def load_marketing_spend(
+    files: list[Path], window: Window, today: date | None = None, shop_currency: str | None = None
+) -> LoadResult:
     """Spend in another currency than the shop's (the orders' most common currency, else the spend's own) is
     rejected: summing EUR into PLN would be wrong, and fx rates are not supported yet."""
+
     def one_currency(rows: pl.DataFrame) -> pl.Expr:
         spend_currencies = rows["currency"].drop_nulls()
         reference = shop_currency or (spend_currencies.mode().sort()[0] if spend_currencies.len() else None)
         if reference is None:
             return pl.lit(None, pl.String)
         return pl.when(pl.col("currency").is_not_null() & (pl.col("currency") != reference)).then(
-            pl.format(f"currency '{{}}' is not the shop's currency {reference} (convert the spend first)", "currency"))
+            pl.format(f"currency '{{}}' is not the shop's currency {reference} (convert the spend first)", "currency")
+        )
 
     return _load_events(
-        files, window, today, table="marketing_spend", required=SPEND_REQUIRED, optional=("currency",), date_col="date",
-        columns=lambda f: {"channel": f.optional_text("channel").str.to_lowercase(), "spend": f.amount("spend").round(2),
-                           "currency": f.optional_text("currency").str.to_uppercase()},
-        problems=lambda f: [pl.when(f.blank("channel")).then(pl.lit("missing channel")), f.amount_problem("spend", required=True)],
+        files,
+        window,
+        today,
+        table="marketing_spend",
+        required=SPEND_REQUIRED,
+        optional=("currency",),
+        date_col="date",
+        columns=lambda f: {
+            "channel": f.optional_text("channel").str.to_lowercase(),
+            "spend": f.amount("spend").round(2),
+            "currency": f.optional_text("currency").str.to_uppercase(),
+        },
+        problems=lambda f: [
+            pl.when(f.blank("channel")).then(pl.lit("missing channel")),
+            f.amount_problem("spend", required=True),
+        ],
         table_problems=one_currency,
         output=[pl.col("_date").alias("date"), "channel", "spend", "source_file", "source_line"],
-        schema={"date": pl.Date, "channel": pl.String, "spend": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
+        schema={
+            "date": pl.Date,
+            "channel": pl.String,
+            "spend": pl.Float64,
+            "source_file": pl.String,
+            "source_line": pl.Int64,
+        },
     )
 
 
@@ -747,17 +931,42 @@ CART_EVENT_TYPES = ("add_to_cart", "checkout_started")
 def load_cart_events(files: list[Path], window: Window, today: date | None = None) -> LoadResult:
     event_type = pl.col("event_type").cast(pl.String).str.strip_chars().str.to_lowercase()
     return _load_events(
-        files, window, today, table="cart_events", required=CART_REQUIRED, optional=CART_OPTIONAL, date_col="event_at",
-        columns=lambda f: {"customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
-                           "event_type": f.optional_text("event_type").str.to_lowercase(),
-                           "cart_value": f.amount("cart_value").round(2)},
-        problems=lambda f: [pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
-                            pl.when(f.blank("event_type")).then(pl.lit("missing event_type")),
-                            pl.when(~event_type.is_in(CART_EVENT_TYPES)).then(pl.format(
-                                f"unknown event_type '{{}}' (expected {' or '.join(CART_EVENT_TYPES)})", event_type)),
-                            f.amount_problem("cart_value", required=False)],
-        output=["customer_id", "event_at", pl.col("_date").alias("event_date"), "event_type", "cart_value",
-                "source_file", "source_line"],
-        schema={"customer_id": pl.String, "event_at": pl.Datetime("us"), "event_date": pl.Date, "event_type": pl.String,
-                "cart_value": pl.Float64, "source_file": pl.String, "source_line": pl.Int64},
+        files,
+        window,
+        today,
+        table="cart_events",
+        required=CART_REQUIRED,
+        optional=CART_OPTIONAL,
+        date_col="event_at",
+        columns=lambda f: {
+            "customer_id": pl.col("customer_id").cast(pl.String).str.strip_chars(),
+            "event_type": f.optional_text("event_type").str.to_lowercase(),
+            "cart_value": f.amount("cart_value").round(2),
+        },
+        problems=lambda f: [
+            pl.when(f.blank("customer_id")).then(pl.lit("missing customer_id")),
+            pl.when(f.blank("event_type")).then(pl.lit("missing event_type")),
+            pl.when(~event_type.is_in(CART_EVENT_TYPES)).then(
+                pl.format(f"unknown event_type '{{}}' (expected {' or '.join(CART_EVENT_TYPES)})", event_type)
+            ),
+            f.amount_problem("cart_value", required=False),
+        ],
+        output=[
+            "customer_id",
+            "event_at",
+            pl.col("_date").alias("event_date"),
+            "event_type",
+            "cart_value",
+            "source_file",
+            "source_line",
+        ],
+        schema={
+            "customer_id": pl.String,
+            "event_at": pl.Datetime("us"),
+            "event_date": pl.Date,
+            "event_type": pl.String,
+            "cart_value": pl.Float64,
+            "source_file": pl.String,
+            "source_line": pl.Int64,
+        },
     )

@@ -35,15 +35,20 @@ def load_fx_rates(raw_dir: Path | None) -> pl.DataFrame:
             rate=pl.col("rate").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False),
             _text=pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in FX_COLUMNS], separator=","),
         )
-        bad = parsed.filter(pl.col("date").is_null() | ~pl.col("currency").str.contains(r"^[A-Z]{3}$").fill_null(False)
-                            | pl.col("rate").is_null() | ~pl.col("rate").is_finite().fill_null(False)
-                            | (pl.col("rate") <= 0))
+        bad = parsed.filter(
+            pl.col("date").is_null()
+            | ~pl.col("currency").str.contains(r"^[A-Z]{3}$").fill_null(False)
+            | pl.col("rate").is_null()
+            | ~pl.col("rate").is_finite().fill_null(False)
+            | (pl.col("rate") <= 0)
+        )
         if bad.height:
             line, text = bad.row(0)[0], bad["_text"][0]
             raise src.SourceFileError(
                 f"{path}: line {line}: '{text}' is not a rate (expected date YYYY-MM-DD, a three-letter currency "
                 f"code and a positive number: the value of one unit of that currency in the reporting currency); "
-                f"{bad.height} such row(s)")
+                f"{bad.height} such row(s)"
+            )
         parts.append(parsed.select(*RATES_SCHEMA))
     if not parts:
         return pl.DataFrame(schema=RATES_SCHEMA)
@@ -62,29 +67,60 @@ def reporting_currency(configured: str | None, shop_currency: str | None, files:
 def convert(rows: pl.DataFrame, rates: pl.DataFrame, reporting: str | None) -> pl.DataFrame:
     """`rows` (validated orders with `_problem`) with amounts in `reporting`, `fx_rate` set, and a `_problem` for
     each valid order whose currency has no rate on or before its date."""
-    if reporting is None or rows.select((pl.col("currency").is_null() | (pl.col("currency") == reporting)).all()).item():
+    if (
+        reporting is None
+        or rows.select((pl.col("currency").is_null() | (pl.col("currency") == reporting)).all()).item()
+    ):
         # One currency, already the reporting one (a shop's usual case: 10 M orders, 1 s saved)
         return rows.with_columns(fx_rate=pl.lit(None, pl.Float64))
     currency = pl.col("currency").str.to_uppercase()
     rows = rows.with_columns(currency=currency, _row_fx=pl.int_range(pl.len(), dtype=pl.UInt32))
-    foreign = rows.filter(pl.col("_problem").is_null() & pl.col("currency").is_not_null()
-                          & (pl.col("currency") != pl.lit(reporting, pl.String)))
+    foreign = rows.filter(
+        pl.col("_problem").is_null()
+        & pl.col("currency").is_not_null()
+        & (pl.col("currency") != pl.lit(reporting, pl.String))
+    )
     if reporting is None or foreign.is_empty():
         return rows.drop("_row_fx").with_columns(fx_rate=pl.lit(None, pl.Float64))
-    looked_up = foreign.select("_row_fx", "currency", _day=pl.col("ordered_at").dt.date()).sort("_day").join_asof(
-        rates.rename({"date": "_rate_day"}), left_on="_day", right_on="_rate_day", by="currency",
-        strategy="backward", check_sortedness=False)
+    looked_up = (
+        foreign.select("_row_fx", "currency", _day=pl.col("ordered_at").dt.date())
+        .sort("_day")
+        .join_asof(
+            rates.rename({"date": "_rate_day"}),
+            left_on="_day",
+            right_on="_rate_day",
+            by="currency",
+            strategy="backward",
+            check_sortedness=False,
+        )
+    )
     rows = rows.join(looked_up.select("_row_fx", "_day", "rate"), on="_row_fx", how="left")
     needs_rate = pl.col("_day").is_not_null()
     missing = needs_rate & pl.col("rate").is_null()
-    return rows.with_columns(
-        _problem=pl.when(missing).then(pl.format(
-            f"no exchange rate for {{}} on or before {{}} in {FX_PREFIX}* files (reporting currency {reporting}): "
-            "add the rate, or set CLV_REPORTING_CURRENCY", "currency", "_day")).otherwise(pl.col("_problem")),
-        **{amount: pl.when(needs_rate & ~missing).then((pl.col(amount) * pl.col("rate")).round(2))
-           .otherwise(pl.col(amount)) for amount in AMOUNTS},
-        fx_rate=pl.col("rate"),
-    ).sort("_row_fx").drop("_row_fx", "_day", "rate")
+    return (
+        rows.with_columns(
+            _problem=pl.when(missing)
+            .then(
+                pl.format(
+                    f"no exchange rate for {{}} on or before {{}} in {FX_PREFIX}* files "
+                    f"(reporting currency {reporting}): "
+                    "add the rate, or set CLV_REPORTING_CURRENCY",
+                    "currency",
+                    "_day",
+                )
+            )
+            .otherwise(pl.col("_problem")),
+            **{
+                amount: pl.when(needs_rate & ~missing)
+                .then((pl.col(amount) * pl.col("rate")).round(2))
+                .otherwise(pl.col(amount))
+                for amount in AMOUNTS
+            },
+            fx_rate=pl.col("rate"),
+        )
+        .sort("_row_fx")
+        .drop("_row_fx", "_day", "rate")
+    )
 
 
 def currency_mode(files: list) -> str | None:
@@ -100,11 +136,17 @@ def currency_mode(files: list) -> str | None:
                 column = pl.scan_parquet(path).select("currency")
             else:
                 column = src.read_table(path, ()).lazy().select("currency")
-            counts.append(column.select(pl.col("currency").cast(pl.String).str.strip_chars().str.to_uppercase())
-                          .group_by("currency").len().collect())
+            counts.append(
+                column.select(pl.col("currency").cast(pl.String).str.strip_chars().str.to_uppercase())
+                .group_by("currency")
+                .len()
+                .collect()
+            )
         except (src.SourceFileError, pl.exceptions.PolarsError):
             continue  # no currency column, or a file the load itself will report
     if not counts:
         return None
-    total = pl.concat(counts).drop_nulls().filter(pl.col("currency") != "").group_by("currency").agg(pl.col("len").sum())
+    total = (
+        pl.concat(counts).drop_nulls().filter(pl.col("currency") != "").group_by("currency").agg(pl.col("len").sum())
+    )
     return total.sort(["len", "currency"], descending=[True, False])["currency"][0] if total.height else None

@@ -35,8 +35,10 @@ GOOD_ROWS_PER_DIRTY_ROW = 10
 
 def synthetic_landing_dir(settings: Settings) -> Path:
     config = synthetic_config(settings)
-    name = (f"synthetic-n{config.n_customers}-s{config.seed}-{config.start_date}-{config.end_date}-d{config.dirty_rows}"
-            f"-v{LANDING_LAYOUT}")
+    name = (
+        f"synthetic-n{config.n_customers}-s{config.seed}-{config.start_date}-{config.end_date}-d{config.dirty_rows}"
+        f"-v{LANDING_LAYOUT}"
+    )
     return settings.landing_dir / name
 
 
@@ -45,7 +47,10 @@ def ensure_synthetic_landing(settings: Settings, log=print) -> Path:
     target = synthetic_landing_dir(settings)
     if (target / "_complete").exists():
         return target
-    log(f"Generating the synthetic shop ({settings.synthetic_customers:,} customers, seed {settings.synthetic_seed}) into {target}")
+    log(
+        f"Generating the synthetic shop ({settings.synthetic_customers:,} customers, "
+        f"seed {settings.synthetic_seed}) into {target}"
+    )
     shop = generate_shop(synthetic_config(settings))
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -59,7 +64,8 @@ def ensure_synthetic_landing(settings: Settings, log=print) -> Path:
         text = manual.drop("_row").select(pl.all().cast(pl.String))
         pl.concat([text, shop.dirty_orders.select(text.columns)]).write_csv(staging / "orders_manual.csv")
     orders.filter(~pl.col("_row").is_in(manual["_row"].implode())).drop("_row").write_parquet(
-        staging / "orders.parquet", row_group_size=256_000, statistics=True)
+        staging / "orders.parquet", row_group_size=256_000, statistics=True
+    )
     shop.marketing_spend.write_parquet(staging / "marketing_spend.parquet")
     shop.cart_events.sort("event_at").write_parquet(staging / "cart_events.parquet", statistics=True)
     (staging / "_complete").write_text(f"orders={shop.orders.height}\n")
@@ -69,7 +75,7 @@ def ensure_synthetic_landing(settings: Settings, log=print) -> Path:
     return target
 
 
-def source_directory(settings: Settings, log=print) -> tuple["Path | PostgresSource", date | None]:
+def source_directory(settings: Settings, log=print) -> tuple[Path | PostgresSource, date | None]:
     """The directory to read, and the 'today' that bounds plausible dates (the simulation's own calendar for
     the synthetic shop; the wall clock for real files). The `postgres` source is a database that raw_layer reads
     like a directory (its relations stand for the files); close it after the load."""

@@ -82,9 +82,10 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -106,24 +107,30 @@ class Contract:
     optional: tuple[str, ...]
     date_col: str
     amounts: tuple[str, ...]
-    required_input: bool = False   # orders: the run cannot do without it
+    required_input: bool = False  # orders: the run cannot do without it
 
 
 CONTRACTS = {
-    "orders": Contract(src.ORDER_REQUIRED, src.ORDER_OPTIONAL, "ordered_at",
-                       ("net_revenue", "discount_amount", "refunded_amount", "cost"), required_input=True),
+    "orders": Contract(
+        src.ORDER_REQUIRED,
+        src.ORDER_OPTIONAL,
+        "ordered_at",
+        ("net_revenue", "discount_amount", "refunded_amount", "cost"),
+        required_input=True,
+    ),
     "marketing_spend": Contract(src.SPEND_REQUIRED, ("currency",), "date", ("spend",)),
     "cart_events": Contract(src.CART_REQUIRED, src.CART_OPTIONAL, "event_at", ("cart_value",)),
 }
 # Where each table comes from: a relation name (`orders`, `shop.orders`) or a query (`select ... from ...`).
 SPEC_ENV = {"orders": "CLV_PG_ORDERS", "marketing_spend": "CLV_PG_MARKETING_SPEND", "cart_events": "CLV_PG_CART_EVENTS"}
-OFF = "none"   # CLV_PG_CART_EVENTS=none: the database's cart_events is not ours to read
+OFF = "none"  # CLV_PG_CART_EVENTS=none: the database's cart_events is not ours to read
 SOURCE_PREFIX = "postgres:"
 
 # Types read as they come (Arrow maps them to polars types); numeric and money amounts become float8 (raw stores
 # doubles); anything else (uuid, enum, json, numeric ids, ...) is read as text and validated like CSV text.
-NATIVE_TYPES = frozenset({"int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar",
-                          "date", "timestamp", "timestamptz"})
+NATIVE_TYPES = frozenset(
+    {"int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar", "date", "timestamp", "timestamptz"}
+)
 DATE_TYPES = frozenset({"date", "timestamp", "timestamptz"})
 # Rows changed since the previous load are read from this long before its newest updated_at.
 CHANGE_OVERLAP = timedelta(days=1)
@@ -148,8 +155,9 @@ def display_url(url: str) -> str:
         parts, user, _, hostport = _split_netloc(url)
     except ValueError:
         return "<unparseable URL>"
-    query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-                                    if k.lower() != "password"])
+    query = urllib.parse.urlencode(
+        [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "password"]
+    )
     netloc = f"{urllib.parse.quote(user, safe='')}@{hostport}" if user else hostport
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -175,8 +183,10 @@ def scrub(text: str, url: str) -> str:
 def check_url(url: str | None) -> str:
     """A usable postgresql:// URL, else ValueError in one line (without the password)."""
     if not url:
-        raise ValueError("CLV_SOURCE=postgres needs CLV_DATABASE_URL, e.g. postgresql://user@host:5432/shop "
-                         "(the password in PGPASSWORD or ~/.pgpass, or in the URL)")
+        raise ValueError(
+            "CLV_SOURCE=postgres needs CLV_DATABASE_URL, e.g. postgresql://user@host:5432/shop "
+            "(the password in PGPASSWORD or ~/.pgpass, or in the URL)"
+        )
     shown = display_url(url)
     try:
         parts, _, _, hostport = _split_netloc(url)
@@ -184,8 +194,9 @@ def check_url(url: str | None) -> str:
     except ValueError:
         raise ValueError(f"CLV_DATABASE_URL {shown}: not a valid URL (postgresql://user@host:5432/database)") from None
     if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"CLV_DATABASE_URL {shown}: expected a postgresql:// URL, e.g. "
-                         "postgresql://user@host:5432/shop")
+        raise ValueError(
+            f"CLV_DATABASE_URL {shown}: expected a postgresql:// URL, e.g. postgresql://user@host:5432/shop"
+        )
     if not hostport and "host=" not in parts.query:
         raise ValueError(f"CLV_DATABASE_URL {shown}: names no host (postgresql://user@host:5432/database)")
     return url
@@ -198,10 +209,10 @@ _QUERY = re.compile(r"^\s*(select|with|values|table)\b", re.IGNORECASE | re.DOTA
 
 @dataclass(frozen=True)
 class TableSpec:
-    table: str               # the contract's name: orders, marketing_spend, cart_events
-    relation: str | None     # `schema.name` as SQL (unquoted parts fold to lower case, as in PostgreSQL)
+    table: str  # the contract's name: orders, marketing_spend, cart_events
+    relation: str | None  # `schema.name` as SQL (unquoted parts fold to lower case, as in PostgreSQL)
     query: str | None
-    explicit: bool           # set in CLV_PG_*: a missing relation is then an error, not an absent input
+    explicit: bool  # set in CLV_PG_*: a missing relation is then an error, not an absent input
 
     @property
     def from_sql(self) -> str:
@@ -224,8 +235,10 @@ def table_spec(table: str, value: str | None) -> TableSpec | None:
         return TableSpec(table, ".".join(p for p in match.groups() if p), None, explicit)
     if _QUERY.match(value):
         return TableSpec(table, None, value, explicit)
-    raise ValueError(f"{SPEC_ENV[table]}={value[:60]!r}: expected a relation name (orders, shop.orders) or a query "
-                     f"starting with SELECT or WITH, or '{OFF}'")
+    raise ValueError(
+        f"{SPEC_ENV[table]}={value[:60]!r}: expected a relation name (orders, shop.orders) or a query "
+        f"starting with SELECT or WITH, or '{OFF}'"
+    )
 
 
 def check_settings(url: str | None, specs: dict[str, str | None]) -> None:
@@ -242,8 +255,8 @@ def _one_line(message: str) -> str:
     found = re.search(r"(?:ERROR|FATAL):\s+(.*)", text)
     if found:
         text = found.group(1).splitlines()[0]
-        before = message.split("Query was:")[0][:found.start()]
-        where = re.search(r'(connection to server at .*? failed):?\s*$', before.strip())
+        before = message.split("Query was:")[0][: found.start()]
+        where = re.search(r"(connection to server at .*? failed):?\s*$", before.strip())
         if where:
             text = f"{where.group(1)}: {text}"
     else:
@@ -267,8 +280,9 @@ class _Session:
             problem = f"cannot connect to {display_url(url)}: {_one_line(str(exc))}"
             raise PostgresSourceError(scrub(problem, url)) from None
         except Exception as exc:  # a URL libpq cannot even parse
-            raise PostgresSourceError(scrub(f"cannot connect to {display_url(url)}: {type(exc).__name__}: "
-                                            f"{_one_line(str(exc))}", url)) from None
+            raise PostgresSourceError(
+                scrub(f"cannot connect to {display_url(url)}: {type(exc).__name__}: {_one_line(str(exc))}", url)
+            ) from None
         try:
             self._begin()
         except self._errors as exc:
@@ -302,10 +316,10 @@ class _Session:
 
     def close(self) -> None:
         try:
-            self.conn.rollback()   # read only: nothing to keep
+            self.conn.rollback()  # read only: nothing to keep
             self.conn.close()
         except self._errors:
-            pass   # a connection the server already closed
+            pass  # a connection the server already closed
 
 
 def _with_application_name(url: str) -> str:
@@ -324,13 +338,16 @@ class PostgresSource:
 
     def __init__(self, url: str, specs: dict[str, TableSpec | None], log: Callable[[str], None] = print):
         self.url, self.specs, self.log = url, specs, log
-        self.queries: list[str] = []   # every statement issued (tests, and the log of what a run read)
+        self.queries: list[str] = []  # every statement issued (tests, and the log of what a run read)
         self._session: _Session | None = None
 
     @classmethod
-    def from_settings(cls, settings: "Settings", log: Callable[[str], None] = print) -> "PostgresSource":
-        values = {"orders": settings.pg_orders, "marketing_spend": settings.pg_marketing_spend,
-                  "cart_events": settings.pg_cart_events}
+    def from_settings(cls, settings: Settings, log: Callable[[str], None] = print) -> PostgresSource:
+        values = {
+            "orders": settings.pg_orders,
+            "marketing_spend": settings.pg_marketing_spend,
+            "cart_events": settings.pg_cart_events,
+        }
         return cls(check_url(settings.database_url), {t: table_spec(t, v) for t, v in values.items()}, log)
 
     def __repr__(self) -> str:
@@ -345,35 +362,40 @@ class PostgresSource:
             self._session = _Session(self.url, self.queries)
         return self._session
 
-    def discover(self, table: str) -> list["Relation"]:
+    def discover(self, table: str) -> list[Relation]:
         """The table's relation, or [] when it is switched off or (not explicitly configured and optional) absent."""
         spec = self.specs.get(table)
         if spec is None:
             return []
         if spec.relation is not None:
             literal = "'" + spec.relation.replace("'", "''") + "'"
-            exists = self.session().scalar(f"select to_regclass({literal}) is not null",
-                                           f"{SOURCE_PREFIX}{table}: looking up relation {spec.relation}")
+            exists = self.session().scalar(
+                f"select to_regclass({literal}) is not null",
+                f"{SOURCE_PREFIX}{table}: looking up relation {spec.relation}",
+            )
             if not exists:
                 if spec.explicit or CONTRACTS[table].required_input:
                     raise PostgresSourceError(
                         f"{SOURCE_PREFIX}{table}: relation {spec.relation} does not exist in {self.where} "
                         f"(or this user cannot see it); set {SPEC_ENV[table]} to the table or view that holds "
-                        f"the {table}, or to a query")
-                self.log(f"{SOURCE_PREFIX}{table}: no relation {spec.relation} in {self.where}: no {table} loaded "
-                         f"(like a missing file; {SPEC_ENV[table]} names another relation or a query)")
+                        f"the {table}, or to a query"
+                    )
+                self.log(
+                    f"{SOURCE_PREFIX}{table}: no relation {spec.relation} in {self.where}: no {table} loaded "
+                    f"(like a missing file; {SPEC_ENV[table]} names another relation or a query)"
+                )
                 return []
         return [Relation(self, spec)]
 
     def unloaded(self) -> list[str]:
-        return []   # a database has no stray files
+        return []  # a database has no stray files
 
     def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             session.close()
 
-    def __enter__(self) -> "PostgresSource":
+    def __enter__(self) -> PostgresSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -397,12 +419,19 @@ class Relation:
     `changed_since`: only rows whose updated_at is at or after it (raw_layer's change path of a daily run);
     `whole`: no updated_at condition (a relation this warehouse has not loaded from before)."""
 
-    def __init__(self, source: PostgresSource, spec: TableSpec, *, changed_since: datetime | None = None,
-                 columns: dict[str, tuple[str, str]] | None = None, shared: dict | None = None):
+    def __init__(
+        self,
+        source: PostgresSource,
+        spec: TableSpec,
+        *,
+        changed_since: datetime | None = None,
+        columns: dict[str, tuple[str, str]] | None = None,
+        shared: dict | None = None,
+    ):
         self.source, self.spec, self.changed_since = source, spec, changed_since
         self.contract = CONTRACTS[spec.table]
         self.name = f"{SOURCE_PREFIX}{spec.table}"
-        self._shared = shared if shared is not None else {}   # row count and signature, per load
+        self._shared = shared if shared is not None else {}  # row count and signature, per load
         self.columns = columns if columns is not None else self._probe()
 
     def __repr__(self) -> str:
@@ -411,8 +440,11 @@ class Relation:
     # ---- columns
     def _probe(self) -> dict[str, tuple[str, str]]:
         """{contract column: (name in the database, PostgreSQL type)}; checks the required columns."""
-        schema = self.source.session().arrow(f"select * from {self.spec.from_sql} as q limit 0",
-                                             f"{self.name}: reading {self.spec.describe()}").schema
+        schema = (
+            self.source.session()
+            .arrow(f"select * from {self.spec.from_sql} as q limit 0", f"{self.name}: reading {self.spec.describe()}")
+            .schema
+        )
         found: dict[str, list[tuple[str, str]]] = {}
         for column in schema:
             metadata = column.metadata or {}
@@ -420,14 +452,17 @@ class Relation:
             found.setdefault(column.name.strip().lower(), []).append((column.name, pg_type))
         repeated = sorted(n for n, same in found.items() if len(same) > 1)
         if repeated:
-            raise PostgresSourceError(f"{self.name}: {self.spec.describe()} has the column "
-                                      f"{', '.join(repeated)} more than once (column names are case-insensitive)")
+            raise PostgresSourceError(
+                f"{self.name}: {self.spec.describe()} has the column "
+                f"{', '.join(repeated)} more than once (column names are case-insensitive)"
+            )
         missing = [c for c in self.contract.required if c not in found]
         if missing:
             raise PostgresSourceError(
                 f"{self.name}: missing required column(s) {', '.join(missing)} in {self.spec.describe()}; found "
                 f"{', '.join(name for same in found.values() for name, _ in same) or 'no columns'} (rename them in "
-                f"a view, or select them AS {', '.join(missing)} in {SPEC_ENV[self.spec.table]})")
+                f"a view, or select them AS {', '.join(missing)} in {SPEC_ENV[self.spec.table]})"
+            )
         wanted = (*self.contract.required, *self.contract.optional)
         return {c: found[c][0] for c in wanted if c in found}
 
@@ -465,42 +500,55 @@ class Relation:
             conditions.append(
                 f"({col} is null or ({col} >= {_literal(keep.start, pg_type)} and "
                 f"{col} < {_literal(keep.end + one_day, pg_type)}) or {col} < {_literal(keep.first_partition, pg_type)}"
-                f" or {col} >= {_literal(keep.latest + one_day, pg_type)})")
+                f" or {col} >= {_literal(keep.latest + one_day, pg_type)})"
+            )
             said = f"{date_col} {keep.start}..{keep.end} and rows whose date will be rejected"
         elif keep is not None and date_col in self.columns:
-            said = (f"every row: {date_col} is {self.columns[date_col][1]}, not a date or timestamp, so the run's "
-                    "dates cannot be pushed into the query")
+            said = (
+                f"every row: {date_col} is {self.columns[date_col][1]}, not a date or timestamp, so the run's "
+                "dates cannot be pushed into the query"
+            )
         if self.changed_since is not None:
             updated = _quote(self.columns["updated_at"][0])
             conditions.append(f"{updated} >= {_literal(self.changed_since, self._typed('updated_at'))}")
             said += f", updated_at from {self.changed_since:%Y-%m-%d %H:%M:%S}"
         return conditions, said
 
-    def read_table(self, required: tuple[str, ...], date_col: str | None = None,
-                   keep: src.DateFilter | None = None) -> pl.DataFrame:
+    def read_table(
+        self, required: tuple[str, ...], date_col: str | None = None, keep: src.DateFilter | None = None
+    ) -> pl.DataFrame:
         """The rows of `keep`'s dates (all rows without it) as files.read_table would return them."""
         conditions, said = self._conditions(date_col, keep)
         if not conditions and "every row" in self._shared:
             # Dates that cannot be compared in the query: every chunk of a full load would read every row again
             # (as every chunk re-reads a CSV file); read once, then each chunk validates its dates.
             return self._shared["every row"]
-        sql = (f"select {', '.join(self._expression(c) for c in self.columns)} from {self.spec.from_sql} as q"
-               + (f" where {' and '.join(conditions)}" if conditions else ""))
+        sql = f"select {', '.join(self._expression(c) for c in self.columns)} from {self.spec.from_sql} as q" + (
+            f" where {' and '.join(conditions)}" if conditions else ""
+        )
         started = time.perf_counter()
         frame = pl.from_arrow(self.source.session().arrow(sql, f"{self.name}: reading {self.spec.describe()}"))
         assert isinstance(frame, pl.DataFrame)
-        self.source.log(f"{self.name}: read {frame.height:,} rows in {time.perf_counter() - started:.1f} s "
-                        f"({said}) from {self.spec.describe()} in {self.source.where}")
+        self.source.log(
+            f"{self.name}: read {frame.height:,} rows in {time.perf_counter() - started:.1f} s "
+            f"({said}) from {self.spec.describe()} in {self.source.where}"
+        )
         if keep is not None and keep.start <= keep.first_partition:
-            self._shared["full"] = True   # the first chunk of a full load: the later chunks are no daily run
-        elif keep is not None and self.spec.table == "orders" and not self.tracks_changes \
-                and not self._shared.get("full") and not self._shared.get("said"):
+            self._shared["full"] = True  # the first chunk of a full load: the later chunks are no daily run
+        elif (
+            keep is not None
+            and self.spec.table == "orders"
+            and not self.tracks_changes
+            and not self._shared.get("full")
+            and not self._shared.get("said")
+        ):
             self._shared["said"] = True
             self.source.log(
                 f"{self.name}: {self.spec.describe()} has no updated_at date or timestamp column, so this daily run "
                 f"reads only order dates {keep.start}..{keep.end}: refunds, cancellations and corrections of older "
                 "orders, and deleted orders, reach the warehouse with the next full run (`clv run`; schedule one "
-                "weekly), or add updated_at (docs/postgres_source.md)")
+                "weekly), or add updated_at (docs/postgres_source.md)"
+            )
         frame = _with_lines(frame, self.name)
         if not conditions:
             self._shared["every row"] = frame
@@ -511,7 +559,8 @@ class Relation:
         skipped row groups): counted once per load."""
         if "rows" not in self._shared:
             self._shared["rows"] = self.source.session().scalar(
-                f"select count(*) from {self.spec.from_sql} as q", f"{self.name}: counting rows")
+                f"select count(*) from {self.spec.from_sql} as q", f"{self.name}: counting rows"
+            )
         return self._shared["rows"]
 
     # ---- change detection (raw_layer: _file_signature, _changed_files)
@@ -523,22 +572,28 @@ class Relation:
             pg_type = self._typed("updated_at")
             if pg_type:
                 col = _quote(self.columns["updated_at"][0])
-                now = {"date": "(now() at time zone 'UTC')::date", "timestamp": "(now() at time zone 'UTC')",
-                       "timestamptz": "now()"}[pg_type]
+                now = {
+                    "date": "(now() at time zone 'UTC')::date",
+                    "timestamp": "(now() at time zone 'UTC')",
+                    "timestamptz": "now()",
+                }[pg_type]
                 newest = self.source.session().scalar(
                     f"select max({col}) from {self.spec.from_sql} as q where {col} <= {now} and isfinite({col})",
-                    f"{self.name}: reading the newest updated_at")
+                    f"{self.name}: reading the newest updated_at",
+                )
             self._shared["signature"] = (0, _nanoseconds(newest) if newest is not None else 0)
         return self._shared["signature"]
 
-    def changes_since(self, known: tuple[int, int] | None) -> "Relation":
+    def changes_since(self, known: tuple[int, int] | None) -> Relation:
         """The relation as raw_layer's change path reads it in a daily run: the rows updated since the previous
         load's newest updated_at (less CHANGE_OVERLAP); every row when this warehouse has not loaded it before."""
         since = None
         if known is not None and self.tracks_changes:
             since = EPOCH + timedelta(microseconds=known[1] // 1000) - CHANGE_OVERLAP
-            self.source.log(f"{self.name}: also reading rows updated since {since:%Y-%m-%d %H:%M:%S} (the previous "
-                            "load's newest updated_at less one day): changes to orders of any date reach the warehouse")
+            self.source.log(
+                f"{self.name}: also reading rows updated since {since:%Y-%m-%d %H:%M:%S} (the previous "
+                "load's newest updated_at less one day): changes to orders of any date reach the warehouse"
+            )
         return Relation(self.source, self.spec, changed_since=since, columns=self.columns, shared=self._shared)
 
 
@@ -563,7 +618,7 @@ def _nanoseconds(value: date | datetime) -> int:
     if not isinstance(value, datetime):
         value = datetime.combine(value, datetime.min.time())
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     delta = value - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
@@ -573,13 +628,20 @@ def _with_lines(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     fingerprint = (pl.struct(frame.columns).hash() & LINE_MASK).cast(pl.Int64) if frame.width else pl.lit(0, pl.Int64)
     frame = frame.with_columns(_line=fingerprint)
     # Identical rows (exact duplicates) get consecutive numbers, so each keeps its own (file, line).
-    frame = frame.with_columns(_line=pl.when(pl.col("_line").is_duplicated()).then(
-        pl.col("_line") + pl.int_range(pl.len(), dtype=pl.Int64).over("_line")).otherwise(pl.col("_line")))
-    return frame.with_columns(_fields=pl.lit(0, pl.Int64), _expected=pl.lit(0, pl.Int64), _file=pl.lit(name),
-                              _sort_key=pl.lit(src.natural_key(name)))
+    frame = frame.with_columns(
+        _line=pl.when(pl.col("_line").is_duplicated())
+        .then(pl.col("_line") + pl.int_range(pl.len(), dtype=pl.Int64).over("_line"))
+        .otherwise(pl.col("_line"))
+    )
+    return frame.with_columns(
+        _fields=pl.lit(0, pl.Int64),
+        _expected=pl.lit(0, pl.Int64),
+        _file=pl.lit(name),
+        _sort_key=pl.lit(src.natural_key(name)),
+    )
 
 
-def earliest_order_date(settings: "Settings", today: date | None = None) -> date | None:
+def earliest_order_date(settings: Settings, today: date | None = None) -> date | None:
     """The first plausible order date in the orders relation (None when there is none), like
     files.earliest_order_date for a directory: where history starts when CLV_START_DATE is not set."""
     with PostgresSource.from_settings(settings, log=lambda message: None) as source:
@@ -594,19 +656,24 @@ def earliest_order_date(settings: "Settings", today: date | None = None) -> date
             first = source.session().scalar(
                 f"select min({col}) from {relation.spec.from_sql} as q where {col} >= "
                 f"{_literal(src.EARLIEST_PLAUSIBLE, pg_type)} and {col} <= {_literal(latest, pg_type)}",
-                f"{relation.name}: reading the first order date")
+                f"{relation.name}: reading the first order date",
+            )
             if isinstance(first, datetime) and first.tzinfo is not None:
-                first = first.astimezone(timezone.utc)
+                first = first.astimezone(UTC)
             return first.date() if isinstance(first, datetime) else first
         frame = relation.read_table(src.ORDER_REQUIRED)
         parsed = frame.lazy().select(ordered_at=src.parse_timestamp("ordered_at", frame.schema["ordered_at"]))
-        day = parsed.filter(pl.col("ordered_at").is_between(src.EARLIEST_PLAUSIBLE, latest)).select(
-            pl.col("ordered_at").min()).collect().item()
+        day = (
+            parsed.filter(pl.col("ordered_at").is_between(src.EARLIEST_PLAUSIBLE, latest))
+            .select(pl.col("ordered_at").min())
+            .collect()
+            .item()
+        )
         return day.date() if day is not None else None
 
 
 # ---------------------------------------------------------------- the CLI's check before a run
-def check_source(settings: "Settings") -> None:
+def check_source(settings: Settings) -> None:
     """Connect and look at every configured relation (exists, required columns) before a run starts: `clv` turns
     a PostgresSourceError (a ValueError) into one line and exit code 2."""
     with PostgresSource.from_settings(settings, log=lambda message: None) as source:

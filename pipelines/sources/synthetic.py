@@ -110,9 +110,7 @@ class _Stopwatch:
                 rss_mb = int(fh.read().split()[1]) * 4096 / 2**20
         except (OSError, ValueError, IndexError):  # pragma: no cover - non-Linux
             rss_mb = float("nan")
-        _log.debug(
-            "synthetic shop: %-30s %6.2fs  rss %7.0f MB", self._stage, now - self._t, rss_mb
-        )
+        _log.debug("synthetic shop: %-30s %6.2fs  rss %7.0f MB", self._stage, now - self._t, rss_mb)
         self._t, self._stage = now, next_stage
 
 
@@ -166,9 +164,11 @@ def _time_of_day(rng: np.random.Generator, size: int) -> np.ndarray:
 def _labels(values: tuple[str | None, ...], codes: np.ndarray, name: str) -> pl.Series:
     """Map small integer codes to strings (fast polars gather)."""
     idx = pl.Series("idx", codes.astype(np.uint32, copy=False))
-    return pl.DataFrame({"v": pl.Series(list(values), dtype=pl.String)}).select(
-        pl.col("v").gather(idx).alias(name)
-    ).to_series()
+    return (
+        pl.DataFrame({"v": pl.Series(list(values), dtype=pl.String)})
+        .select(pl.col("v").gather(idx).alias(name))
+        .to_series()
+    )
 
 
 def _sparse_datetimes(values_us: np.ndarray, idx: np.ndarray, size: int, name: str) -> pl.Series:
@@ -366,9 +366,7 @@ def generate_shop(config: SyntheticShopConfig) -> SyntheticShop:
     code[cal["summer"][day_idx] & (u < P.SUMMER_PROB)] = 2
     code[cal["cyber"][day_idx] & (u < P.BF_PROB)] = 3
     first_idx = np.flatnonzero(is_first)
-    welcome_p = np.where(
-        acq_o[first_idx] == P.CHANNELS.index("affiliate"), P.WELCOME_PROB_AFFILIATE, P.WELCOME_PROB
-    )
+    welcome_p = np.where(acq_o[first_idx] == P.CHANNELS.index("affiliate"), P.WELCOME_PROB_AFFILIATE, P.WELCOME_PROB)
     code[first_idx] = np.where(u[first_idx] < welcome_p, 1, 0)
     del welcome_p, first_idx, acq_o, seq, day_idx
     # zero-value free replacements (never first orders)
@@ -397,9 +395,7 @@ def generate_shop(config: SyntheticShopConfig) -> SyntheticShop:
     status[u < P.TEST_PROB] = 2
     # refunds of completed, non-zero orders; refunds after the window are not known yet
     u = rng.random(n_orders, dtype=np.float32)
-    ref_idx = np.flatnonzero(
-        (u < P.CATEGORY_REFUND_PROB.astype(np.float32)[cat]) & (status == 0) & (net_c > 0)
-    )
+    ref_idx = np.flatnonzero((u < P.CATEGORY_REFUND_PROB.astype(np.float32)[cat]) & (status == 0) & (net_c > 0))
     del u
     ref_at = ts[ref_idx] + rng.integers(SECONDS_PER_DAY, 30 * SECONDS_PER_DAY + 1, ref_idx.size)
     known = ref_at < horizon_s
@@ -413,9 +409,7 @@ def generate_shop(config: SyntheticShopConfig) -> SyntheticShop:
     del net_ref, partial, full
 
     # converted cart events: a share of the (non-test) orders were tracked
-    tracked = np.flatnonzero(
-        (rng_cart.random(n_orders, dtype=np.float32) < P.CART_TRACKED_PROB) & (status != 2)
-    )
+    tracked = np.flatnonzero((rng_cart.random(n_orders, dtype=np.float32) < P.CART_TRACKED_PROB) & (status != 2))
     converted = (cust[tracked], ts[tracked], gross_c[tracked])
     del tracked, gross_c
 
@@ -423,9 +417,7 @@ def generate_shop(config: SyntheticShopConfig) -> SyntheticShop:
     clock.lap("orders frame")
     width_o = max(8, len(str(n_orders + config.dirty_rows)))
     width_c = max(7, len(str(n)))
-    customers = pl.select(
-        _ids("C", pl.int_range(1, n + 1, dtype=pl.Int64), width_c).alias("customer_id")
-    ).with_columns(
+    customers = pl.select(_ids("C", pl.int_range(1, n + 1, dtype=pl.Int64), width_c).alias("customer_id")).with_columns(
         pl.format("{}@example.com", pl.col("customer_id").str.to_lowercase()).alias("email")
     )
     # numeric columns first, freeing their numpy sources as we go (peak memory)
@@ -565,9 +557,7 @@ def _abandoned_carts(
     g_cust = np.concatenate([g_cust, pre[keep].astype(np.int32)])
     t = np.concatenate([t, pre_t[keep]])
     t_s = (t * SECONDS_PER_DAY).astype(np.int64)
-    checkout = np.where(
-        rng.random(t_s.size) < P.ABANDON_CHECKOUT_PROB, rng.integers(60, 901, t_s.size), -1
-    )
+    checkout = np.where(rng.random(t_s.size) < P.ABANDON_CHECKOUT_PROB, rng.integers(60, 901, t_s.size), -1)
     value = rng.standard_gamma(P.GG_P, t_s.size) / nu[g_cust]
     return g_cust, t_s, checkout, _cents(np.maximum(value, P.MIN_ORDER_VALUE))
 

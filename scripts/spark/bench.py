@@ -46,15 +46,19 @@ def main() -> int:
         con = duckdb.connect()
         context = str(work / "raw_full" / "run_context.parquet").replace("'", "''")
         orders_file = str(work / "raw_full" / "orders.parquet").replace("'", "''")
-        as_of, margin = con.execute(f"select coalesce(as_of, (select max(order_date) from read_parquet("
-                                    f"'{orders_file}'))), default_margin_rate "
-                                    f"from read_parquet('{context}')").fetchall()[0]
+        as_of, margin = con.execute(
+            f"select coalesce(as_of, (select max(order_date) from read_parquet("
+            f"'{orders_file}'))), default_margin_rate "
+            f"from read_parquet('{context}')"
+        ).fetchall()[0]
         window_start = as_of - timedelta(days=args.lookback_days - 1)
         shutil.copytree(work / "raw_full", work / "raw_daily")
         daily_context = str(work / "raw_daily" / "run_context.parquet").replace("'", "''")
-        con.execute(f"copy (select cast(? as date) as as_of, cast(? as date) as window_start, "
-                    f"cast(? as double) as default_margin_rate) to '{daily_context}' (format parquet)",
-                    [as_of, window_start, margin])
+        con.execute(
+            f"copy (select cast(? as date) as as_of, cast(? as date) as window_start, "
+            f"cast(? as double) as default_margin_rate) to '{daily_context}' (format parquet)",
+            [as_of, window_start, margin],
+        )
         orders = con.execute(f"select count(*) from read_parquet('{orders_file}')").fetchall()[0][0]
         con.close()
         spark = SparkSide(work)
@@ -65,9 +69,11 @@ def main() -> int:
         for step in steps:
             timings = json.loads((work / f"out_{step['step']}" / "run_results.json").read_text())
             models = {r["unique_id"].rsplit(".", 1)[1]: r["execution_time"] for r in timings["results"]}
-            print(f"{step['step']:>5}: dbt build {step['build_seconds']} s ({step['results']}); "
-                  + ", ".join(f"{m} {models[m]:.1f} s" for m in LARGE_MODELS)
-                  + f"; load {step['load_seconds']} s, export {step['export_seconds']} s")
+            print(
+                f"{step['step']:>5}: dbt build {step['build_seconds']} s ({step['results']}); "
+                + ", ".join(f"{m} {models[m]:.1f} s" for m in LARGE_MODELS)
+                + f"; load {step['load_seconds']} s, export {step['export_seconds']} s"
+            )
         print(f"Spark process tree: {seconds:.0f} s in all, {spark.peak()}; exit {code}")
         return code
     finally:

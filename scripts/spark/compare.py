@@ -39,13 +39,21 @@ class Comparison:
 
     @property
     def equal(self) -> bool:
-        return not self.problems and self.only_duckdb == 0 and self.only_spark == 0 \
-            and self.rows_duckdb == self.rows_spark
+        return (
+            not self.problems and self.only_duckdb == 0 and self.only_spark == 0 and self.rows_duckdb == self.rows_spark
+        )
 
     def line(self) -> str:
         state = "equal" if self.equal else "DIFFERENT"
-        extra = "" if self.equal else (f" (only in DuckDB {self.only_duckdb}, only in Spark {self.only_spark}"
-                                       + "".join(f"; {p}" for p in self.problems) + ")")
+        extra = (
+            ""
+            if self.equal
+            else (
+                f" (only in DuckDB {self.only_duckdb}, only in Spark {self.only_spark}"
+                + "".join(f"; {p}" for p in self.problems)
+                + ")"
+            )
+        )
         return f"  {self.table:<42} {self.rows_duckdb:>7} rows  {state}{extra}"
 
 
@@ -83,8 +91,11 @@ def compare_relation(con: duckdb.DuckDBPyConnection, duck_sql: str, spark_sql: s
     con.execute(f"create or replace temp view _s as select {select} from ({spark_sql}) as s")
     close = " and ".join(
         f"(a.{_quote(n)} is not distinct from b.{_quote(n)} or abs(a.{_quote(n)} - b.{_quote(n)}) <= "
-        f"{REL_TOL} * greatest(1, abs(a.{_quote(n)}), abs(b.{_quote(n)})))" if n in doubles
-        else f"a.{_quote(n)} is not distinct from b.{_quote(n)}" for n in names)
+        f"{REL_TOL} * greatest(1, abs(a.{_quote(n)}), abs(b.{_quote(n)})))"
+        if n in doubles
+        else f"a.{_quote(n)} is not distinct from b.{_quote(n)}"
+        for n in names
+    )
     result.rows_duckdb = con.execute("select count(*) from _d").fetchall()[0][0]
     result.rows_spark = con.execute("select count(*) from _s").fetchall()[0][0]
     result.only_duckdb = con.execute(f"select count(*) from _d as a anti join _s as b on {close}").fetchall()[0][0]
@@ -104,14 +115,16 @@ def compare_dbt_tables(warehouse: Path, spark_dir: Path, tables: list[str]) -> l
                 results.append(Comparison(table, problems=["not built on Spark"]))
                 continue
             pattern = str(files / "*.parquet").replace("'", "''")
-            results.append(compare_relation(con, f"select * from w.{table}", f"select * from read_parquet('{pattern}')",
-                                            table))
+            results.append(
+                compare_relation(con, f"select * from w.{table}", f"select * from read_parquet('{pattern}')", table)
+            )
         return results
     finally:
         con.close()
 
 
 # ------------------------------------------------------------------------------------------------ the polars steps
+
 
 def _read_spark(spark_dir: Path, name: str) -> pl.DataFrame:
     return pl.read_parquet(str(spark_dir / name / "*.parquet"))
@@ -145,23 +158,42 @@ def clv_from_spark_summary(spark_dir: Path, annual_discount_rate: float, default
     # annual_churn_rate reads (customer_id, order_date) rows; each customer's last order in each of its two periods
     # and their first order give the same answer with at most three rows per customer
     activity = _read_spark(spark_dir, "summary.customer_activity")
-    orders_like = pl.concat([
-        totals.select("customer_id", pl.col("first_order_date").alias("order_date")),
-        activity.select("customer_id", pl.col("last_order_in_period").alias("order_date")),
-        activity.select("customer_id", pl.col("last_order_in_previous_period").alias("order_date")),
-    ]).drop_nulls()
+    orders_like = pl.concat(
+        [
+            totals.select("customer_id", pl.col("first_order_date").alias("order_date")),
+            activity.select("customer_id", pl.col("last_order_in_period").alias("order_date")),
+            activity.select("customer_id", pl.col("last_order_in_previous_period").alias("order_date")),
+        ]
+    ).drop_nulls()
     churn = annual_churn_rate(orders_like.lazy(), as_of)
     lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
     customers = _read_spark(spark_dir, "marts.dim_customers").select(
-        "customer_id", "cohort_month", "acquisition_channel", "orders_count", "net_revenue", "gross_margin", "aov",
-        "tenure_days")
-    spend = _read_spark(spark_dir, "staging.stg_marketing_spend").filter(pl.col("spend_date") <= as_of).select(
-        "spend_date", "channel", "spend")
+        "customer_id",
+        "cohort_month",
+        "acquisition_channel",
+        "orders_count",
+        "net_revenue",
+        "gross_margin",
+        "aov",
+        "tenure_days",
+    )
+    spend = (
+        _read_spark(spark_dir, "staging.stg_marketing_spend")
+        .filter(pl.col("spend_date") <= as_of)
+        .select("spend_date", "channel", "spend")
+    )
     cac = cac_by_cohort(customers.lazy(), spend.lazy())
     usable_gg = gg if gg.converged and gg.q > 1 else None
-    scored = score_customers(rfm, customers, purchases if purchases.converged else None, usable_gg,
-                             annual_discount_rate=annual_discount_rate, default_margin_rate=default_margin_rate,
-                             lifespan_years=lifespan, cac=cac).with_columns(as_of_date=pl.lit(as_of))
+    scored = score_customers(
+        rfm,
+        customers,
+        purchases if purchases.converged else None,
+        usable_gg,
+        annual_discount_rate=annual_discount_rate,
+        default_margin_rate=default_margin_rate,
+        lifespan_years=lifespan,
+        cac=cac,
+    ).with_columns(as_of_date=pl.lit(as_of))
     fits = {(PURCHASE_MODEL, p): getattr(purchases, p) for p in model.parameter_names}
     fits.update({("gamma_gamma", p): getattr(gg, p) for p in ("p", "q", "gamma")})
     fits[("formula", "annual_churn_rate")] = churn
@@ -169,22 +201,45 @@ def clv_from_spark_summary(spark_dir: Path, annual_discount_rate: float, default
     return scored, fits, segment_clv(segments, scored)
 
 
-SEGMENT_FLAGS = ["is_first_time_buyer", "is_repeat_buyer", "is_big_spender", "is_high_aov", "is_discount_shopper",
-                 "is_full_price_buyer", "is_vip", "is_at_risk", "is_cart_abandoner"]
+SEGMENT_FLAGS = [
+    "is_first_time_buyer",
+    "is_repeat_buyer",
+    "is_big_spender",
+    "is_high_aov",
+    "is_discount_shopper",
+    "is_full_price_buyer",
+    "is_vip",
+    "is_at_risk",
+    "is_cart_abandoner",
+]
 
 
 def segment_clv(segments: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
     """The sums and counts of marts.segment_clv (pipelines/assets/clv.py): all customers, each RFM segment, each
     flag. Its bootstrap intervals are not recomputed."""
     joined = segments.select("customer_id", "segment", *SEGMENT_FLAGS).join(
-        scored.select("customer_id", "historical_revenue", "historical_margin", "predicted_clv_365d", "p_alive",
-                      "expected_purchases_365d"), on="customer_id")
-    long = pl.concat([
-        joined.with_columns(segment_kind=pl.lit("total"), segment=pl.lit("all_customers")),
-        joined.with_columns(segment_kind=pl.lit("rfm_segment")),
-        *[joined.filter(pl.col(f)).with_columns(segment_kind=pl.lit("flag"), segment=pl.lit(f.removeprefix("is_")))
-          for f in SEGMENT_FLAGS],
-    ])
+        scored.select(
+            "customer_id",
+            "historical_revenue",
+            "historical_margin",
+            "predicted_clv_365d",
+            "p_alive",
+            "expected_purchases_365d",
+        ),
+        on="customer_id",
+    )
+    long = pl.concat(
+        [
+            joined.with_columns(segment_kind=pl.lit("total"), segment=pl.lit("all_customers")),
+            joined.with_columns(segment_kind=pl.lit("rfm_segment")),
+            *[
+                joined.filter(pl.col(f)).with_columns(
+                    segment_kind=pl.lit("flag"), segment=pl.lit(f.removeprefix("is_"))
+                )
+                for f in SEGMENT_FLAGS
+            ],
+        ]
+    )
     return long.group_by("segment_kind", "segment").agg(
         customers=pl.len().cast(pl.Int64),
         historical_revenue=pl.col("historical_revenue").sum(),
@@ -195,8 +250,9 @@ def segment_clv(segments: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compare_polars(warehouse: Path, spark_dir: Path, annual_discount_rate: float, default_margin_rate: float,
-                   rel_tol: float = 1e-6) -> list[Comparison]:
+def compare_polars(
+    warehouse: Path, spark_dir: Path, annual_discount_rate: float, default_margin_rate: float, rel_tol: float = 1e-6
+) -> list[Comparison]:
     """customer_clv, clv_model_fit (the fitted parameters) and segment_clv from the Spark summary against the
     DuckDB run's. The fit is an optimisation: inputs that differ in the last bits move the estimates by ~1e-8,
     so values are compared to 1e-6 (relative)."""
@@ -207,14 +263,21 @@ def compare_polars(warehouse: Path, spark_dir: Path, annual_discount_rate: float
     try:
         as_of = scored["as_of_date"][0]
         duck_scored = read_frame(con, "select * from marts.customer_clv")
-        duck_fits = {(m, p): v for m, p, v in con.execute(
-            "select model, parameter, value from marts.clv_model_fit where as_of_date = ?", [as_of]).fetchall()}
+        duck_fits = {
+            (m, p): v
+            for m, p, v in con.execute(
+                "select model, parameter, value from marts.clv_model_fit where as_of_date = ?", [as_of]
+            ).fetchall()
+        }
         duck_segments = read_frame(con, "select * from marts.segment_clv")
     finally:
         con.close()
-    results = [_compare_frames("marts.customer_clv (polars, from Spark)", duck_scored, scored, ["customer_id"], rel_tol),
-               _compare_frames("marts.segment_clv (polars, from Spark)", duck_segments, segments,
-                               ["segment_kind", "segment"], rel_tol)]
+    results = [
+        _compare_frames("marts.customer_clv (polars, from Spark)", duck_scored, scored, ["customer_id"], rel_tol),
+        _compare_frames(
+            "marts.segment_clv (polars, from Spark)", duck_segments, segments, ["segment_kind", "segment"], rel_tol
+        ),
+    ]
     fit = Comparison("marts.clv_model_fit (polars, from Spark)", rows_duckdb=len(fits), rows_spark=len(fits))
     for key, value in fits.items():
         expected = duck_fits.get(key)
@@ -239,8 +302,9 @@ def _compare_frames(name: str, duck: pl.DataFrame, spark: pl.DataFrame, key: lis
     absent = [c for c in spark.columns if c not in duck.columns]
     if absent:
         result.problems.append(f"columns not in DuckDB's table: {absent}")
-    joined = duck.select(key + columns).join(spark.select(key + columns), on=key, how="full", suffix="_spark",
-                                             coalesce=True, nulls_equal=True)
+    joined = duck.select(key + columns).join(
+        spark.select(key + columns), on=key, how="full", suffix="_spark", coalesce=True, nulls_equal=True
+    )
     result.only_duckdb = duck.join(spark.select(key), on=key, how="anti", nulls_equal=True).height
     result.only_spark = spark.join(duck.select(key), on=key, how="anti", nulls_equal=True).height
     for column in columns:

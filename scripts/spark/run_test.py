@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(PROJECT))
 
 import compare  # noqa: E402
+
 from pipelines.assets.reporting import DBT_MARTS  # noqa: E402
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop  # noqa: E402
 
@@ -57,27 +58,49 @@ def log(message: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- the DuckDB side
 
+
 def run_clv(data_dir: Path, raw_dir: Path, *args: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLV_")}
-    env.update({"CLV_DATA_DIR": str(data_dir), "CLV_RECORD_RUNS": "0", "DAGSTER_HOME": str(data_dir / "dagster_home"),
-                "CLV_HASH_KEY": HASH_KEY_HEX, "CLV_START_DATE": START.isoformat(), "CLV_SOURCE": "files",
-                "CLV_RAW_DIR": str(raw_dir), "CLV_REFIT_DAYS": "1",  # every run fits: Spark's side fits too
-                # the model a back-test over every order would pick otherwise (compare.PURCHASE_MODEL)
-                "CLV_PURCHASE_MODEL": compare.PURCHASE_MODEL,
-                "CLV_ANNUAL_DISCOUNT_RATE": str(ANNUAL_DISCOUNT_RATE),
-                "CLV_DEFAULT_MARGIN_RATE": str(DEFAULT_MARGIN_RATE), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    env.update(
+        {
+            "CLV_DATA_DIR": str(data_dir),
+            "CLV_RECORD_RUNS": "0",
+            "DAGSTER_HOME": str(data_dir / "dagster_home"),
+            "CLV_HASH_KEY": HASH_KEY_HEX,
+            "CLV_START_DATE": START.isoformat(),
+            "CLV_SOURCE": "files",
+            "CLV_RAW_DIR": str(raw_dir),
+            "CLV_REFIT_DAYS": "1",  # every run fits: Spark's side fits too
+            # the model a back-test over every order would pick otherwise (compare.PURCHASE_MODEL)
+            "CLV_PURCHASE_MODEL": compare.PURCHASE_MODEL,
+            "CLV_ANNUAL_DISCOUNT_RATE": str(ANNUAL_DISCOUNT_RATE),
+            "CLV_DEFAULT_MARGIN_RATE": str(DEFAULT_MARGIN_RATE),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
-        raise SystemExit(f"clv {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"clv {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return time.monotonic() - started
 
 
 def copy_data(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("dagster_home", "*.run-lock", "published", "exports",
-                                                                   "report", "docs", "logs"))
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("dagster_home", "*.run-lock", "published", "exports", "report", "docs", "logs"),
+    )
     return target
 
 
@@ -87,14 +110,16 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 def write_shop(work: Path, customers: int) -> tuple[Path, Path, dict]:
     """(raw dir as of D, raw dir as of D+1, the edge cases) as files the `files` source reads."""
-    shop = generate_shop(SyntheticShopConfig(n_customers=customers, start_date=START, end_date=NEXT, seed=11,
-                                             dirty_rows=0))
+    shop = generate_shop(
+        SyntheticShopConfig(n_customers=customers, start_date=START, end_date=NEXT, seed=11, dirty_rows=0)
+    )
     day = pl.col("ordered_at").dt.date()
     orders = shop.orders
     # the history export as of D knows no refund booked after D
     history = orders.filter(day <= D).with_columns(
         refunded_amount=pl.when(pl.col("refunded_at").dt.date() > D).then(0.0).otherwise(pl.col("refunded_amount")),
-        refunded_at=pl.when(pl.col("refunded_at").dt.date() > D).then(None).otherwise(pl.col("refunded_at")))
+        refunded_at=pl.when(pl.col("refunded_at").dt.date() > D).then(None).otherwise(pl.col("refunded_at")),
+    )
     first = work / "raw_d"
     first.mkdir()
     as_text(history).write_csv(first / "orders_1.csv")
@@ -104,19 +129,26 @@ def write_shop(work: Path, customers: int) -> tuple[Path, Path, dict]:
     plain = (pl.col("status") == "completed") & (pl.col("refunded_amount") == 0)
     refund = history.filter(plain & (day >= D - timedelta(days=40))).sort("ordered_at").row(0, named=True)
     cancel = history.filter(plain & (day >= D - timedelta(days=100))).sort("ordered_at").row(0, named=True)
-    cases = {"day cancelled before the window": D - timedelta(days=75), "day cancelled in the window": D - timedelta(days=2),
-             "day deleted in the window": D - timedelta(days=3)}
+    cases = {
+        "day cancelled before the window": D - timedelta(days=75),
+        "day cancelled in the window": D - timedelta(days=2),
+        "day deleted in the window": D - timedelta(days=3),
+    }
     for name, when in cases.items():
         assert history.filter(day == when).height, f"no orders on {when} ({name})"
-    changed = pl.concat([
-        history.filter(pl.col("order_id") == refund["order_id"]).with_columns(
-            refunded_amount=pl.lit(round(refund["net_revenue"] / 2, 2)),
-            refunded_at=pl.lit(refund["ordered_at"].replace(year=NEXT.year, month=NEXT.month, day=NEXT.day))),
-        history.filter(pl.col("order_id") == cancel["order_id"]).with_columns(status=pl.lit("cancelled")),
-        history.filter(day.is_in([cases["day cancelled before the window"], cases["day cancelled in the window"]]))
-        .with_columns(status=pl.lit("cancelled")),
-        orders.filter(day == NEXT),
-    ])
+    changed = pl.concat(
+        [
+            history.filter(pl.col("order_id") == refund["order_id"]).with_columns(
+                refunded_amount=pl.lit(round(refund["net_revenue"] / 2, 2)),
+                refunded_at=pl.lit(refund["ordered_at"].replace(year=NEXT.year, month=NEXT.month, day=NEXT.day)),
+            ),
+            history.filter(pl.col("order_id") == cancel["order_id"]).with_columns(status=pl.lit("cancelled")),
+            history.filter(
+                day.is_in([cases["day cancelled before the window"], cases["day cancelled in the window"]])
+            ).with_columns(status=pl.lit("cancelled")),
+            orders.filter(day == NEXT),
+        ]
+    )
     second = work / "raw_next"
     second.mkdir()
     as_text(history.filter(day != cases["day deleted in the window"])).write_csv(second / "orders_1.csv")
@@ -127,6 +159,7 @@ def write_shop(work: Path, customers: int) -> tuple[Path, Path, dict]:
 
 
 # ----------------------------------------------------------------------------------------------- the Spark side
+
 
 def tree_rss_mb(pid: int) -> dict[str, float]:
     """Resident memory (MB) of a process and all its descendants by command name (the JVM is a child of the
@@ -163,8 +196,15 @@ class SparkSide:
         self.log_path = work / "spark_side.log"
         self.out_dirs: list[Path] = []
         with open(self.log_path, "w") as output:  # dbt's and Spark's console output
-            self.proc = subprocess.Popen([str(SPARK_PYTHON), str(HERE / "spark_side.py"), "-"], cwd=PROJECT, env=env,
-                                         stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT, text=True)
+            self.proc = subprocess.Popen(
+                [str(SPARK_PYTHON), str(HERE / "spark_side.py"), "-"],
+                cwd=PROJECT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         self.started = time.monotonic()
         self.peak_mb = 0.0
         self.peak_by_process: dict[str, float] = {}
@@ -185,8 +225,12 @@ class SparkSide:
     def submit(self, name: str, raw_dir: Path, out_dir: Path, full_refresh: bool) -> None:
         self.out_dirs.append(out_dir)
         try:
-            self.proc.stdin.write(json.dumps({"name": name, "raw_dir": str(raw_dir), "out_dir": str(out_dir),
-                                              "full_refresh": full_refresh}) + "\n")
+            self.proc.stdin.write(
+                json.dumps(
+                    {"name": name, "raw_dir": str(raw_dir), "out_dir": str(out_dir), "full_refresh": full_refresh}
+                )
+                + "\n"
+            )
             self.proc.stdin.flush()
         except BrokenPipeError:  # it stopped (a failed build): finish() reports it
             pass
@@ -200,6 +244,7 @@ class SparkSide:
 
 
 # ---------------------------------------------------------------------------------------------------- the test
+
 
 def fct_orders_days(spark_dir: Path, days: list[date]) -> dict[date, int]:
     frame = pl.read_parquet(str(spark_dir / "marts.fct_orders" / "*.parquet"))
@@ -240,16 +285,19 @@ def run(work: Path, customers: int, started: float) -> int:
     con = duckdb.connect(str(b / "warehouse.duckdb"), read_only=True)
     as_of, window_start = con.execute("select as_of, window_start from raw.run_context").fetchall()[0]
     con.close()
-    log(f"DuckDB B (daily run of {NEXT}) in {seconds['B daily D+1']:.0f} s: the models rebuild from {window_start} "
-        f"(as of {as_of}); Spark runs the same incremental build")
+    log(
+        f"DuckDB B (daily run of {NEXT}) in {seconds['B daily D+1']:.0f} s: the models rebuild from {window_start} "
+        f"(as of {as_of}); Spark runs the same incremental build"
+    )
 
     c = copy_data(a, work / "C" / "data")
     seconds["C full as of D+1"] = run_clv(c, raw_next, "run", "--as-of", NEXT.isoformat())
     log(f"DuckDB C (full rebuild as of {NEXT}) in {seconds['C full as of D+1']:.0f} s")
 
     r = copy_data(b, work / "R" / "data")
-    seconds["R as-of back to D"] = run_clv(r, raw_next, "backfill", "--start", D.isoformat(), "--end", D.isoformat(),
-                                           "--as-of", D.isoformat())
+    seconds["R as-of back to D"] = run_clv(
+        r, raw_next, "backfill", "--start", D.isoformat(), "--end", D.isoformat(), "--as-of", D.isoformat()
+    )
     compare.export_raw(r / "warehouse.duckdb", work / "raw_R")
     spark.submit("R", work / "raw_R", work / "spark_R", full_refresh=False)
     log(f"DuckDB R (B moved back to as of {D}) in {seconds['R as-of back to D']:.0f} s; Spark follows")
@@ -257,9 +305,11 @@ def run(work: Path, customers: int, started: float) -> int:
     steps, code, spark_seconds = spark.finish()
     by_name = {s["step"]: s for s in steps}
     for step in steps:
-        log(f"Spark step {step['step']}: load {step['load_seconds']} s, dbt build {step['build_seconds']} s "
+        log(
+            f"Spark step {step['step']}: load {step['load_seconds']} s, dbt build {step['build_seconds']} s "
             f"({'--full-refresh' if step['full_refresh'] else 'incremental'}; {step['results']}), export "
-            f"{step['export_seconds']} s; fct_orders month partitions {step['partitions']}")
+            f"{step['export_seconds']} s; fct_orders month partitions {step['partitions']}"
+        )
     if code != 0 or set(by_name) != {"A", "B", "R"} or not all(s["dbt_success"] for s in steps):
         print((work / "spark_side.log").read_text()[-6000:], file=sys.stderr)
         print(f"Spark build failed (exit {code}); see above")
@@ -267,24 +317,32 @@ def run(work: Path, customers: int, started: float) -> int:
         return 1
 
     results: list[tuple[str, compare.Comparison]] = []
-    for label, spark_dir, warehouse in (("A full, Spark vs DuckDB", work / "spark_A", a),
-                                        ("B daily on Spark vs DuckDB full rebuild C", work / "spark_B", c),
-                                        ("R as-of moved back, Spark vs DuckDB", work / "spark_R", r)):
+    for label, spark_dir, warehouse in (
+        ("A full, Spark vs DuckDB", work / "spark_A", a),
+        ("B daily on Spark vs DuckDB full rebuild C", work / "spark_B", c),
+        ("R as-of moved back, Spark vs DuckDB", work / "spark_R", r),
+    ):
         comparisons = compare.compare_dbt_tables(warehouse / "warehouse.duckdb", spark_dir, TABLES)
-        comparisons += compare.compare_polars(warehouse / "warehouse.duckdb", spark_dir, ANNUAL_DISCOUNT_RATE,
-                                              DEFAULT_MARGIN_RATE)
+        comparisons += compare.compare_polars(
+            warehouse / "warehouse.duckdb", spark_dir, ANNUAL_DISCOUNT_RATE, DEFAULT_MARGIN_RATE
+        )
         print(f"{label}:")
         for comparison in comparisons:
             print(comparison.line())
             results.append((label, comparison))
 
     # the edge cases really are in the data: their days had orders before, none after the daily run on Spark
-    days = [cases["day cancelled before the window"], cases["day cancelled in the window"],
-            cases["day deleted in the window"], NEXT]
+    days = [
+        cases["day cancelled before the window"],
+        cases["day cancelled in the window"],
+        cases["day deleted in the window"],
+        NEXT,
+    ]
     before, after, back = (fct_orders_days(work / s, days) for s in ("spark_A", "spark_B", "spark_R"))
     print("Spark fct_orders rows per day (A full as of D → B daily → R as of D again):")
-    for name, day in list(zip(("day cancelled before the window", "day cancelled in the window",
-                               "day deleted in the window"), days)) + [("the new day D+1", NEXT)]:
+    for name, day in list(
+        zip(("day cancelled before the window", "day cancelled in the window", "day deleted in the window"), days)
+    ) + [("the new day D+1", NEXT)]:
         print(f"  {day} {name:<32} {before[day]:>3} → {after[day]:>3} → {back[day]:>3}")
     cleared = all(before[d] > 0 and after[d] == 0 for d in days[:3]) and after[NEXT] > 0 and back[NEXT] == 0
     if not cleared:
@@ -293,10 +351,14 @@ def run(work: Path, customers: int, started: float) -> int:
     equal = sum(1 for _, c in results if c.equal)
     total_seconds = time.monotonic() - started
     print("DuckDB runs: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    print(f"Spark (one JVM, local[2]): {spark_seconds:.0f} s in all, {spark.peak()}; "
-          f"test-spark total {total_seconds:.0f} s")
-    print(f"{len(results)} tables compared (8 dbt marts, 2 incremental intermediates, 3 polars marts; × 3 builds): "
-          f"{equal} equal")
+    print(
+        f"Spark (one JVM, local[2]): {spark_seconds:.0f} s in all, {spark.peak()}; "
+        f"test-spark total {total_seconds:.0f} s"
+    )
+    print(
+        f"{len(results)} tables compared (8 dbt marts, 2 incremental intermediates, 3 polars marts; × 3 builds): "
+        f"{equal} equal"
+    )
     print(f"marts: {equal} passed, {len(results) - equal} failed")
     return 0 if equal == len(results) else 1
 

@@ -36,6 +36,7 @@ def spark_conf() -> dict[str, str]:
     def render(value: str) -> str:
         def env(match: re.Match) -> str:
             return os.environ.get(match.group(1), match.group(3) or "")
+
         return re.sub(r"\{\{\s*env_var\('([^']+)'(\s*,\s*'([^']*)')?\)\s*\}\}", env, str(value))
 
     return {key: render(value) for key, value in profile["server_side_parameters"].items()}
@@ -66,14 +67,25 @@ def load_raw(spark, raw_dir: Path) -> dict[str, int]:
 def dbt_build(full_refresh: bool, log_dir: Path) -> tuple[bool, dict[str, int]]:
     from dbt.cli.main import dbtRunner
 
-    args = ["build", "--target", "spark", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
-            "--target-path", str(DBT_DIR / "target" / "spark"), "--log-path", str(log_dir)]
+    args = [
+        "build",
+        "--target",
+        "spark",
+        "--project-dir",
+        str(DBT_DIR),
+        "--profiles-dir",
+        str(DBT_DIR),
+        "--target-path",
+        str(DBT_DIR / "target" / "spark"),
+        "--log-path",
+        str(log_dir),
+    ]
     if full_refresh:
         args.append("--full-refresh")
     result = dbtRunner().invoke(args)
     counts: dict[str, int] = {}
     failed = []
-    for node in (result.result or []):
+    for node in result.result or []:
         status = str(node.status)
         kind = node.node.resource_type
         counts[f"{kind}:{status}"] = counts.get(f"{kind}:{status}", 0) + 1
@@ -119,12 +131,19 @@ def export(spark, out_dir: Path) -> dict[str, int]:
     first = spark.sql("select min(first_order_date) from intermediate.int_customer_totals").collect()[0][0]
     period = min(365, ((as_of - first).days + 1) // 2)
     relations["summary.customer_activity"] = spark.sql(
-        ACTIVITY_SQL.format(as_of=as_of.isoformat(), period=period, twice=2 * period))
+        ACTIVITY_SQL.format(as_of=as_of.isoformat(), period=period, twice=2 * period)
+    )
     rows = {}
     for name, frame in relations.items():
         # Spark's timestamps are instants; the warehouse's are naive UTC (the session time zone is UTC)
-        frame = frame.select([F.col(f.name).cast("timestamp_ntz").alias(f.name) if isinstance(f.dataType, TimestampType)
-                              else F.col(f.name) for f in frame.schema.fields])
+        frame = frame.select(
+            [
+                F.col(f.name).cast("timestamp_ntz").alias(f.name)
+                if isinstance(f.dataType, TimestampType)
+                else F.col(f.name)
+                for f in frame.schema.fields
+            ]
+        )
         frame.coalesce(1).write.mode("overwrite").parquet(str(out_dir / name))
         rows[name] = frame.count()
     (out_dir / "_summary.json").write_text(json.dumps({"as_of": as_of.isoformat(), "churn_period_days": period}))
@@ -142,11 +161,19 @@ def run_step(spark, step: dict) -> dict:
     build_seconds = time.monotonic() - started - load_seconds
     exported = export(spark, Path(step["out_dir"])) if success else {}
     partitions = len(spark.sql("show partitions marts.fct_orders").collect()) if success else None
-    return {"step": step["name"], "full_refresh": step["full_refresh"], "seconds": round(time.monotonic() - started, 1),
-            "load_seconds": round(load_seconds, 1), "build_seconds": round(build_seconds, 1),
-            "export_seconds": round(time.monotonic() - started - load_seconds - build_seconds, 1),
-            "dbt_success": success, "results": counts, "raw_rows": loaded, "exported": exported,
-            "partitions": partitions}
+    return {
+        "step": step["name"],
+        "full_refresh": step["full_refresh"],
+        "seconds": round(time.monotonic() - started, 1),
+        "load_seconds": round(load_seconds, 1),
+        "build_seconds": round(build_seconds, 1),
+        "export_seconds": round(time.monotonic() - started - load_seconds - build_seconds, 1),
+        "dbt_success": success,
+        "results": counts,
+        "raw_rows": loaded,
+        "exported": exported,
+        "partitions": partitions,
+    }
 
 
 def main(args: list[str]) -> int:

@@ -39,19 +39,25 @@ def side_venv(name: str, requirements: list[str]) -> Path:
     wanted = json.dumps(sorted(requirements))
     VENVS_DIR.mkdir(parents=True, exist_ok=True)
     with open(VENVS_DIR / f".{name}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # two test sessions at once: one builds, the other waits and reuses
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test sessions at once: one builds, the other waits and reuses
         if python.exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               *requirements], capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             shutil.rmtree(venv, ignore_errors=True)
             if not pypi_reachable():
                 pytest.skip(f"PyPI is unreachable: cannot install {' '.join(requirements)} into {venv}")
-            pytest.fail(f"pip install {' '.join(requirements)} into {venv} failed:\n{done.stdout[-2000:]}\n"
-                        f"{done.stderr[-3000:]}")
+            pytest.fail(
+                f"pip install {' '.join(requirements)} into {venv} failed:\n{done.stdout[-2000:]}\n"
+                f"{done.stderr[-3000:]}"
+            )
         stamp.write_text(wanted)
     return python
 

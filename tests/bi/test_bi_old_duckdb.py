@@ -3,9 +3,9 @@ DuckDB the pipeline writes with), and holds every mart with the warehouse's row 
 
 from __future__ import annotations
 
+from bi.side_venv import run_json, side_venv
 from pipeline_runner import PipelineRun
 
-from bi.side_venv import run_json, side_venv
 from pipelines.cli import MART_TABLES
 
 OLD_DUCKDB = "1.1.3"
@@ -40,5 +40,5 @@ def test_duckdb_1_1_opens_the_snapshot_and_reads_every_mart(small_shop: Pipeline
         con.close()
     assert seen["counts"] == expected
     assert all(n > 0 for n in expected.values()), expected
-    assert seen["described_tables"] == len(MART_TABLES)   # the COMMENTs survive in the old format too
+    assert seen["described_tables"] == len(MART_TABLES)  # the COMMENTs survive in the old format too
     assert not seen["writable"]

@@ -5,9 +5,8 @@ PostgreSQL column reflection reads pg_catalog.pg_collation, which DuckDB does no
 from __future__ import annotations
 
 import pytest
-from pipeline_runner import PipelineRun
-
 from bi.side_venv import run_json, side_venv
+from pipeline_runner import PipelineRun
 
 # (venv name, requirements): the two pins of docs/bi_clients.md, each with a DuckDB the snapshot must open
 CLIENTS = [
@@ -46,12 +45,18 @@ def test_sqlalchemy_reflects_the_snapshot(small_shop: PipelineRun, name, require
     seen = run_json(python, REFLECT, str(snapshot))
     con = small_shop.connect()
     try:
-        expected = con.execute("select column_name, data_type from information_schema.columns "
-                               "where table_schema = 'marts' and table_name = 'customer_clv' "
-                               "order by ordinal_position").fetchall()
+        expected = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'customer_clv' "
+            "order by ordinal_position"
+        ).fetchall()
         rows = con.execute("select count(*) from marts.customer_clv").fetchall()[0][0]
-        tables = sorted(r[0] for r in con.execute("select table_name from information_schema.tables "
-                                                  "where table_schema = 'marts'").fetchall())
+        tables = sorted(
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        )
     finally:
         con.close()
     for how, result in seen.items():

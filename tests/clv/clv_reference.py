@@ -93,8 +93,12 @@ def naive_bgnbd_log_likelihood(r, alpha, a, b, x, t_x, T) -> float:
 def naive_gamma_gamma_log_likelihood(p, q, gamma, x, m) -> float:
     """Fader-Hardie (2013) density of the mean of x Gamma(p, nu) values, nu ~ Gamma(q, gamma)."""
     density = (
-        math.gamma(p * x + q) / (math.gamma(p * x) * math.gamma(q))
-        * gamma**q * m ** (p * x - 1) * x ** (p * x) / (gamma + m * x) ** (p * x + q)
+        math.gamma(p * x + q)
+        / (math.gamma(p * x) * math.gamma(q))
+        * gamma**q
+        * m ** (p * x - 1)
+        * x ** (p * x)
+        / (gamma + m * x) ** (p * x + q)
     )
     return math.log(density)
 

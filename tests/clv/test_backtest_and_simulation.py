@@ -17,9 +17,7 @@ START, CALIBRATION_END, HOLDOUT_END = datetime.date(2020, 1, 1), datetime.date(2
 
 @pytest.fixture(scope="module")
 def simulated_orders() -> pl.DataFrame:
-    return simulate_orders(
-        20_000, BG_TRUTH, GG_TRUTH, start=START, acquisition_days=84, end=HOLDOUT_END, seed=11
-    )
+    return simulate_orders(20_000, BG_TRUTH, GG_TRUTH, start=START, acquisition_days=84, end=HOLDOUT_END, seed=11)
 
 
 def test_backtest_on_simulated_population(simulated_orders):
@@ -52,7 +50,8 @@ def test_backtest_counts_holdout_purchase_days(simulated_orders):
     assert 10**9 not in per_customer["customer_id"].to_list()
 
     in_holdout = [
-        (c, d) for c, d in zip(orders["customer_id"].to_list(), orders["order_date"].to_list())
+        (c, d)
+        for c, d in zip(orders["customer_id"].to_list(), orders["order_date"].to_list())
         if CALIBRATION_END < d <= HOLDOUT_END
     ]
     for customer in (0, 1, 2, 3, 17):

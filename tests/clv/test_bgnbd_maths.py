@@ -1,9 +1,9 @@
 """BG/NBD likelihood, gradient and closed forms against independent computations."""
 
+import clv_reference as ref
 import numpy as np
 import pytest
 
-import clv_reference as ref
 from pipelines.clv._mle import collapse_identical_rows
 from pipelines.clv.bgnbd import (
     BgNbdFit,
@@ -182,9 +182,13 @@ def test_large_populations_score_each_distinct_customer_like_the_quadrature():
     assert grid.shape == (3, len(picks))
     for i, (cx, ctx, cT) in enumerate(CUSTOMERS):
         rows = picks == i
-        assert one_horizon[rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, 39.0), rel=1e-7)
+        assert one_horizon[rows] == pytest.approx(
+            ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, 39.0), rel=1e-7
+        )
         for h, t in enumerate(horizons):
-            assert grid[h, rows] == pytest.approx(ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, t), rel=1e-7)
+            assert grid[h, rows] == pytest.approx(
+                ref.conditional_expected_purchases(*PUBLISHED, cx, ctx, cT, t), rel=1e-7
+            )
 
 
 @pytest.mark.parametrize("customers", [7, 60_000])  # below and above the de-duplication threshold

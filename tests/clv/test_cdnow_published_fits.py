@@ -6,8 +6,8 @@ import hashlib
 import numpy as np
 import polars as pl
 import pytest
-
 from clv_reference import CDNOW_PATH, load_cdnow_orders
+
 from pipelines.clv import conditional_expected_purchases, fit_bgnbd, fit_gamma_gamma, rfm_summary
 
 CALIBRATION_END = datetime.date(1997, 9, 30)
@@ -55,9 +55,7 @@ def test_bgnbd_reproduces_fhl_2005(cdnow_calibration):
 
 
 def test_gamma_gamma_reproduces_fader_hardie_note(cdnow_calibration):
-    fit = fit_gamma_gamma(
-        cdnow_calibration["frequency"].to_numpy(), cdnow_calibration["monetary_value"].to_numpy()
-    )
+    fit = fit_gamma_gamma(cdnow_calibration["frequency"].to_numpy(), cdnow_calibration["monetary_value"].to_numpy())
     assert fit.converged, fit.message
     assert fit.n_customers == 946
     assert (round(fit.p, 2), round(fit.q, 2), round(fit.gamma, 2)) == (6.25, 3.74, 15.44)

@@ -9,8 +9,8 @@ from datetime import date, timedelta
 
 import duckdb
 import pytest
-
 from pipeline_runner import run_clv
+
 from pipelines.assets.clv import _fit_or_reason
 
 
@@ -25,9 +25,13 @@ def test_a_fit_that_raises_or_does_not_converge_is_not_used():
         return 1.0 / 0.0
 
     assert _fit_or_reason("Gamma-Gamma", divides_by_zero) == (
-        None, "Gamma-Gamma fit failed (ZeroDivisionError: float division by zero)")
+        None,
+        "Gamma-Gamma fit failed (ZeroDivisionError: float division by zero)",
+    )
     assert _fit_or_reason("BG/NBD", lambda: _Fit(False)) == (
-        None, "BG/NBD fit did not converge (ABNORMAL_TERMINATION_IN_LNSRCH)")
+        None,
+        "BG/NBD fit did not converge (ABNORMAL_TERMINATION_IN_LNSRCH)",
+    )
     fit = _Fit(True)
     assert _fit_or_reason("BG/NBD", lambda: fit) == (fit, None)
 
@@ -46,14 +50,26 @@ def test_a_shop_whose_order_values_never_vary_still_publishes(tmp_path):
             lines.append(f"O{c:03d}{k},C{c:03d},{day},50.00")
             day += timedelta(days=1 + rng.randrange(60))
     (raw / "orders.csv").write_text("\n".join(lines) + "\n")
-    run = run_clv(tmp_path / "data", "run", "--as-of", "2025-12-31", "--source", "files", "--raw-dir", str(raw),
-                  CLV_START_DATE=start.isoformat())
+    run = run_clv(
+        tmp_path / "data",
+        "run",
+        "--as-of",
+        "2025-12-31",
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        CLV_START_DATE=start.isoformat(),
+    )
     con = duckdb.connect(str(run.warehouse), read_only=True)
     try:
         notes = dict(con.execute("select model, any_value(note) from marts.clv_model_fit group by model").fetchall())
-        converged = dict(con.execute("select model, value from marts.clv_model_fit where parameter = 'converged'").fetchall())
-        values, customers = con.execute("select count(expected_order_value) + count(predicted_clv_365d), count(*) "
-                                        "from marts.customer_clv").fetchall()[0]
+        converged = dict(
+            con.execute("select model, value from marts.clv_model_fit where parameter = 'converged'").fetchall()
+        )
+        values, customers = con.execute(
+            "select count(expected_order_value) + count(predicted_clv_365d), count(*) from marts.customer_clv"
+        ).fetchall()[0]
     finally:
         con.close()
     assert converged["gamma_gamma"] == 0 and "Gamma-Gamma fit did not converge" in notes["gamma_gamma"]

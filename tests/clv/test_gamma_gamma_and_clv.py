@@ -1,9 +1,9 @@
 """Gamma-Gamma likelihood / closed form and the discounted CLV."""
 
+import clv_reference as ref
 import numpy as np
 import pytest
 
-import clv_reference as ref
 from pipelines.clv.bgnbd import BgNbdFit
 from pipelines.clv.gamma_gamma import (
     GammaGammaFit,
@@ -84,9 +84,7 @@ def test_predicted_clv_matches_monthly_discounted_sum():
     step = 52.0 / 12
     expected_value = _reference_order_value(x, m)
     cumulative = [0.0] + [ref.conditional_expected_purchases(*BG.params, x, t_x, T, step * i) for i in range(1, 13)]
-    discounted = sum(
-        (cumulative[i] - cumulative[i - 1]) * 1.10 ** (-(step * i) / 52.0) for i in range(1, 13)
-    )
+    discounted = sum((cumulative[i] - cumulative[i - 1]) * 1.10 ** (-(step * i) / 52.0) for i in range(1, 13))
     clv = predicted_clv(BG, GG, [x], [t_x], [T], [m], margin_rate=0.3, horizon_weeks=52, step_weeks=step)
     assert clv[0] == pytest.approx(discounted * expected_value * 0.3, rel=1e-7)
 

@@ -13,10 +13,10 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from clv_reference import load_cdnow_orders
 from scipy import integrate
 from scipy.special import betaln, gammaln
 
-from clv_reference import load_cdnow_orders
 from pipelines.clv import bgnbd, mbgnbd, rfm_summary
 from pipelines.clv._mle import collapse_identical_rows
 from pipelines.clv.mbgnbd import (
@@ -64,6 +64,7 @@ def _log_p_integral(a, b, log_factor, x):
     """ln of int_0^1 exp(log_factor(p, 1-p)) Beta(p; a, b) dp by quadrature, scaled by the integrand's largest
     value: in p on [0, 1/2] (break points at the scale 1/(b+x) where (1-p)^x falls) and in w = 1-p on [0, 1/2]
     (break points at 10^-k), so that both end-point singularities are approached without rounding."""
+
     def log_integrand(p, w):
         return (a - 1.0) * math.log(p) + (b - 1.0) * math.log(w) + log_factor(p, w) - betaln(a, b)
 
@@ -76,10 +77,12 @@ def _log_p_integral(a, b, log_factor, x):
     def piece(function, lo, hi):
         return integrate.quad(function, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0]
 
-    total = sum(piece(lambda p: math.exp(log_integrand(p, 1.0 - p) - scale), lo, hi)
-                for lo, hi in zip([0.0] + low, low))
-    total += sum(piece(lambda w: math.exp(log_integrand(1.0 - w, w) - scale), lo, hi)
-                 for lo, hi in zip([0.0] + high, high))
+    total = sum(
+        piece(lambda p: math.exp(log_integrand(p, 1.0 - p) - scale), lo, hi) for lo, hi in zip([0.0] + low, low)
+    )
+    total += sum(
+        piece(lambda w: math.exp(log_integrand(1.0 - w, w) - scale), lo, hi) for lo, hi in zip([0.0] + high, high)
+    )
     return scale + math.log(total)
 
 
@@ -87,9 +90,7 @@ def _log_alive_and_dropped_mass(r, alpha, a, b, x, t_x, T):
     """Alive at T: lambda^x e^{-lambda T} (1-p)^(x+1); dropped right after the last purchase (the first, at
     x = 0): lambda^x e^{-lambda t_x} p (1-p)^x. E[lambda^x e^{-lambda v}] is proportional to (alpha+v)^-(r+x)."""
     log_alive = _log_p_integral(a, b, lambda p, w: (x + 1.0) * math.log(w), x) - (r + x) * math.log(alpha + T)
-    log_dropped = _log_p_integral(a, b, lambda p, w: math.log(p) + x * math.log(w), x) - (r + x) * math.log(
-        alpha + t_x
-    )
+    log_dropped = _log_p_integral(a, b, lambda p, w: math.log(p) + x * math.log(w), x) - (r + x) * math.log(alpha + t_x)
     return log_alive, log_dropped
 
 
@@ -107,6 +108,7 @@ def reference_conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
     """Alive at T with (lambda, p): E[Y(t)] = (1 - e^{-lambda p t}) / p; lambda | alive ~ Gamma(r+x, alpha+T)
     gives (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p, and p | alive has density proportional to
     (1-p)^(x+1) Beta(p; a, b): both integrals by quadrature."""
+
     def growth(p):
         return -math.expm1(-(r + x) * math.log1p(p * t / (alpha + T))) / p
 
@@ -186,19 +188,24 @@ def _richardson_gradient(function, params, step=1e-4):
     params = np.asarray(params, dtype=float)
     gradient = np.empty_like(params)
     for i in range(params.size):
+
         def central(h, i=i):
             up, down = params.copy(), params.copy()
             up[i] *= 1.0 + h
             down[i] *= 1.0 - h
             return (function(up) - function(down)) / (2.0 * h * params[i])
+
         gradient[i] = (4.0 * central(step) - central(2.0 * step)) / 3.0
     return gradient
 
 
 def _gradient_sample():
     x, t_x, T, _, _ = simulate_mbgnbd(300, *PARAMS, seed=1)
-    return (np.append(x, [500, 25, 1000]).astype(float), np.append(t_x, [90.0, 3.0, 4000.0]),
-            np.append(T, [104.0, 104.0, 5000.0]))
+    return (
+        np.append(x, [500, 25, 1000]).astype(float),
+        np.append(t_x, [90.0, 3.0, 4000.0]),
+        np.append(T, [104.0, 104.0, 5000.0]),
+    )
 
 
 @pytest.mark.parametrize("params", PARAMETER_POINTS)
@@ -287,9 +294,9 @@ def test_conditional_expected_purchases_matches_quadrature(params, t):
 def test_expected_purchases_new_customer_matches_quadrature(params, t):
     r, alpha, a, b = params
     # Not dropped at the first purchase (1 - p), then (1 - (alpha/(alpha + p t))^r) / p.
-    expected = math.exp(_log_p_integral(
-        a, b, lambda p, w: math.log(w) + math.log(-math.expm1(-r * math.log1p(p * t / alpha)) / p), 0.0
-    ))
+    expected = math.exp(
+        _log_p_integral(a, b, lambda p, w: math.log(w) + math.log(-math.expm1(-r * math.log1p(p * t / alpha)) / p), 0.0)
+    )
     assert float(expected_purchases_new_customer(_fit(*params), t)) == pytest.approx(expected, rel=1e-9)
 
 

@@ -7,14 +7,13 @@ import datetime
 import math
 from collections import defaultdict
 
+import clv_reference as ref
 import numpy as np
 import polars as pl
 import pytest
 
-import clv_reference as ref
 from pipelines.clv.backtest import FORMULA, backtest_table, calibration_holdout_backtest
-from pipelines.clv.models import (PURCHASE_MODELS, fit_or_reason, model_of, purchase_model,
-                                  select_purchase_model)
+from pipelines.clv.models import PURCHASE_MODELS, fit_or_reason, model_of, purchase_model, select_purchase_model
 from pipelines.clv.simulate import BgNbdParams, GammaGammaParams, simulate_orders
 from pipelines.settings import PURCHASE_MODEL_NAMES
 
@@ -38,8 +37,10 @@ def test_a_tie_goes_to_the_earlier_model():
 
 def test_a_model_that_did_not_converge_is_left_out():
     # MBG/NBD has the lowest error but its fit on the whole history did not converge: not a candidate
-    assert select_purchase_model(("bg_nbd", "pareto_nbd"), {"bg_nbd": 0.5, "pareto_nbd": 0.6, "mbg_nbd": 0.1}).model \
+    assert (
+        select_purchase_model(("bg_nbd", "pareto_nbd"), {"bg_nbd": 0.5, "pareto_nbd": 0.6, "mbg_nbd": 0.1}).model
         == "bg_nbd"
+    )
     # converged on the whole history but not back-tested (its calibration fit failed): not compared
     assert select_purchase_model(ALL, {"bg_nbd": 0.5, "mbg_nbd": 0.45}).model == "mbg_nbd"
     assert select_purchase_model((), {"bg_nbd": 0.5}).model is None
@@ -80,8 +81,15 @@ START, CALIBRATION_END, HOLDOUT_END = D(2020, 1, 1), D(2020, 9, 30), D(2021, 6, 
 
 @pytest.fixture(scope="module")
 def orders() -> pl.DataFrame:
-    return simulate_orders(4_000, BgNbdParams(0.243, 4.414, 0.793, 2.426), GammaGammaParams(6.25, 3.74, 15.44),
-                           start=START, acquisition_days=84, end=HOLDOUT_END, seed=5)
+    return simulate_orders(
+        4_000,
+        BgNbdParams(0.243, 4.414, 0.793, 2.426),
+        GammaGammaParams(6.25, 3.74, 15.44),
+        start=START,
+        acquisition_days=84,
+        end=HOLDOUT_END,
+        seed=5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +129,8 @@ def test_every_model_is_backtested_and_the_errors_are_recomputed(orders, backtes
         assert overall["aggregate_pct_error"] == pytest.approx(predicted.sum() / observed.sum() - 1, rel=1e-12)
         predicted_revenue = per_customer["predicted_revenue"].to_numpy()
         assert overall["revenue_aggregate_pct_error"] == pytest.approx(
-            predicted_revenue.sum() / sum(revenue.values()) - 1, rel=1e-12)
+            predicted_revenue.sum() / sum(revenue.values()) - 1, rel=1e-12
+        )
         if name != FORMULA:
             errors[name] = mae
     assert backtest.purchase_mae() == pytest.approx(errors)
@@ -185,14 +194,27 @@ def test_the_formula_backtest_by_hand():
       B: day 02-01 -> 1/year, 40; hold-out: nothing
       C: days 01-15 (two orders, 50), 05-01 (70) -> 2/year, 60; hold-out: 07-10 (two orders, 15), 09-01 (25)
     """
-    orders = pl.DataFrame({
-        "customer_id": ["A", "A", "A", "B", "C", "C", "C", "C", "C", "C"],
-        "order_date": [D(2024, 1, 1), D(2024, 3, 1), D(2024, 8, 1), D(2024, 2, 1), D(2024, 1, 15), D(2024, 1, 15),
-                       D(2024, 5, 1), D(2024, 7, 10), D(2024, 7, 10), D(2024, 9, 1)],
-        "revenue": [100.0, 50.0, 60.0, 40.0, 30.0, 20.0, 70.0, 10.0, 5.0, 25.0],
-    })
-    result = calibration_holdout_backtest(orders.lazy(), D(2024, 6, 30), D(2024, 12, 31), models=(), formula=True,
-                                          revenue=False)
+    orders = pl.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "B", "C", "C", "C", "C", "C", "C"],
+            "order_date": [
+                D(2024, 1, 1),
+                D(2024, 3, 1),
+                D(2024, 8, 1),
+                D(2024, 2, 1),
+                D(2024, 1, 15),
+                D(2024, 1, 15),
+                D(2024, 5, 1),
+                D(2024, 7, 10),
+                D(2024, 7, 10),
+                D(2024, 9, 1),
+            ],
+            "revenue": [100.0, 50.0, 60.0, 40.0, 30.0, 20.0, 70.0, 10.0, 5.0, 25.0],
+        }
+    )
+    result = calibration_holdout_backtest(
+        orders.lazy(), D(2024, 6, 30), D(2024, 12, 31), models=(), formula=True, revenue=False
+    )
     h = 184 / 365.25
     churn = 1 - (1 / 3) ** (365 / 91)
     assert 1 / churn > h
@@ -216,14 +238,17 @@ def test_every_model_is_p_alive_times_purchases_if_alive():
     from pipelines.clv.mbgnbd import MbgNbdFit
     from pipelines.clv.paretonbd import ParetoNbdFit
 
-    fits = {"bg_nbd": BgNbdFit(0.243, 4.414, 0.793, 2.426, 0.0, True, 0, 0, ""),
-            "pareto_nbd": ParetoNbdFit(0.553, 10.58, 0.606, 11.67, 0.0, True, 0, 0, ""),
-            "mbg_nbd": MbgNbdFit(0.525, 6.183, 0.891, 1.614, 0.0, True, 0, 0, "")}
+    fits = {
+        "bg_nbd": BgNbdFit(0.243, 4.414, 0.793, 2.426, 0.0, True, 0, 0, ""),
+        "pareto_nbd": ParetoNbdFit(0.553, 10.58, 0.606, 11.67, 0.0, True, 0, 0, ""),
+        "mbg_nbd": MbgNbdFit(0.525, 6.183, 0.891, 1.614, 0.0, True, 0, 0, ""),
+    }
     x, t_x, T = np.array([0.0, 1, 3, 10, 40]), np.array([0.0, 5, 20, 30, 50]), np.array([10.0, 20, 40, 50, 52])
     t = np.array([[4.0], [26.0], [52.0]])
     for name, fit in fits.items():
         model = PURCHASE_MODELS[name]
         assert model_of(fit) is model
         product = model.p_alive(fit, x, t_x, T) * model.expected_purchases_if_alive(fit, t, x[None], T[None])
-        np.testing.assert_allclose(product, model.conditional_expected_purchases(fit, t, x[None], t_x[None], T[None]),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            product, model.conditional_expected_purchases(fit, t, x[None], t_x[None], T[None]), rtol=1e-12
+        )

@@ -13,10 +13,10 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from clv_reference import load_cdnow_orders
 from scipy import integrate
 from scipy.special import gammaln
 
-from clv_reference import load_cdnow_orders
 from pipelines.clv import bgnbd, paretonbd, rfm_summary
 from pipelines.clv._mle import collapse_identical_rows
 from pipelines.clv.paretonbd import (
@@ -69,8 +69,9 @@ CUSTOMERS = [  # (x, t_x, T) in weeks
 
 
 def _fit(r, alpha, s, beta) -> ParetoNbdFit:
-    return ParetoNbdFit(r, alpha, s, beta, log_likelihood=np.nan, converged=True, n_customers=0, iterations=0,
-                        message="")
+    return ParetoNbdFit(
+        r, alpha, s, beta, log_likelihood=np.nan, converged=True, n_customers=0, iterations=0, message=""
+    )
 
 
 # --- independent references -------------------------------------------------------------------------------
@@ -100,9 +101,7 @@ def _log_alive_and_dropout_mass(r, alpha, s, beta, x, t_x, T):
         u = (alpha + t_x) * math.exp(v) - alpha
         return math.exp(log_integrand(u) - scale) * (alpha + u)
 
-    mass = sum(
-        integrate.quad(in_v, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0] for lo, hi in zip(edges, edges[1:])
-    )
+    mass = sum(integrate.quad(in_v, lo, hi, epsabs=0.0, epsrel=1e-13, limit=200)[0] for lo, hi in zip(edges, edges[1:]))
     return log_alive, scale + math.log(s * mass) if mass > 0 else -math.inf
 
 
@@ -191,19 +190,24 @@ def _richardson_gradient(function, params, step=1e-4):
     params = np.asarray(params, dtype=float)
     gradient = np.empty_like(params)
     for i in range(params.size):
+
         def central(h, i=i):
             up, down = params.copy(), params.copy()
             up[i] *= 1.0 + h
             down[i] *= 1.0 - h
             return (function(up) - function(down)) / (2.0 * h * params[i])
+
         gradient[i] = (4.0 * central(step) - central(2.0 * step)) / 3.0
     return gradient
 
 
 def _gradient_sample():
     x, t_x, T, _, _ = simulate_paretonbd(300, *PARAMS, seed=1)
-    return (np.append(x, [500, 25, 1000]).astype(float), np.append(t_x, [90.0, 3.0, 4000.0]),
-            np.append(T, [104.0, 104.0, 5000.0]))
+    return (
+        np.append(x, [500, 25, 1000]).astype(float),
+        np.append(t_x, [90.0, 3.0, 4000.0]),
+        np.append(T, [104.0, 104.0, 5000.0]),
+    )
 
 
 @pytest.mark.parametrize("params", PARAMETER_POINTS)
@@ -429,6 +433,4 @@ def test_fit_takes_the_same_arguments_as_fit_bgnbd():
     ]
     x, t_x, T, _, _ = simulate_paretonbd(500, *PARAMS, seed=9)
     fit = fit_paretonbd(x, t_x, T)
-    assert {"log_likelihood", "converged", "n_customers", "iterations", "message", "gradient_norm"} <= set(
-        vars(fit)
-    )
+    assert {"log_likelihood", "converged", "n_customers", "iterations", "message", "gradient_norm"} <= set(vars(fit))

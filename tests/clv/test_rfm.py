@@ -30,7 +30,9 @@ def _orders() -> pl.LazyFrame:
         (5, D(2024, 1, 2), 3.0),
         (5, AS_OF, 9.0),
     ]
-    return pl.LazyFrame(rows, schema={"customer_id": pl.Int64, "order_date": pl.Date, "revenue": pl.Float64}, orient="row")
+    return pl.LazyFrame(
+        rows, schema={"customer_id": pl.Int64, "order_date": pl.Date, "revenue": pl.Float64}, orient="row"
+    )
 
 
 def _by_customer(summary: pl.LazyFrame) -> dict:
@@ -96,13 +98,19 @@ def test_rfm_from_customer_totals_matches_the_summary_of_the_orders():
             (4, D(2024, 1, 1), D(2024, 1, 10), 2, 5.0, 5.0),
             (5, D(2024, 1, 2), AS_OF, 2, 12.0, 3.0),
         ],
-        schema={"customer_id": pl.Int64, "first_order_date": pl.Date, "last_order_date": pl.Date,
-                "purchase_days": pl.Int64, "net_revenue": pl.Float64, "first_day_revenue": pl.Float64},
+        schema={
+            "customer_id": pl.Int64,
+            "first_order_date": pl.Date,
+            "last_order_date": pl.Date,
+            "purchase_days": pl.Int64,
+            "net_revenue": pl.Float64,
+            "first_day_revenue": pl.Float64,
+        },
         orient="row",
     )
     got = _by_customer(rfm_from_customer_totals(totals, AS_OF))
     assert got[1]["frequency"] == 2 and got[1]["recency"] == pytest.approx(3.0) and got[1]["T"] == pytest.approx(4.0)
-    assert got[1]["monetary_value"] == pytest.approx(30.0)   # (20 + 40) / 2
+    assert got[1]["monetary_value"] == pytest.approx(30.0)  # (20 + 40) / 2
     assert got[2]["frequency"] == 0 and got[2]["monetary_value"] == 0.0
-    assert got[4]["monetary_value"] == 0.0                     # one zero-value repeat purchase
+    assert got[4]["monetary_value"] == 0.0  # one zero-value repeat purchase
     assert got == _by_customer(rfm_summary(_orders(), AS_OF))

@@ -10,10 +10,10 @@ from pipelines.clv.gamma_gamma import SPEARMAN_WARNING_THRESHOLD, frequency_valu
 
 def test_spearman_equals_scipy_with_ties_and_only_repeat_customers():
     rng = np.random.default_rng(3)
-    x = rng.integers(0, 8, 5_000).astype(float)                 # many ties in x
+    x = rng.integers(0, 8, 5_000).astype(float)  # many ties in x
     m = np.round(rng.gamma(3.0, 10.0, 5_000) * (1 + 0.1 * x), 0)  # ties in m too, and a dependence on x
     m[x == 0] = 0.0
-    m[:10] = 0.0                                                 # repeat customers with a mean of 0: left out
+    m[:10] = 0.0  # repeat customers with a mean of 0: left out
     repeat = (x > 0) & (m > 0)
     expected = spearmanr(x[repeat], m[repeat]).statistic
     assert frequency_value_spearman(x, m) == pytest.approx(expected, rel=1e-12)

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from clv_reference import load_cdnow_orders
 from scipy.special import gammaln, hyp2f1
 
-from clv_reference import load_cdnow_orders
 from pipelines.clv import rfm_summary
 from pipelines.clv._mle import log_parameter_covariance, maximise_log_likelihood, observed_information_covariance
 from pipelines.clv.bgnbd import fit_bgnbd
@@ -52,11 +52,13 @@ def hessian_of_values(log_likelihood, params, relative_step=1e-4) -> np.ndarray:
     out = np.empty((k, k))
     for i in range(k):
         for j in range(i, k):
-            def at(di, dj):
+
+            def at(di, dj, i=i, j=j):
                 shifted = params.copy()
                 shifted[i] += di * steps[i]
                 shifted[j] += dj * steps[j]
                 return log_likelihood(shifted)
+
             out[i, j] = out[j, i] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * steps[i] * steps[j])
     return out
 
@@ -75,8 +77,11 @@ def bgnbd_total_log_likelihood(params, x, t_x, T) -> float:
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     alive = beta_ratio_alive - (r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore"):
-        dropped = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + beta_ratio_alive
-                           - (r + x) * np.log(alpha + t_x), -np.inf)
+        dropped = np.where(
+            x > 0,
+            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + beta_ratio_alive - (r + x) * np.log(alpha + t_x),
+            -np.inf,
+        )
     return float(np.sum(common + np.logaddexp(alive, dropped)))
 
 
@@ -86,11 +91,14 @@ def paretonbd_total_log_likelihood(params, x, t_x, T) -> float:
     r, alpha, s, beta = params
     a1 = r + s + x
     if alpha >= beta:
+
         def tail(t):
             return hyp2f1(a1, s + 1, a1 + 1, (alpha - beta) / (alpha + t)) / (alpha + t) ** a1
     else:
+
         def tail(t):
             return hyp2f1(a1, r + x, a1 + 1, (beta - alpha) / (beta + t)) / (beta + t) ** a1
+
     a0 = tail(t_x) - tail(T)
     alive = 1.0 / ((alpha + T) ** (r + x) * (beta + T) ** s)
     log_c = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
@@ -100,8 +108,15 @@ def paretonbd_total_log_likelihood(params, x, t_x, T) -> float:
 def mbgnbd_total_log_likelihood(params, x, t_x, T) -> float:
     """Batislam, Denizel & Filiztekin (2007) eq. (3)."""
     r, alpha, a, b = params
-    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + x + 1) - gammaln(b) \
+    common = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        + gammaln(b + x + 1)
+        - gammaln(b)
         - gammaln(a + b + x + 1)
+    )
     log_alive = -(r + x) * np.log(alpha + T)
     log_dropped = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
     return float(np.sum(common + np.logaddexp(log_alive, log_dropped)))
@@ -111,8 +126,17 @@ def gamma_gamma_total_log_likelihood(params, x, m) -> float:
     """Fader & Hardie (2013) eq. (3) for the repeat customers."""
     p, q, gamma = params
     px = p * x
-    return float(np.sum(gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma) + (px - 1) * np.log(m)
-                        + px * np.log(x) - (px + q) * np.log(gamma + m * x)))
+    return float(
+        np.sum(
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * np.log(gamma)
+            + (px - 1) * np.log(m)
+            + px * np.log(x)
+            - (px + q) * np.log(gamma + m * x)
+        )
+    )
 
 
 # ---------------------------------------------------------------- the generic computation
@@ -132,8 +156,8 @@ def test_poisson_rate_standard_error_is_the_closed_form():
 
 
 def test_a_flat_direction_gives_no_covariance():
-    def flat(params):   # depends on the first parameter only: the second is not identified
-        return float(-(params[0] - 2.0) ** 2), np.array([-2.0 * (params[0] - 2.0), 0.0])
+    def flat(params):  # depends on the first parameter only: the second is not identified
+        return float(-((params[0] - 2.0) ** 2)), np.array([-2.0 * (params[0] - 2.0), 0.0])
 
     assert observed_information_covariance(flat, np.array([2.0, 1.0])) is None
 
@@ -200,9 +224,9 @@ def test_standard_errors_and_correlations_round_trip_through_clv_model_fit(cdnow
     gg = fit_gamma_gamma(cdnow["frequency"].to_numpy().astype(float), cdnow["monetary_value"].to_numpy())
     rows = model_fit_rows(datetime.date(1997, 9, 30), fits, gg, {}, selected="pareto_nbd")
     se_rows = rows.filter(pl.col("std_error").is_not_null())
-    assert set(zip(se_rows["model"], se_rows["parameter"])) == {
-        ("bg_nbd", p) for p in ("r", "alpha", "a", "b")} | {("pareto_nbd", p) for p in ("r", "alpha", "s", "beta")} | {
-        ("gamma_gamma", p) for p in ("p", "q", "gamma")}
+    assert set(zip(se_rows["model"], se_rows["parameter"])) == {("bg_nbd", p) for p in ("r", "alpha", "a", "b")} | {
+        ("pareto_nbd", p) for p in ("r", "alpha", "s", "beta")
+    } | {("gamma_gamma", p) for p in ("p", "q", "gamma")}
     back, selected, gg_back = purchase_fits_from_rows(rows)
     assert selected == "pareto_nbd" and set(back) == {"bg_nbd", "pareto_nbd"}
     for name in ("bg_nbd", "pareto_nbd"):

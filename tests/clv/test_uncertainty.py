@@ -81,14 +81,27 @@ def test_draws_follow_the_asymptotic_normal_of_the_log_parameters(small):
 
 def test_intervals_match_an_independent_bootstrap(small):
     x, t_x, T, m, margin, groups, bg, gg = small
-    got = bootstrap_group_totals(bg, gg, x, t_x, T, m, margin, groups, horizon_weeks=HORIZON_WEEKS,
-                                 annual_discount_rate=DISCOUNT_RATE, max_customers=10_000)
+    got = bootstrap_group_totals(
+        bg,
+        gg,
+        x,
+        t_x,
+        T,
+        m,
+        margin,
+        groups,
+        horizon_weeks=HORIZON_WEEKS,
+        annual_discount_rate=DISCOUNT_RATE,
+        max_customers=10_000,
+    )
     assert got.customers_evaluated == 600 and got.draws == 200
     point_purchases, point_clv = totals_at(bg.params, gg.params, x, t_x, T, m, margin, groups)
     scaled = got.scaled(point_purchases, point_clv)
     purchases, clv = independent_bootstrap(bg, gg, x, t_x, T, m, margin, groups, draws=1_500)
-    for low, high, drawn in ((scaled["purchases_low"], scaled["purchases_high"], purchases),
-                             (scaled["clv_low"], scaled["clv_high"], clv)):
+    for low, high, drawn in (
+        (scaled["purchases_low"], scaled["purchases_high"], purchases),
+        (scaled["clv_low"], scaled["clv_high"], clv),
+    ):
         expected_low, expected_high = np.percentile(drawn, [5, 95], axis=0)
         spread = drawn.std(axis=0)
         # 200 draws estimate a 5 % / 95 % quantile to about 0.15 standard deviations: allow 0.4
@@ -100,10 +113,11 @@ def test_the_interval_contains_the_point_and_narrows_with_more_customers():
     widths = []
     for n in (2_000, 32_000):
         x, t_x, T, m, margin, groups, bg, gg = _population(n, seed=7)
-        got = bootstrap_group_totals(bg, gg, x, t_x, T, m, margin, groups, horizon_weeks=HORIZON_WEEKS,
-                                     annual_discount_rate=DISCOUNT_RATE)
+        got = bootstrap_group_totals(
+            bg, gg, x, t_x, T, m, margin, groups, horizon_weeks=HORIZON_WEEKS, annual_discount_rate=DISCOUNT_RATE
+        )
         for low, high in ((got.purchases_low, got.purchases_high), (got.clv_low, got.clv_high)):
-            assert np.all(low < 1.0) and np.all(high > 1.0)      # multipliers of the point estimate
+            assert np.all(low < 1.0) and np.all(high > 1.0)  # multipliers of the point estimate
         widths.append(got.purchases_high[0] - got.purchases_low[0])
     # 16 times the customers: the parameters' standard errors shrink about 4 times, so does the interval
     assert 2.5 < widths[0] / widths[1] < 6.5
@@ -127,6 +141,7 @@ def test_reruns_agree_and_no_covariance_gives_no_interval(small):
     second = bootstrap_group_totals(bg, gg, x, t_x, T, m, margin, groups, **kwargs)
     np.testing.assert_array_equal(first.clv_high, second.clv_high)
     from dataclasses import replace
+
     none = bootstrap_group_totals(replace(bg, covariance=None), gg, x, t_x, T, m, margin, groups, **kwargs)
     assert np.isnan(none.purchases_low).all() and none.draws == 0
     no_spend = bootstrap_group_totals(bg, None, x, t_x, T, m, margin, groups, **kwargs)
@@ -136,7 +151,7 @@ def test_reruns_agree_and_no_covariance_gives_no_interval(small):
 def test_the_sample_keeps_every_small_group():
     groups = np.zeros((5_000, 2), dtype=bool)
     groups[:, 0] = True
-    groups[[10, 20, 30], 1] = True            # a group of three customers
+    groups[[10, 20, 30], 1] = True  # a group of three customers
     sample = evaluation_sample(groups, max_customers=100, min_per_group=50)
     assert {10, 20, 30} <= set(sample.tolist()) and 100 <= sample.size <= 103
     np.testing.assert_array_equal(evaluation_sample(groups[:80], max_customers=100), np.arange(80))

@@ -18,7 +18,6 @@ C3 60; C4 115 − 60 + 37.5 = 92.5; C5 37 − 22 + 13.75 = 28.75; C6 14.
 from __future__ import annotations
 
 import pytest
-
 from hand_shop_data import AS_OF, FILES, START_DATE
 from pipeline_runner import run_clv
 
@@ -33,9 +32,20 @@ def con(tmp_path_factory):
     raw.mkdir()
     for name, text in FILES.items():
         (raw / name).write_text(text)
-    run = run_clv(base / "data", "run", "--as-of", AS_OF, "--source", "files", "--raw-dir", str(raw),
-                  check=False, CLV_START_DATE=START_DATE, CLV_REJECT_RATE_THRESHOLD="0.2",
-                  CLV_DEFAULT_MARGIN_RATE="0.25")
+    run = run_clv(
+        base / "data",
+        "run",
+        "--as-of",
+        AS_OF,
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        check=False,
+        CLV_START_DATE=START_DATE,
+        CLV_REJECT_RATE_THRESHOLD="0.2",
+        CLV_DEFAULT_MARGIN_RATE="0.25",
+    )
     if not run.warehouse.exists():
         pytest.fail(f"the run built no warehouse:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
     connection = run.connect()
@@ -64,8 +74,12 @@ def test_estimated_costs_use_the_configured_rate(con):
 def test_customer_margins_and_rates(con):
     dim = dict(con.execute("select customer_id, gross_margin from marts.dim_customers").fetchall())
     assert dim == pytest.approx(MARGIN_BY_CUSTOMER)
-    clv = {c: (m, r) for c, m, r in con.execute(
-        "select customer_id, historical_margin, margin_rate from marts.customer_clv").fetchall()}
+    clv = {
+        c: (m, r)
+        for c, m, r in con.execute(
+            "select customer_id, historical_margin, margin_rate from marts.customer_clv"
+        ).fetchall()
+    }
     for customer, margin in MARGIN_BY_CUSTOMER.items():
         assert clv[customer][0] == pytest.approx(margin), customer
         assert clv[customer][1] == pytest.approx(margin / REVENUE_BY_CUSTOMER[customer]), customer
@@ -77,6 +91,10 @@ def test_windowed_ltv_margin_uses_the_configured_rate(con):
     # O009 17.5 = 95.5; 2024-03 O012 60 + O014 30 + O015 37.5 = 127.5.
     total_30 = con.execute("select sum(gross_margin) from marts.windowed_ltv where window_days = 30").fetchall()[0][0]
     assert total_30 == pytest.approx(166.75)
-    by_cohort_90 = {str(m): v for m, v in con.execute(
-        "select cohort_month, gross_margin from marts.windowed_ltv where window_days = 90").fetchall()}
+    by_cohort_90 = {
+        str(m): v
+        for m, v in con.execute(
+            "select cohort_month, gross_margin from marts.windowed_ltv where window_days = 90"
+        ).fetchall()
+    }
     assert by_cohort_90 == pytest.approx({"2024-01-01": 95.5, "2024-03-01": 127.5})

@@ -7,11 +7,22 @@ import shutil
 from pathlib import Path
 
 import duckdb
-
 from pipeline_runner import SMALL_SHOP_AS_OF as AS_OF  # noqa: F401  (re-exported: the small_shop's as-of date)
 
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-           "FLOAT", "DOUBLE", "REAL")
+NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+)
 
 
 def copy_data_dir(source: Path, target: Path) -> Path:
@@ -47,14 +58,20 @@ def snapshot_con(con: duckdb.DuckDBPyConnection, schema: str = "marts", catalog:
     """`{table: (row count, {column: sum (numbers) | count_if (booleans) | distinct count (text) | ...})}`."""
     where = "table_schema = ?" + (" and table_catalog = ?" if catalog else "")
     params = [schema] + ([catalog] if catalog else [])
-    tables = [r[0] for r in con.execute(
-        f"select table_name from information_schema.tables where {where} order by table_name", params).fetchall()]
+    tables = [
+        r[0]
+        for r in con.execute(
+            f"select table_name from information_schema.tables where {where} order by table_name", params
+        ).fetchall()
+    ]
     prefix = f"{catalog}.{schema}" if catalog else schema
     result = {}
     for table in tables:
         columns = con.execute(
             f"select column_name, data_type from information_schema.columns where {where} and table_name = ? "
-            "order by ordinal_position", params + [table]).fetchall()
+            "order by ordinal_position",
+            params + [table],
+        ).fetchall()
         summaries = [(c, s) for c, t in columns if (s := _column_summary(c, t)) is not None]
         select = ", ".join(["count(*)"] + [s for _, s in summaries])
         row = con.execute(f'select {select} from {prefix}."{table}"').fetchone()

@@ -13,13 +13,25 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from pipeline_runner import PROJECT_ROOT, pipeline_env, run_clv
 
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "CDNOW_sample.txt"
-MARTS = ("fct_orders", "dim_customers", "cohort_retention", "cohort_retention_by_channel", "retention_kpis",
-         "customer_segments", "windowed_ltv", "ltv_drivers", "customer_clv", "clv_model_fit", "clv_backtest",
-         "segment_clv", "cac_payback", "cac_payback_curve")
+MARTS = (
+    "fct_orders",
+    "dim_customers",
+    "cohort_retention",
+    "cohort_retention_by_channel",
+    "retention_kpis",
+    "customer_segments",
+    "windowed_ltv",
+    "ltv_drivers",
+    "customer_clv",
+    "clv_model_fit",
+    "clv_backtest",
+    "segment_clv",
+    "cac_payback",
+    "cac_payback_curve",
+)
 
 
 def _cdnow_purchases() -> list[tuple[str, date, float]]:
@@ -33,7 +45,9 @@ def _cdnow_purchases() -> list[tuple[str, date, float]]:
 def _write_orders(directory: Path, purchases) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     lines = ["order_id,customer_id,ordered_at,net_revenue"]
-    lines += [f"P{i:05d},{customer},{day.isoformat()},{amount:.2f}" for i, (customer, day, amount) in enumerate(purchases)]
+    lines += [
+        f"P{i:05d},{customer},{day.isoformat()},{amount:.2f}" for i, (customer, day, amount) in enumerate(purchases)
+    ]
     (directory / "orders_cdnow.csv").write_text("\n".join(lines) + "\n")
     return directory
 
@@ -50,15 +64,18 @@ def test_1997_history_builds_every_mart_without_a_start_date(cdnow_run):
     positive = [p for p in purchases if p[2] > 0]  # CDNOW has zero-value lines: kept, they are valid orders
     with cdnow_run.connect() as con:
         n, revenue, first, last = con.execute(
-            "select count(*), sum(revenue), min(order_date), max(order_date) from marts.fct_orders").fetchall()[0]
+            "select count(*), sum(revenue), min(order_date), max(order_date) from marts.fct_orders"
+        ).fetchall()[0]
         assert n == len(purchases), "every 1997-98 purchase is an order"
         assert revenue == pytest.approx(sum(p[2] for p in purchases))
         assert (first, last) == (min(p[1] for p in purchases), max(p[1] for p in purchases))
         assert con.execute("select count(*) from raw.rejected_orders").fetchall()[0][0] == 0
         customers = con.execute("select count(*) from marts.dim_customers").fetchall()[0][0]
         assert customers == len({p[0] for p in purchases}) == 2357
-        cohorts = [str(m) for (m,) in con.execute(
-            "select distinct cohort_month from marts.cohort_retention order by 1").fetchall()]
+        cohorts = [
+            str(m)
+            for (m,) in con.execute("select distinct cohort_month from marts.cohort_retention order by 1").fetchall()
+        ]
         assert cohorts == ["1997-01-01", "1997-02-01", "1997-03-01"]  # CDNOW's first-quarter-1997 customers
         empty = [m for m in MARTS if con.execute(f"select count(*) from marts.{m}").fetchall()[0][0] == 0]
     assert positive
@@ -79,8 +96,17 @@ def test_the_first_partition_follows_the_data(cdnow_run):
 def test_an_explicit_later_start_quarantines_earlier_orders_and_says_so(tmp_path):
     purchases = _cdnow_purchases()
     raw = _write_orders(tmp_path / "raw", purchases)
-    run = run_clv(tmp_path / "data", "run", "--source", "files", "--raw-dir", str(raw), "--as-of", "1998-06-30",
-                  CLV_START_DATE="1997-03-01")  # a setting, not bad input: no --accept-bad-input needed
+    run = run_clv(
+        tmp_path / "data",
+        "run",
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        "--as-of",
+        "1998-06-30",
+        CLV_START_DATE="1997-03-01",
+    )  # a setting, not bad input: no --accept-bad-input needed
     before = sum(1 for p in purchases if p[1] < date(1997, 3, 1))
     last_line = run.stdout.strip().splitlines()[-1]
     assert f"{before:,} orders dated before the first partition 1997-03-01" in last_line, run.stdout[-1500:]
@@ -98,14 +124,18 @@ def test_only_genuinely_impossible_dates_are_rejected(tmp_path):
     raw.mkdir()
     (raw / "orders.csv").write_text(
         "order_id,customer_id,ordered_at,net_revenue\n"
-        "A1,C1,1950-06-01,10\n"        # old mail-order history: kept
+        "A1,C1,1950-06-01,10\n"  # old mail-order history: kept
         "A2,C1,1997-01-01T10:00:00,20\n"
-        "A3,C2,0001-01-01,30\n"        # a placeholder date: impossible
-        "A4,C2,2999-01-01,40\n")       # the future: impossible
+        "A3,C2,0001-01-01,30\n"  # a placeholder date: impossible
+        "A4,C2,2999-01-01,40\n"
+    )  # the future: impossible
     assert src.earliest_order_date(raw, today=date(2025, 1, 1)) == date(1950, 6, 1)
-    window = src.Window(start=date(1950, 1, 1), end=date(2024, 12, 31), as_of=date(2024, 12, 31),
-                        first_partition=date(1950, 1, 1))
+    window = src.Window(
+        start=date(1950, 1, 1), end=date(2024, 12, 31), as_of=date(2024, 12, 31), first_partition=date(1950, 1, 1)
+    )
     result = src.load_orders(src.discover(raw, "orders"), window, today=date(2025, 1, 1))
     assert sorted(result.valid["order_id"]) == ["A1", "A2"]
     assert dict(zip(result.rejected["source_line"], result.rejected["reason"])) == {
-        4: "impossible ordered_at '0001-01-01'", 5: "impossible ordered_at '2999-01-01'"}
+        4: "impossible ordered_at '0001-01-01'",
+        5: "impossible ordered_at '2999-01-01'",
+    }

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from _ops_support import snapshot
 from pipeline_runner import run_clv
 
@@ -27,8 +26,10 @@ def _rows(first: int, n: int) -> list[str]:
     rows = []
     for i in range(first, first + n):
         customer = f"guest{i % 3}@example.com" if i % 10 == 0 else f"C{i % 15:02d}"  # guest checkouts: id = address
-        rows.append(f"O{i:03d},{customer},2025-{1 + i % 6:02d}-{1 + i % 27:02d}T12:00:00,{10 + i}.50,"
-                    f"cust{i % 15}@example.com,billing{i}@example.com")
+        rows.append(
+            f"O{i:03d},{customer},2025-{1 + i % 6:02d}-{1 + i % 27:02d}T12:00:00,{10 + i}.50,"
+            f"cust{i % 15}@example.com,billing{i}@example.com"
+        )
     return rows
 
 
@@ -49,8 +50,11 @@ def _excel_dates(rows: list[str], keep_first: bool) -> list[str]:
 
 
 def _digest(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,18 @@ def shop(tmp_path_factory):
     (raw / "notes.txt").write_text("not data")
     (raw / "orders.xlsx").write_bytes(b"PK\x03\x04")
     data = root / "data"
-    args = ("--source", "files", "--raw-dir", str(raw), "--as-of", AS_OF, "--start-date", START,
-            "--warehouse", str(root / "o'brien shop.duckdb"))
+    args = (
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        "--as-of",
+        AS_OF,
+        "--start-date",
+        START,
+        "--warehouse",
+        str(root / "o'brien shop.duckdb"),
+    )
     env = {"CLV_RECORD_RUNS": "1"}  # a real Dagster instance (in data/dagster_home): its event log is checked too
     good = run_clv(data, "run", *args, **env)
     return root, raw, data, args, env, good
@@ -76,7 +90,12 @@ def _warehouse(root: Path) -> Path:
 
 
 def _bi_state(root: Path, data: Path) -> tuple:
-    return (_digest(data / "published"), _digest(data / "exports"), _digest(data / "report"), snapshot(_warehouse(root)))
+    return (
+        _digest(data / "published"),
+        _digest(data / "exports"),
+        _digest(data / "report"),
+        snapshot(_warehouse(root)),
+    )
 
 
 def test_files_in_any_case_are_loaded_and_the_others_named(shop):
@@ -84,12 +103,18 @@ def test_files_in_any_case_are_loaded_and_the_others_named(shop):
     con = duckdb.connect(str(_warehouse(root)), read_only=True)
     try:
         assert con.execute("select count(*), sum(net_revenue) from marts.fct_orders").fetchone() == (
-            50, pytest.approx(sum(10.5 + i for i in range(50))))
+            50,
+            pytest.approx(sum(10.5 + i for i in range(50))),
+        )
         files = {r[0] for r in con.execute("select distinct source_file from raw.orders").fetchall()}
     finally:
         con.close()
     assert files == {"orders_a.csv", "Orders_b.csv", "orders_c.CSV"}
-    assert "Not loaded from" in good.stdout and "notes.txt" in good.stdout and "orders.xlsx (unsupported file type" in good.stdout
+    assert (
+        "Not loaded from" in good.stdout
+        and "notes.txt" in good.stdout
+        and "orders.xlsx (unsupported file type" in good.stdout
+    )
     log = next((data / "logs").glob("clv-run-*.log")).read_text()
     assert "Not loaded: notes.txt" in log and "Not loaded: orders.xlsx" in log
 
@@ -103,14 +128,27 @@ def test_no_address_in_clear_anywhere(shop):
         if path.suffix in (".duckdb", ".parquet"):
             con = duckdb.connect(str(path), read_only=True) if path.suffix == ".duckdb" else duckdb.connect()
             try:
-                relations = ([(f'"{s}"."{t}"', c) for s, t, c in con.execute(
-                    "select table_schema, table_name, column_name from information_schema.columns "
-                    "where data_type = 'VARCHAR'").fetchall()] if path.suffix == ".duckdb"
-                    else [(f"read_parquet('{path.as_posix().replace(chr(39), chr(39) * 2)}')", c) for c, t, *_ in
-                          con.execute(f"describe select * from read_parquet('{path.as_posix().replace(chr(39), chr(39) * 2)}')").fetchall()
-                          if t == "VARCHAR"])
+                relations = (
+                    [
+                        (f'"{s}"."{t}"', c)
+                        for s, t, c in con.execute(
+                            "select table_schema, table_name, column_name from information_schema.columns "
+                            "where data_type = 'VARCHAR'"
+                        ).fetchall()
+                    ]
+                    if path.suffix == ".duckdb"
+                    else [
+                        (f"read_parquet('{path.as_posix().replace(chr(39), chr(39) * 2)}')", c)
+                        for c, t, *_ in con.execute(
+                            f"describe select * from read_parquet('{path.as_posix().replace(chr(39), chr(39) * 2)}')"
+                        ).fetchall()
+                        if t == "VARCHAR"
+                    ]
+                )
                 for relation, column in relations:
-                    n = con.execute(f'select count(*) from {relation} where "{column}" like \'%example.com%\'').fetchone()[0]
+                    n = con.execute(
+                        f"select count(*) from {relation} where \"{column}\" like '%example.com%'"
+                    ).fetchone()[0]
                     if n:
                         leaks.append(f"{path.name}: {relation}.{column} ({n} rows)")
             finally:
@@ -120,7 +158,9 @@ def test_no_address_in_clear_anywhere(shop):
     assert leaks == []
     con = duckdb.connect(str(data / "published" / "warehouse.duckdb"), read_only=True)
     try:  # BI gets the marts, nothing else (no raw rows, rejected records or hashes)
-        assert {r[0] for r in con.execute("select distinct table_schema from information_schema.tables").fetchall()} == {"marts"}
+        assert {
+            r[0] for r in con.execute("select distinct table_schema from information_schema.tables").fetchall()
+        } == {"marts"}
     finally:
         con.close()
 
@@ -154,7 +194,9 @@ def test_a_deliberate_override_loads_and_the_models_survive_an_empty_shop(shop, 
     bad_raw = tmp_path / "bad"
     bad_raw.mkdir()
     _write(bad_raw / "orders.csv", _excel_dates(_rows(0, 50), keep_first=False))
-    bad_args = tuple(str(bad_raw) if a == str(raw) else str(copy / "o'brien shop.duckdb") if a == str(_warehouse(root))
-                     else a for a in args)
+    bad_args = tuple(
+        str(bad_raw) if a == str(raw) else str(copy / "o'brien shop.duckdb") if a == str(_warehouse(root)) else a
+        for a in args
+    )
     run = run_clv(copy / "data", "run", *bad_args, "--accept-bad-input", **env)
     assert "0 orders" in run.stdout

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pipeline_runner
 import pytest
 import yaml
-
-import pipeline_runner
 from _ops_support import AS_OF, differences, row_counts, snapshot
+
 from pipelines import warehouse as wh
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -125,10 +125,19 @@ def test_two_runs_at_once_both_succeed_one_after_the_other(shop_copy_factory, tm
     procs = []
     for i in range(2):
         log = open(tmp_path / f"run{i}.log", "w")
-        procs.append((subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF], cwd=pipeline_runner.PROJECT_ROOT,
-            env=pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1"), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True), log))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "-m", "pipelines.cli", "run", "--as-of", AS_OF],
+                    cwd=pipeline_runner.PROJECT_ROOT,
+                    env=pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1"),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+                log,
+            )
+        )
         time.sleep(0.5)
     try:
         codes = [p.wait(timeout=600) for p, _ in procs]

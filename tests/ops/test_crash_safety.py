@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import duckdb
-import pytest
-
 import pipeline_runner
+import pytest
 from _ops_support import differences, row_counts, snapshot, snapshot_con
 
 pytestmark = pytest.mark.slow
@@ -29,11 +28,11 @@ pytestmark = pytest.mark.slow
 NEW_AS_OF = "2026-01-31"
 RAW_DATA = ("orders", "rejected_orders", "marketing_spend", "cart_events")
 KILL_POINTS = [
-    ("ingest", "raw__orders - STEP_START", 0.2),                                 # raw.orders being replaced
-    ("dbt_fct_orders", "START sql incremental model marts.fct_orders", 0.2),     # incremental delete + insert
-    ("dbt_table_swap", "START sql table model marts.dim_customers", 0.2),        # build-and-rename of a table
-    ("clv_models", "BG/NBD", 0.0),                                               # polars marts being written
-    ("publish", "reporting__published_marts - STEP_START", 0.05),                # the snapshot being built
+    ("ingest", "raw__orders - STEP_START", 0.2),  # raw.orders being replaced
+    ("dbt_fct_orders", "START sql incremental model marts.fct_orders", 0.2),  # incremental delete + insert
+    ("dbt_table_swap", "START sql table model marts.dim_customers", 0.2),  # build-and-rename of a table
+    ("clv_models", "BG/NBD", 0.0),  # polars marts being written
+    ("publish", "reporting__published_marts - STEP_START", 0.05),  # the snapshot being built
 ]
 
 
@@ -54,7 +53,9 @@ def crash_shop(shop_copy_factory):
 def _output(console_log: Path) -> str:
     """What the run printed, and its full log (Dagster's events, dbt), whose path `clv` prints first."""
     text = console_log.read_text(errors="replace")
-    full_log = next((line.removeprefix("Full log: ") for line in text.splitlines() if line.startswith("Full log: ")), None)
+    full_log = next(
+        (line.removeprefix("Full log: ") for line in text.splitlines() if line.startswith("Full log: ")), None
+    )
     if full_log and Path(full_log).exists():
         text += Path(full_log).read_text(errors="replace")
     return text
@@ -63,14 +64,21 @@ def _output(console_log: Path) -> str:
 def _run_and_kill(data_dir: Path, marker: str, delay: float, log_path: Path, timeout: float = 240) -> str:
     env = pipeline_runner.pipeline_env(data_dir, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--as-of", NEW_AS_OF],
-                                cwd=pipeline_runner.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--as-of", NEW_AS_OF],
+            cwd=pipeline_runner.PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + timeout
         while marker not in _output(log_path):
             if proc.poll() is not None:
-                raise AssertionError(f"the run ended ({proc.returncode}) before '{marker}':\n{_output(log_path)[-4000:]}")
+                raise AssertionError(
+                    f"the run ended ({proc.returncode}) before '{marker}':\n{_output(log_path)[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no '{marker}' after {timeout} s:\n{_output(log_path)[-4000:]}")
             time.sleep(0.05)
@@ -109,7 +117,8 @@ def _tables_old_or_new(state: dict, old: dict, new: dict, where: str) -> None:
     assert set(state) == set(old), f"{where}: tables {sorted(set(old) ^ set(state))} missing or new"
     for table, summary in state.items():
         assert not differences({table: old[table]}, {table: summary}) or not differences(
-            {table: new[table]}, {table: summary}), f"{where}: {table} is neither the old nor the new table: {summary[0]} rows"
+            {table: new[table]}, {table: summary}
+        ), f"{where}: {table} is neither the old nor the new table: {summary[0]} rows"
 
 
 def _lock_is_free(warehouse: Path) -> bool:
@@ -154,8 +163,13 @@ def test_next_run_after_the_kills_succeeds_and_every_killed_state_was_old_or_new
     for name, state in crash_shop["killed"].items():
         _tables_old_or_new(state["marts"], old["marts"], new["marts"], f"after a kill at {name} (marts)")
         # the loaded data (not raw.load_log, an append-only log, nor per-run bookkeeping tables)
-        _tables_old_or_new({t: state["raw"][t] for t in RAW_DATA}, {t: old["raw"][t] for t in RAW_DATA}, new["raw"],
-                           f"after a kill at {name} (raw)")
+        _tables_old_or_new(
+            {t: state["raw"][t] for t in RAW_DATA},
+            {t: old["raw"][t] for t in RAW_DATA},
+            new["raw"],
+            f"after a kill at {name} (raw)",
+        )
         published = state["published"]
         assert not differences(old["published"], published) or not differences(new["published"], published), (
-            f"after a kill at {name}: the published snapshot is neither the old nor the new one")
+            f"after a kill at {name}: the published snapshot is neither the old nor the new one"
+        )

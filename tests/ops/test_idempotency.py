@@ -13,13 +13,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import pytest
-
 import pipeline_runner
+import pytest
 from _ops_support import AS_OF, differences, snapshot
+from pipeline_runner import TEST_HASH_KEY
+
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
-from pipeline_runner import TEST_HASH_KEY
 from pipelines.sources import files as src
 
 D = date.fromisoformat(AS_OF)
@@ -30,13 +30,16 @@ def raw_state(warehouse: Path) -> dict:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return {
-            "orders": con.execute("select count(*), count(distinct order_id), round(sum(net_revenue), 4), round(sum(refunded_amount), 4) "
-                                  "from raw.orders").fetchone(),
+            "orders": con.execute(
+                "select count(*), count(distinct order_id), round(sum(net_revenue), 4), round(sum(refunded_amount), 4) "
+                "from raw.orders"
+            ).fetchone(),
             "rejected": con.execute("select kind, count(*) from raw.rejected_orders group by 1 order by 1").fetchall(),
             "spend": con.execute("select count(*), round(sum(spend), 4) from raw.marketing_spend").fetchone(),
             "cart": con.execute("select count(*) from raw.cart_events").fetchone(),
             "model_fit_as_of": con.execute(
-                "select as_of_date, count(*) from marts.clv_model_fit group by 1 order by 1").fetchall(),
+                "select as_of_date, count(*) from marts.clv_model_fit group by 1 order by 1"
+            ).fetchall(),
         }
     finally:
         con.close()
@@ -66,8 +69,19 @@ def states(shop_copy_factory) -> dict:
 @pytest.mark.slow
 def test_snapshot_covers_every_mart(states):
     snap = states["run"]
-    for table in ("fct_orders", "dim_customers", "cohort_retention", "retention_kpis", "customer_segments",
-                  "customer_clv", "clv_model_fit", "windowed_ltv", "segment_clv", "cac_payback", "cac_payback_curve"):
+    for table in (
+        "fct_orders",
+        "dim_customers",
+        "cohort_retention",
+        "retention_kpis",
+        "customer_segments",
+        "customer_clv",
+        "clv_model_fit",
+        "windowed_ltv",
+        "segment_clv",
+        "cac_payback",
+        "cac_payback_curve",
+    ):
         assert snap[table][0] > 0, table
     assert "net_revenue" in snap["fct_orders"][1] and snap["fct_orders"][1]["net_revenue"] > 0
 
@@ -117,10 +131,14 @@ def test_snapshot_comparison_detects_a_change(states, tmp_path):
     copy = tmp_path / "w.duckdb"
     copy.write_bytes((states["dir"] / "warehouse.duckdb").read_bytes())
     con = duckdb.connect(str(copy))
-    con.execute("update marts.fct_orders set net_revenue = net_revenue + 0.01 "
-                "where order_id = (select min(order_id) from marts.fct_orders)")
-    con.execute("delete from marts.cohort_retention where months_since_first_order = 0 and cohort_month = "
-                "(select min(cohort_month) from marts.cohort_retention)")
+    con.execute(
+        "update marts.fct_orders set net_revenue = net_revenue + 0.01 "
+        "where order_id = (select min(order_id) from marts.fct_orders)"
+    )
+    con.execute(
+        "delete from marts.cohort_retention where months_since_first_order = 0 and cohort_month = "
+        "(select min(cohort_month) from marts.cohort_retention)"
+    )
     con.close()
     diffs = differences(states["bf2"], snapshot(copy))
     assert any(d.startswith("fct_orders.net_revenue") for d in diffs)
@@ -136,21 +154,37 @@ def _csv(path: Path, rows: list[str]) -> Path:
 def _load_window(con, files: list[Path], start: date, end: date, as_of: date) -> None:
     """What the raw/orders asset does for one run (pipelines/assets/ingest.py: raw_orders)."""
     window = src.Window(start, end, as_of, first_partition=date(2025, 1, 1))
-    load_into(con, RAW_TABLES["orders"], files[0].parent, window, today=date(2025, 4, 1), source="files", hash_key=TEST_HASH_KEY)
+    load_into(
+        con,
+        RAW_TABLES["orders"],
+        files[0].parent,
+        window,
+        today=date(2025, 4, 1),
+        source="files",
+        hash_key=TEST_HASH_KEY,
+    )
 
 
 def test_reloading_a_window_twice_does_not_duplicate_rows_or_rejects(tmp_path):
-    files = [_csv(tmp_path / "orders_1.csv", ["A,C1,2025-03-01,10", "B,C1,2025-03-05,5", ",C2,2025-03-02,1",
-                                             "C,C3,garbage,1", "A,C1,2025-03-01,10"])]
+    files = [
+        _csv(
+            tmp_path / "orders_1.csv",
+            ["A,C1,2025-03-01,10", "B,C1,2025-03-05,5", ",C2,2025-03-02,1", "C,C3,garbage,1", "A,C1,2025-03-01,10"],
+        )
+    ]
     with wh.connect(tmp_path / "w.duckdb") as con:
         wh.ensure_raw_schema(con)
         _load_window(con, files, date(2025, 1, 1), date(2025, 3, 31), date(2025, 3, 31))
-        first = (con.execute("select order_id, source_line from raw.orders order by 1").fetchall(),
-                 con.execute("select source_line, kind from raw.rejected_orders order by 1").fetchall())
+        first = (
+            con.execute("select order_id, source_line from raw.orders order by 1").fetchall(),
+            con.execute("select source_line, kind from raw.rejected_orders order by 1").fetchall(),
+        )
         for _ in range(2):
             _load_window(con, files, date(2025, 2, 25), date(2025, 3, 3), date(2025, 3, 31))
-        again = (con.execute("select order_id, source_line from raw.orders order by 1").fetchall(),
-                 con.execute("select source_line, kind from raw.rejected_orders order by 1").fetchall())
+        again = (
+            con.execute("select order_id, source_line from raw.orders order by 1").fetchall(),
+            con.execute("select source_line, kind from raw.rejected_orders order by 1").fetchall(),
+        )
     assert first == ([("A", 2), ("B", 3)], [(4, "invalid"), (5, "invalid"), (6, "duplicate")])
     assert again == first
 
@@ -162,8 +196,13 @@ def test_backfill_does_not_resurrect_a_superseded_version(tmp_path):
         wh.ensure_raw_schema(con)
         _load_window(con, [old, new], date(2025, 1, 1), date(2025, 3, 31), date(2025, 3, 31))  # `clv run`
         assert con.execute("select order_id, order_date from raw.orders order by 1").fetchall() == [
-            ("X1", date(2025, 3, 10)), ("X2", date(2025, 3, 1))]
+            ("X1", date(2025, 3, 10)),
+            ("X2", date(2025, 3, 1)),
+        ]
         # `clv backfill --start 2025-03-01 --end 2025-03-01` (7-day look-back): the newer X1 is outside the window
         _load_window(con, [old, new], date(2025, 2, 22), date(2025, 3, 1), date(2025, 3, 31))
         rows = con.execute("select order_id, order_date, source_file from raw.orders order by 1, 2").fetchall()
-    assert rows == [("X1", date(2025, 3, 10), "orders_2025_03_12.csv"), ("X2", date(2025, 3, 1), "orders_2025_03_01.csv")]
+    assert rows == [
+        ("X1", date(2025, 3, 10), "orders_2025_03_12.csv"),
+        ("X2", date(2025, 3, 1), "orders_2025_03_01.csv"),
+    ]

@@ -16,16 +16,18 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import pytest
-
 import pipeline_runner
+import pytest
 from _ops_support import AS_OF, copy_data_dir
+
 from pipelines.assets.reporting import DBT_MARTS
 
 D = date.fromisoformat(AS_OF)
 NEXT = (D + timedelta(days=1)).isoformat()
-TABLES = [("marts", t) for t in DBT_MARTS] + [("intermediate", "int_customer_totals"),
-                                              ("intermediate", "int_customer_months")]
+TABLES = [("marts", t) for t in DBT_MARTS] + [
+    ("intermediate", "int_customer_totals"),
+    ("intermediate", "int_customer_months"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[l
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_catalog = 'l' and table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table]).fetchall()
+        [schema, table],
+    ).fetchall()
     assert columns, f"{schema}.{table} does not exist"
     return [f'"{c}"' for c, t in columns if t != "DOUBLE"], [f'"{c}"' for c, t in columns if t == "DOUBLE"]
 
@@ -62,12 +65,20 @@ def row_differences(left: Path, right: Path) -> dict[str, tuple[int, int, int]]:
             keys, doubles = _columns(con, schema, table)
             close = " and ".join(
                 [f"l.{k} is not distinct from r.{k}" for k in keys]
-                + [f"(l.{d} is not distinct from r.{d} or abs(l.{d} - r.{d}) <= 1e-9 * greatest(1, abs(l.{d}), abs(r.{d})))"
-                   for d in doubles])
+                + [
+                    f"(l.{d} is not distinct from r.{d} "
+                    f"or abs(l.{d} - r.{d}) <= 1e-9 * greatest(1, abs(l.{d}), abs(r.{d})))"
+                    for d in doubles
+                ]
+            )
             rows = con.execute(f"select count(*) from l.{schema}.{table}").fetchall()[0][0]
             # the condition is symmetric in l and r: the same text matches either way round
-            only = [con.execute(f"select count(*) from {a}.{schema}.{table} as {a} anti join {b}.{schema}.{table} as {b} "
-                                f"on {close}").fetchall()[0][0] for a, b in (("l", "r"), ("r", "l"))]
+            only = [
+                con.execute(
+                    f"select count(*) from {a}.{schema}.{table} as {a} anti join {b}.{schema}.{table} as {b} on {close}"
+                ).fetchall()[0][0]
+                for a, b in (("l", "r"), ("r", "l"))
+            ]
             if any(only):
                 found[f"{schema}.{table}"] = (rows, *only)
         return found
@@ -85,7 +96,9 @@ def test_the_daily_run_was_incremental_and_added_the_new_day(runs):
     con = duckdb.connect(str(runs["daily"] / "warehouse.duckdb"), read_only=True)
     try:
         window_start, as_of = con.execute("select window_start, as_of from raw.run_context").fetchall()[0]
-        new_day_orders = con.execute("select count(*) from marts.fct_orders where order_date = ?", [NEXT]).fetchall()[0][0]
+        new_day_orders = con.execute("select count(*) from marts.fct_orders where order_date = ?", [NEXT]).fetchall()[
+            0
+        ][0]
     finally:
         con.close()
     assert (window_start, as_of) == (D + timedelta(days=1) - timedelta(days=7), D + timedelta(days=1))
@@ -102,8 +115,10 @@ def test_the_comparison_sees_a_changed_row(runs, tmp_path):
     changed = copy_data_dir(runs["full"], tmp_path / "changed")
     con = duckdb.connect(str(changed / "warehouse.duckdb"))
     try:
-        con.execute("update intermediate.int_customer_totals set net_revenue = net_revenue + 1 "
-                    "where customer_id = (select min(customer_id) from intermediate.int_customer_totals)")
+        con.execute(
+            "update intermediate.int_customer_totals set net_revenue = net_revenue + 1 "
+            "where customer_id = (select min(customer_id) from intermediate.int_customer_totals)"
+        )
     finally:
         con.close()
     assert row_differences(changed, runs["full"]) == {"intermediate.int_customer_totals": (_customers(changed), 1, 1)}
@@ -129,24 +144,38 @@ def test_window_uniqueness_test_catches_an_old_order_rebuilt_in_the_window(runs,
 
     def window_test() -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_name:unique_since_window_start",
-             "--target-path", str(tmp_path / "target"), "--quiet"],
-            cwd=pipeline_runner.PROJECT_ROOT / "dbt_project", capture_output=True, text=True,
-            env={**pipeline_runner.pipeline_env(changed), "CLV_WAREHOUSE": str(warehouse)})
+            [
+                str(Path(sys.executable).parent / "dbt"),
+                "test",
+                "--select",
+                "test_name:unique_since_window_start",
+                "--target-path",
+                str(tmp_path / "target"),
+                "--quiet",
+            ],
+            cwd=pipeline_runner.PROJECT_ROOT / "dbt_project",
+            capture_output=True,
+            text=True,
+            env={**pipeline_runner.pipeline_env(changed), "CLV_WAREHOUSE": str(warehouse)},
+        )
 
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("update raw.run_context set window_start = as_of - 6")
-        con.execute("insert into marts.fct_orders select * replace ((select as_of from raw.run_context) as order_date) "
-                    "from marts.fct_orders where order_date < (select window_start from raw.run_context) limit 1")
+        con.execute(
+            "insert into marts.fct_orders select * replace ((select as_of from raw.run_context) as order_date) "
+            "from marts.fct_orders where order_date < (select window_start from raw.run_context) limit 1"
+        )
     finally:
         con.close()
     failed = window_test()
     assert failed.returncode != 0 and "FAIL 1" in failed.stdout, failed.stdout[-2000:]
     con = duckdb.connect(str(warehouse))
     try:
-        con.execute("delete from marts.fct_orders where order_date = (select as_of from raw.run_context) and order_id in "
-                    "(select order_id from marts.fct_orders where order_date < (select window_start from raw.run_context))")
+        con.execute(
+            "delete from marts.fct_orders where order_date = (select as_of from raw.run_context) and order_id in "
+            "(select order_id from marts.fct_orders where order_date < (select window_start from raw.run_context))"
+        )
     finally:
         con.close()
     passed = window_test()

@@ -13,10 +13,13 @@ from pipelines.publish import publish
 def _warehouse(path, window_start):
     con = duckdb.connect(str(path))
     wh.ensure_raw_schema(con)
-    con.execute("create or replace table marts.fct_orders (order_id varchar, order_date date, revenue double, "
-                "order_month date generated always as (date_trunc('month', order_date)))")
+    con.execute(
+        "create or replace table marts.fct_orders (order_id varchar, order_date date, revenue double, "
+        "order_month date generated always as (date_trunc('month', order_date)))"
+    )
     con.execute("""insert into marts.fct_orders (order_id, order_date, revenue) values ('A', '2025-01-05', 10),
-                   ('B', '2025-01-20', 20), ('C', '2025-02-03', 30), ('D', '2025-03-01', 40), ('E', '2025-03-30', 50)""")
+                   ('B', '2025-01-20', 20), ('C', '2025-02-03', 30), ('D', '2025-03-01', 40),
+                   ('E', '2025-03-30', 50)""")
     con.execute("create or replace table marts.dim_customers as select 'C1' as customer_id, 2 as orders_count")
     wh.set_run_context(con, date(2025, 3, 31), window_start, 0.4)
     return con
@@ -34,8 +37,11 @@ def test_months_before_the_window_keep_their_file_later_months_and_vanished_mont
     (exports / "fct_orders.parquet").write_bytes(b"left by an earlier version")
     counts = publish(warehouse, published, exports)
     assert counts == {"dim_customers": 1, "fct_orders": 5}
-    assert _exported(exports / "fct_orders") == {"2025-01.parquet": ["A", "B"], "2025-02.parquet": ["C"],
-                                                 "2025-03.parquet": ["D", "E"]}
+    assert _exported(exports / "fct_orders") == {
+        "2025-01.parquet": ["A", "B"],
+        "2025-02.parquet": ["C"],
+        "2025-03.parquet": ["D", "E"],
+    }
     assert not (exports / "fct_orders.parquet").exists()
     assert pl.read_parquet(exports / "dim_customers.parquet").height == 1
 
@@ -47,7 +53,10 @@ def test_months_before_the_window_keep_their_file_later_months_and_vanished_mont
     wh.set_run_context(con, date(2025, 3, 31), date(2025, 3, 24), 0.4)
     con.close()
     publish(warehouse, published, exports)
-    assert pl.read_parquet(exports / "fct_orders" / "2025-01.parquet").filter(pl.col("order_id") == "A")["revenue"].item() == 10
+    assert (
+        pl.read_parquet(exports / "fct_orders" / "2025-01.parquet").filter(pl.col("order_id") == "A")["revenue"].item()
+        == 10
+    )
     assert _exported(exports / "fct_orders")["2025-03.parquet"] == ["D", "E", "F"]
 
     # A backfill to an earlier as-of removes the later orders: the month without rows loses its file.
@@ -106,7 +115,9 @@ def test_a_publish_that_fails_changes_nothing_and_its_scratch_is_removed_next_ti
     snap = duckdb.connect(str(published / "warehouse.duckdb"), read_only=True)
     try:
         assert snap.execute("select orders_count from marts.dim_customers").fetchone()[0] == 3
-        assert {r[0] for r in snap.execute("select distinct table_schema from information_schema.tables").fetchall()} == {"marts"}
+        assert {
+            r[0] for r in snap.execute("select distinct table_schema from information_schema.tables").fetchall()
+        } == {"marts"}
     finally:
         snap.close()
 

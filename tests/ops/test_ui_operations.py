@@ -20,15 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import pytest
-
 from pipeline_runner import PROJECT_ROOT, SMALL_SHOP_CUSTOMERS, run_clv
 
 pytestmark = pytest.mark.slow
@@ -83,8 +82,14 @@ def pipeline_env(recorded, monkeypatch):
     monkeypatch.setenv("CLV_SYNTHETIC_CUSTOMERS", str(SMALL_SHOP_CUSTOMERS))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    for name in ("CLV_SOURCE", "CLV_RAW_DIR", "CLV_START_DATE", "CLV_AS_OF", "CLV_DUCKDB_THREADS",
-                 "CLV_DUCKDB_MEMORY_LIMIT"):
+    for name in (
+        "CLV_SOURCE",
+        "CLV_RAW_DIR",
+        "CLV_START_DATE",
+        "CLV_AS_OF",
+        "CLV_DUCKDB_THREADS",
+        "CLV_DUCKDB_MEMORY_LIMIT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return run, home
 
@@ -129,8 +134,10 @@ def _ranged_job():
 def _record_range(home: Path, days: int) -> tuple[float, dict]:
     job = _ranged_job()
     last = RANGE_FIRST + timedelta(days=days - 1)
-    tags = {"dagster/asset_partition_range_start": RANGE_FIRST.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat()}
+    tags = {
+        "dagster/asset_partition_range_start": RANGE_FIRST.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
     with _instance(home) as instance:
         started = time.perf_counter()
         assert job.execute_in_process(instance=instance, tags=tags).success
@@ -139,12 +146,15 @@ def _record_range(home: Path, days: int) -> tuple[float, dict]:
         records = instance.fetch_materializations(key, limit=days + 10).records
         state = {
             "materialized": instance.get_materialized_partitions(key),
-            "row_counts": sorted((r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value)
-                                 for r in records),
+            "row_counts": sorted(
+                (r.partition_key, r.asset_materialization.metadata["dagster/row_count"].value) for r in records
+            ),
             "latest": instance.get_latest_materialization_event(key).dagster_event.partition,
-            "planned": len(instance.get_records_for_run(
-                instance.get_runs()[0].run_id,
-                of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records),
+            "planned": len(
+                instance.get_records_for_run(
+                    instance.get_runs()[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                ).records
+            ),
         }
     return seconds, state
 
@@ -178,8 +188,9 @@ def test_clv_run_records_every_loaded_day_as_materialized(recorded):
     every = set(daily_partitions.get_partition_keys())
     assert every - materialized == {k for k in every if k > AS_OF.isoformat()}
     with run.connect() as con:
-        per_day = dict(con.execute("select cast(order_date as varchar), count(*) from raw.orders group by 1"
-                                   ).fetchall())
+        per_day = dict(
+            con.execute("select cast(order_date as varchar), count(*) from raw.orders group by 1").fetchall()
+        )
         total = con.execute("select count(*) from raw.orders").fetchone()[0]
     counts = {r.partition_key: r.asset_materialization.metadata["dagster/row_count"].value for r in records}
     assert counts == {day: per_day.get(day, 0) for day in _days(FIRST, AS_OF)}
@@ -196,8 +207,15 @@ def test_clv_prints_one_line_per_step_and_logs_the_event_stream(recorded):
     log = Path(lines[1].removeprefix("Full log: "))
     steps = [line for line in lines if line.startswith("  ok ")]
     names = [line.split()[1] for line in steps]
-    for name in ("raw/orders", "raw/marketing_spend", "dbt_models", "clv_models", "cac_payback",
-                 "reporting/published_marts", "reporting/report"):
+    for name in (
+        "raw/orders",
+        "raw/marketing_spend",
+        "dbt_models",
+        "clv_models",
+        "cac_payback",
+        "reporting/published_marts",
+        "reporting/report",
+    ):
         assert name in names, run.stdout
     orders = next(line for line in steps if line.split()[1] == "raw/orders")
     assert " s " in orders and "rows" in orders and f"{len(_days(FIRST, AS_OF)):,} partitions" in orders, orders
@@ -251,23 +269,30 @@ def test_a_raw_load_alone_is_followed_by_one_refresh_of_everything_downstream(pi
         assert first.total_requested == 0
         # Assets → raw/orders → Materialize → a range: raw/orders alone, one run
         asset_job = defs.resolve_implicit_global_asset_job_def()
-        loaded = asset_job.execute_in_process(instance=instance, asset_selection=[ORDERS], tags={
-            RANGE_START_TAG: "2025-05-01", RANGE_END_TAG: "2025-05-20"})
+        loaded = asset_job.execute_in_process(
+            instance=instance,
+            asset_selection=[ORDERS],
+            tags={RANGE_START_TAG: "2025-05-01", RANGE_END_TAG: "2025-05-20"},
+        )
         assert loaded.success
         second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         requested = {key for key in graph.get_all_asset_keys() if second.get_requested_partitions(key)}
         assert requested == {k for k in downstream if graph.get(k).is_materializable}, sorted(
-            k.to_user_string() for k in requested ^ downstream)
+            k.to_user_string() for k in requested ^ downstream
+        )
         assert not requested & RAW_KEYS
         # the sensor's request: one run of those assets, no partition; it rebuilds from the loaded range's start
-        refresh = asset_job.execute_in_process(instance=instance, asset_selection=sorted(requested),
-                                               tags={"clv/trigger": "automation"})
+        refresh = asset_job.execute_in_process(
+            instance=instance, asset_selection=sorted(requested), tags={"clv/trigger": "automation"}
+        )
         assert refresh.success
         third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
         assert third.total_requested == 0  # handled: no loop
     with run.connect() as con:
-        rebuilt_from, = con.execute("select rebuilt_from from raw.dbt_builds order by built_at desc limit 1").fetchone()
-        as_of, = con.execute("select max(as_of_date) from marts.customer_clv").fetchone()
+        (rebuilt_from,) = con.execute(
+            "select rebuilt_from from raw.dbt_builds order by built_at desc limit 1"
+        ).fetchone()
+        (as_of,) = con.execute("select max(as_of_date) from marts.customer_clv").fetchone()
     assert rebuilt_from == date(2025, 5, 1) - timedelta(days=7)  # the range's start minus the look-back
     assert as_of == AS_OF  # the newest loaded day: reloading an old range never rolls the marts back
 
@@ -281,11 +306,18 @@ def test_a_run_whose_process_died_is_marked_failed(tmp_path):
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         with _instance(_home(tmp_path / "home")) as instance:
-            alive = create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.STARTED,
-                                        tags=run_health.owner_tags(worker.pid))
-            reused = create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.STARTED,
-                                         tags={**run_health.owner_tags(worker.pid),
-                                               run_health.OWNER_STARTED_TAG: "1"})  # same pid, another process
+            alive = create_run_for_test(
+                instance,
+                job_name="clv_pipeline",
+                status=dg.DagsterRunStatus.STARTED,
+                tags=run_health.owner_tags(worker.pid),
+            )
+            reused = create_run_for_test(
+                instance,
+                job_name="clv_pipeline",
+                status=dg.DagsterRunStatus.STARTED,
+                tags={**run_health.owner_tags(worker.pid), run_health.OWNER_STARTED_TAG: "1"},
+            )  # same pid, another process
             untagged = create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.STARTED)
             assert run_health.sweep(instance) == [reused.run_id]
             worker.send_signal(signal.SIGKILL)
@@ -309,9 +341,14 @@ def test_a_killed_clv_run_does_not_block_the_next_one(tmp_path):
 
     log = tmp_path / "console.log"
     with open(log, "w") as out:
-        victim = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--as-of", "2024-03-31"],
-                                  cwd=PROJECT_ROOT, env=pipeline_env(data, **env), stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        victim = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--as-of", "2024-03-31"],
+            cwd=PROJECT_ROOT,
+            env=pipeline_env(data, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and "raw/orders" not in log.read_text():
@@ -337,8 +374,9 @@ HEADER = "order_id,customer_id,ordered_at,net_revenue\n"
 
 
 def _orders_file(path: Path, days: list[date]) -> Path:
-    path.write_text(HEADER + "".join(f"O{path.stem}{i},C{i % 7},{d.isoformat()}T10:00:00,{20 + i}.00\n"
-                                     for i, d in enumerate(days)))
+    path.write_text(
+        HEADER + "".join(f"O{path.stem}{i},C{i % 7},{d.isoformat()}T10:00:00,{20 + i}.00\n" for i, d in enumerate(days))
+    )
     return path
 
 
@@ -355,8 +393,9 @@ def raw_shop(tmp_path, monkeypatch):
     with wh.connect(data / "warehouse.duckdb") as con:
         wh.ensure_raw_schema(con)
         stat = loaded.stat()
-        con.execute("insert into raw.source_files values ('orders', ?, ?, ?)", [loaded.name, stat.st_size,
-                                                                                stat.st_mtime_ns])
+        con.execute(
+            "insert into raw.source_files values ('orders', ?, ?, ?)", [loaded.name, stat.st_size, stat.st_mtime_ns]
+        )
     for name, value in {"CLV_SOURCE": "files", "CLV_RAW_DIR": str(raw), "CLV_DATA_DIR": str(data)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CLV_WAREHOUSE", raising=False)
@@ -395,11 +434,13 @@ def test_a_new_orders_file_launches_one_run_for_its_dates_deduplicated(raw_shop)
     assert request.run_key == request.tags[LOAD_KEY_TAG] and request.run_key.startswith("2025-01-28..2025-02-03@")
     assert "ORDERS_late.csv" in request.tags["clv/files"] and "orders_2024.csv" not in request.tags["clv/files"]
     # queued (or done): the same file version never launches twice; a failed run does not count
-    create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.FAILURE,
-                        tags={LOAD_KEY_TAG: request.run_key})
+    create_run_for_test(
+        instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.FAILURE, tags={LOAD_KEY_TAG: request.run_key}
+    )
     assert isinstance(_evaluate(raw_files_sensor, instance), dg.RunRequest)
-    queued = create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.STARTED,
-                                 tags={LOAD_KEY_TAG: request.run_key})
+    queued = create_run_for_test(
+        instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.STARTED, tags={LOAD_KEY_TAG: request.run_key}
+    )
     skipped = _evaluate(raw_files_sensor, instance)
     assert isinstance(skipped, dg.SkipReason) and queued.run_id in skipped.skip_message
     # a changed file is a new load
@@ -418,17 +459,18 @@ def test_the_schedule_skips_a_day_the_sensor_already_loaded(raw_shop):
     from pipelines.sensors import LOAD_KEY_TAG, raw_files_sensor
 
     raw, instance = raw_shop
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     _orders_file(raw / "orders_nightly.csv", [yesterday])
     request = _evaluate(raw_files_sensor, instance)
     assert isinstance(request, dg.RunRequest) and request.partition_key == yesterday.isoformat(), request
-    tick = datetime.combine(yesterday + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc).replace(hour=2)
+    tick = datetime.combine(yesterday + timedelta(days=1), datetime.min.time(), tzinfo=UTC).replace(hour=2)
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
         before = daily_schedule.evaluate_tick(context)
     assert [r.partition_key for r in before.run_requests] == [yesterday.isoformat()]
     assert before.run_requests[0].run_key == request.run_key  # one load key for the sensor and the schedule
-    sensor_run = create_run_for_test(instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.SUCCESS,
-                                     tags={LOAD_KEY_TAG: request.run_key})
+    sensor_run = create_run_for_test(
+        instance, job_name="clv_pipeline", status=dg.DagsterRunStatus.SUCCESS, tags={LOAD_KEY_TAG: request.run_key}
+    )
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
         after = daily_schedule.evaluate_tick(context)
     assert not after.run_requests and sensor_run.run_id in after.skip_message
@@ -477,8 +519,12 @@ def _failed_run(tmp_path, monkeypatch, tags: dict):
     raw.mkdir()
     rows = [f"O{i},C{i % 5},{1 + i % 27:02d}/06/2025 12:00,{10 + i}.5" for i in range(40)]
     (raw / "orders_jane.doe@example.com.csv").write_text(HEADER + "\n".join(rows) + "\n")
-    for name, value in {"CLV_SOURCE": "files", "CLV_RAW_DIR": str(raw), "CLV_DATA_DIR": str(tmp_path / "data"),
-                        "CLV_START_DATE": "2025-01-01"}.items():
+    for name, value in {
+        "CLV_SOURCE": "files",
+        "CLV_RAW_DIR": str(raw),
+        "CLV_DATA_DIR": str(tmp_path / "data"),
+        "CLV_START_DATE": "2025-01-01",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CLV_WAREHOUSE", raising=False)
     from pipelines.definitions import defs
@@ -487,7 +533,8 @@ def _failed_run(tmp_path, monkeypatch, tags: dict):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.from_config(str(home))
     result = defs.resolve_job_def("clv_pipeline").execute_in_process(
-        instance=instance, tags={"dagster/partition": "2025-06-30", **tags}, raise_on_error=False)
+        instance=instance, tags={"dagster/partition": "2025-06-30", **tags}, raise_on_error=False
+    )
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
@@ -500,11 +547,16 @@ def test_a_failed_scheduled_run_is_posted_and_logged_without_personal_data(tmp_p
     instance, run, failure = _failed_run(tmp_path, monkeypatch, {"dagster/schedule_name": "daily_clv_refresh"})
     with instance:
         context = dg.build_run_status_sensor_context(
-            sensor_name="alert_on_failure", dagster_event=failure, dagster_instance=instance, dagster_run=run,
+            sensor_name="alert_on_failure",
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=run,
         ).for_run_failure()
         alert_on_failure(context)
-        logged = [r.event_log_entry.dagster_event.message
-                  for r in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records]
+        logged = [
+            r.event_log_entry.dagster_event.message
+            for r in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+        ]
     assert len(webhook) == 1
     content_type, body = webhook[0]
     assert content_type == "application/json" and list(body) == ["text"]
@@ -533,7 +585,9 @@ def test_the_alert_quotes_dbts_error_not_its_command_line():
 
     error = SerializableErrorInfo(
         message="dagster_dbt.errors.DagsterDbtCliRuntimeError: The dbt CLI process with command\n\n`dbt build "
-                "--select a b c`\n\nfailed with exit code `1`.\n\nErrors parsed from dbt logs:\n\n\x1b[31mFailure in "
-                "model x\x1b[0m\n  Catalog Error: Table y does not exist!\n",
-        stack=[], cls_name="DagsterDbtCliRuntimeError")
+        "--select a b c`\n\nfailed with exit code `1`.\n\nErrors parsed from dbt logs:\n\n\x1b[31mFailure in "
+        "model x\x1b[0m\n  Catalog Error: Table y does not exist!\n",
+        stack=[],
+        cls_name="DagsterDbtCliRuntimeError",
+    )
     assert _innermost(error) == "DagsterDbtCliRuntimeError: Failure in model x Catalog Error: Table y does not exist!"

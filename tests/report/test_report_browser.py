@@ -17,8 +17,14 @@ from pipelines.cli import MART_TABLES  # noqa: E402
 from pipelines.report import build_report  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TITLES = [
     "Cohort retention",
     "Cumulative revenue and margin per customer by cohort (LTV curves)",
@@ -73,10 +79,11 @@ def overlapping_tick_labels(page) -> list[str]:
         labels = section.locator("figure.chart > svg").evaluate(TICK_LABELS_JS)
         assert labels, f"{chart}: no tick label found in the SVG"
         for i, first in enumerate(labels):
-            for second in labels[i + 1:]:
+            for second in labels[i + 1 :]:
                 if _overlap(first["points"], second["points"]):
-                    problems.append(f"{chart}: {first['text']!r} ({first['tick']}) overlaps {second['text']!r} "
-                                    f"({second['tick']})")
+                    problems.append(
+                        f"{chart}: {first['text']!r} ({first['tick']}) overlaps {second['text']!r} ({second['tick']})"
+                    )
     return problems
 
 
@@ -96,8 +103,12 @@ def chromium():
 def _open(browser, url: str, requests: list[str], console: list[str]):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on("request", lambda request: requests.append(request.url))
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}")
-            if message.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda message: (
+            console.append(f"{message.type}: {message.text}") if message.type in ("error", "warning") else None
+        ),
+    )
     page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     page.goto(url)
     page.wait_for_load_state("load")
@@ -156,7 +167,7 @@ def test_tick_labels_stay_apart_for_a_big_shop(small_shop, tmp_path, chromium):
     result = build_report(warehouse, tmp_path / "report", pdf=False)
     console: list[str] = []
     page = _open(browser, result.path.as_uri(), [], console)
-    assert "M" in page.locator("#segments svg").text_content()   # 1M, 1.5M, ... on the value axis
+    assert "M" in page.locator("#segments svg").text_content()  # 1M, 1.5M, ... on the value axis
     assert not overlapping_tick_labels(page)
     assert not console, console
 
@@ -174,12 +185,12 @@ def test_dbt_docs_from_a_file_without_console_errors(small_shop, chromium):
     page.goto(docs.as_uri() + "#!/exposure/exposure.clv_warehouse.bi_dashboard")
     page.wait_for_timeout(500)
     names = set()
-    for tab in ("Models", "Nodes"):   # dbt docs lists the models and the other nodes (sources) of an exposure apart
+    for tab in ("Models", "Nodes"):  # dbt docs lists the models and the other nodes (sources) of an exposure apart
         page.locator("reference-list").get_by_text(tab, exact=True).click()
         page.wait_for_timeout(300)
         names |= set(page.locator("body").inner_text().split())
     assert set(MART_TABLES) <= names, set(MART_TABLES) - names
-    page.locator(".launcher-btn").first.click()   # the lineage graph
+    page.locator(".launcher-btn").first.click()  # the lineage graph
     page.wait_for_timeout(1500)
     page.goto(docs.as_uri() + "#!/source/source.clv_warehouse.marts_polars.customer_clv")
     page.wait_for_timeout(800)

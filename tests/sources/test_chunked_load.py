@@ -10,18 +10,20 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from pipeline_runner import TEST_HASH_KEY
 
 from pipelines import raw_layer
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
-from pipeline_runner import TEST_HASH_KEY
 from pipelines.sources import files as src
 
 TODAY = date(2025, 3, 5)
 WINDOW = src.Window(date(2025, 1, 1), date(2025, 2, 28), date(2025, 2, 28), first_partition=date(2025, 1, 1))
 SUB = dataclasses.replace(WINDOW, start=date(2025, 1, 10), end=date(2025, 2, 9))
 # raw.orders' columns in table order, as `select * exclude (loaded_at, load_id)` returns them
-RAW_ORDER_COLUMNS = [c.split()[0] for c in wh.RAW_TABLE_COLUMNS["raw.orders"].split(",") if c.split()[0] not in ("loaded_at", "load_id")]
+RAW_ORDER_COLUMNS = [
+    c.split()[0] for c in wh.RAW_TABLE_COLUMNS["raw.orders"].split(",") if c.split()[0] not in ("loaded_at", "load_id")
+]
 COLS = ("order_id", "customer_id", "ordered_at", "net_revenue", "status", "email")
 
 
@@ -30,33 +32,53 @@ def at(month: int, day: int, hour: int = 10) -> datetime:
 
 
 # (order_id, customer_id, ordered_at, net_revenue, status, email), in file order (Parquet line = index + 1)
-ROWS_A = [(f"A{i}", f"C{i % 5}", datetime(2025, 1, 1, 8) + timedelta(days=2 * i, hours=i % 9), 10.0 + i,
-           "completed", f"a{i}@x.com") for i in range(30)] + [       # lines 1..30, Jan 1 .. Feb 28
-    ("X", "C1", at(1, 3), 50.0, "completed", "x@x.com"),             # 31: old version (chunk 1)
-    ("N1", "C2", at(1, 20), -5.0, "completed", None),                # 32: negative net_revenue (chunk 3)
-    ("U1", "C3", None, 10.0, "completed", None),                     # 33: no ordered_at: read by every chunk
-    ("D1", "C4", at(2, 15, 9), 20.0, "completed", "d@x.com"),        # 34
-    ("D1", "C4", at(2, 15, 9), 20.0, "completed", "d@x.com"),        # 35: exact duplicate of line 34
-    ("E1", "C1", datetime(2024, 12, 20), 7.0, "completed", None),    # 36: before the first partition
+ROWS_A = [
+    (
+        f"A{i}",
+        f"C{i % 5}",
+        datetime(2025, 1, 1, 8) + timedelta(days=2 * i, hours=i % 9),
+        10.0 + i,
+        "completed",
+        f"a{i}@x.com",
+    )
+    for i in range(30)
+] + [  # lines 1..30, Jan 1 .. Feb 28
+    ("X", "C1", at(1, 3), 50.0, "completed", "x@x.com"),  # 31: old version (chunk 1)
+    ("N1", "C2", at(1, 20), -5.0, "completed", None),  # 32: negative net_revenue (chunk 3)
+    ("U1", "C3", None, 10.0, "completed", None),  # 33: no ordered_at: read by every chunk
+    ("D1", "C4", at(2, 15, 9), 20.0, "completed", "d@x.com"),  # 34
+    ("D1", "C4", at(2, 15, 9), 20.0, "completed", "d@x.com"),  # 35: exact duplicate of line 34
+    ("E1", "C1", datetime(2024, 12, 20), 7.0, "completed", None),  # 36: before the first partition
 ]
-ROWS_B = [(f"B{i}", f"C{i % 3}", at(1, 6) + timedelta(days=5 * i), 30.0 + i, "shipped", None)
-          for i in range(10)] + [                                     # lines 1..10, Jan 6 .. Feb 20
-    ("X", "C1", at(2, 5), 55.0, "refunded", "x@x.com"),               # 11: newer version (chunk 6)
-    ("M1", None, at(2, 10), 12.0, "completed", None),                 # 12: missing customer_id (chunk 6)
-    ("U2", "C2", None, 3.0, "completed", None),                       # 13: no ordered_at
+ROWS_B = [
+    (f"B{i}", f"C{i % 3}", at(1, 6) + timedelta(days=5 * i), 30.0 + i, "shipped", None) for i in range(10)
+] + [  # lines 1..10, Jan 6 .. Feb 20
+    ("X", "C1", at(2, 5), 55.0, "refunded", "x@x.com"),  # 11: newer version (chunk 6)
+    ("M1", None, at(2, 10), 12.0, "completed", None),  # 12: missing customer_id (chunk 6)
+    ("U2", "C2", None, 3.0, "completed", None),  # 13: no ordered_at
 ]
 EXPECTED_VALID = {f"A{i}" for i in range(30)} | {f"B{i}" for i in range(10)} | {"X", "D1"}
 EXPECTED_REJECTS = {
-    ("orders_a.parquet", 31): "superseded", ("orders_a.parquet", 32): "invalid", ("orders_a.parquet", 33): "invalid",
-    ("orders_a.parquet", 35): "duplicate", ("orders_a.parquet", 36): "invalid",
-    ("orders_b.parquet", 12): "invalid", ("orders_b.parquet", 13): "invalid",
+    ("orders_a.parquet", 31): "superseded",
+    ("orders_a.parquet", 32): "invalid",
+    ("orders_a.parquet", 33): "invalid",
+    ("orders_a.parquet", 35): "duplicate",
+    ("orders_a.parquet", 36): "invalid",
+    ("orders_b.parquet", 12): "invalid",
+    ("orders_b.parquet", 13): "invalid",
 }
 
 
 def write_orders(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    schema = {"order_id": pl.String, "customer_id": pl.String, "ordered_at": pl.Datetime("us"),
-              "net_revenue": pl.Float64, "status": pl.String, "email": pl.String}
+    schema = {
+        "order_id": pl.String,
+        "customer_id": pl.String,
+        "ordered_at": pl.Datetime("us"),
+        "net_revenue": pl.Float64,
+        "status": pl.String,
+        "email": pl.String,
+    }
     for name, rows in (("orders_a.parquet", ROWS_A), ("orders_b.parquet", ROWS_B)):
         pl.DataFrame(rows, schema=schema, orient="row").write_parquet(directory / name)
     return directory
@@ -67,8 +89,10 @@ def load(con, directory: Path, window: src.Window = WINDOW, chunk_days: int | No
 
 
 def state(con) -> tuple[list, list]:
-    return (con.execute("select * exclude (loaded_at, load_id) from raw.orders order by all").fetchall(),
-            con.execute("select * exclude (rejected_at) from raw.rejected_orders order by all").fetchall())
+    return (
+        con.execute("select * exclude (loaded_at, load_id) from raw.orders order by all").fetchall(),
+        con.execute("select * exclude (rejected_at) from raw.rejected_orders order by all").fetchall(),
+    )
 
 
 def kinds(summary: raw_layer.LoadSummary) -> Counter:
@@ -113,10 +137,18 @@ def test_chunked_load_matches_one_piece_load(tmp_path, raw_dir, monkeypatch):
 def test_staged_swap_keeps_constraints_and_leaves_no_loading_table(tmp_path, raw_dir):
     with wh.connect(tmp_path / "w.duckdb") as con:
         load(con, raw_dir)
-        nullable = dict(con.execute("select column_name, is_nullable from information_schema.columns "
-                                    "where table_schema = 'raw' and table_name = 'orders'").fetchall())
-        tables = {r[0] for r in con.execute("select table_name from information_schema.tables "
-                                            "where table_schema = 'raw'").fetchall()}
+        nullable = dict(
+            con.execute(
+                "select column_name, is_nullable from information_schema.columns "
+                "where table_schema = 'raw' and table_name = 'orders'"
+            ).fetchall()
+        )
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw'"
+            ).fetchall()
+        }
     for column in ("order_id", "customer_id", "ordered_at", "order_date", "net_revenue"):
         assert nullable[column] == "NO", column
     assert nullable["status"] == "YES"
@@ -167,8 +199,13 @@ def test_crash_during_a_staged_load_leaves_the_raw_tables_as_they_were(tmp_path,
 def test_csv_over_the_reread_limit_is_loaded_in_one_piece(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "orders_1.csv").write_text("order_id,customer_id,ordered_at,net_revenue\n" + "\n".join([
-        "K1,C1,2025-01-02,10", "K2,C2,2025-02-20,20", "K3,C3,,5", "K4,C1,2025-01-25,-1", "K1,C1,2025-02-25,11"]) + "\n")
+    (raw / "orders_1.csv").write_text(
+        "order_id,customer_id,ordered_at,net_revenue\n"
+        + "\n".join(
+            ["K1,C1,2025-01-02,10", "K2,C2,2025-02-20,20", "K3,C3,,5", "K4,C1,2025-01-25,-1", "K1,C1,2025-02-25,11"]
+        )
+        + "\n"
+    )
     staged_args = []
     real_replace = wh.replace_window
     monkeypatch.setattr(wh, "replace_window", lambda *a, **k: staged_args.append(k["staged"]) or real_replace(*a, **k))

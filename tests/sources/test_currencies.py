@@ -8,13 +8,14 @@ from datetime import date
 
 import duckdb
 import pytest
-
 from pipeline_runner import TEST_HASH_KEY
+
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources import files as src
 
-WINDOW = src.Window(start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31),
-                    first_partition=date(2025, 1, 1))
+WINDOW = src.Window(
+    start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31), first_partition=date(2025, 1, 1)
+)
 TODAY = date(2025, 4, 2)
 ORDERS = """order_id,customer_id,ordered_at,net_revenue,currency,discount_amount,refunded_amount,refunded_at,cost
 E1,C1,2025-01-10,100.00,EUR,10,0,,40
@@ -35,15 +36,27 @@ def _load(tmp_path, orders=ORDERS, rates=RATES, reporting=None):
     if rates is not None:
         (tmp_path / "fx_rates.csv").write_text(rates)
     con = duckdb.connect()
-    summary = load_into(con, RAW_TABLES["orders"], tmp_path, WINDOW, TODAY, "files", hash_key=TEST_HASH_KEY,
-                        reporting_currency=reporting)
+    summary = load_into(
+        con,
+        RAW_TABLES["orders"],
+        tmp_path,
+        WINDOW,
+        TODAY,
+        "files",
+        hash_key=TEST_HASH_KEY,
+        reporting_currency=reporting,
+    )
     return con, summary
 
 
 def _orders(con):
-    return {r[0]: r[1:] for r in con.execute(
-        "select order_id, net_revenue, discount_amount, refunded_amount, cost, currency, fx_rate "
-        "from raw.orders order by order_id").fetchall()}
+    return {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select order_id, net_revenue, discount_amount, refunded_amount, cost, currency, fx_rate "
+            "from raw.orders order by order_id"
+        ).fetchall()
+    }
 
 
 def test_orders_in_other_currencies_are_converted_with_the_latest_rate(tmp_path):
@@ -58,8 +71,10 @@ def test_orders_in_other_currencies_are_converted_with_the_latest_rate(tmp_path)
     reasons = dict(zip(summary.rejected["source_line"], summary.rejected["reason"]))
     # P3 is dated 2024-12-31, before WINDOW's first partition: rejected for that, not for its rate
     assert "before the first partition" in reasons[7]
-    assert reasons[8] == ("no exchange rate for USD on or before 2025-02-01 in fx_rates* files (reporting currency "
-                          "EUR): add the rate, or set CLV_REPORTING_CURRENCY")
+    assert reasons[8] == (
+        "no exchange rate for USD on or before 2025-02-01 in fx_rates* files (reporting currency "
+        "EUR): add the rate, or set CLV_REPORTING_CURRENCY"
+    )
     assert "U1" not in orders
     # the marts' one currency, as the CLI summary and the report state it
     assert con.execute("select currency from raw.reporting_currency").fetchall() == [("EUR",)]
@@ -76,13 +91,17 @@ def test_a_configured_reporting_currency_converts_the_others(tmp_path):
 
 
 def test_without_rates_a_minority_currency_is_quarantined_not_summed(tmp_path):
-    orders = "order_id,customer_id,ordered_at,net_revenue,currency\n" + "".join(
-        f"E{i},C{i},2025-02-0{i},10,EUR\n" for i in range(1, 10)) + "P1,C1,2025-02-03,400,PLN\n"
+    orders = (
+        "order_id,customer_id,ordered_at,net_revenue,currency\n"
+        + "".join(f"E{i},C{i},2025-02-0{i},10,EUR\n" for i in range(1, 10))
+        + "P1,C1,2025-02-03,400,PLN\n"
+    )
     con, summary = _load(tmp_path, orders=orders, rates=None)
     assert sorted(_orders(con)) == [f"E{i}" for i in range(1, 10)]
     assert summary.rejected["reason"].to_list() == [
         "no exchange rate for PLN on or before 2025-02-03 in fx_rates* files (reporting currency EUR): add the "
-        "rate, or set CLV_REPORTING_CURRENCY"]
+        "rate, or set CLV_REPORTING_CURRENCY"
+    ]
 
 
 def test_a_bad_rate_stops_the_load_with_file_and_line(tmp_path):

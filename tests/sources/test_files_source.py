@@ -4,18 +4,15 @@ two end-to-end runs of `clv run --source files` (good + bad rows; a file that is
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from pipeline_runner import run_clv  # noqa: E402
 
 from pipelines.sources import files as src
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
-
-
-from pipeline_runner import run_clv  # noqa: E402
-
 
 HEADER = "order_id,customer_id,ordered_at,net_revenue,discount_amount,refunded_amount"
 TODAY = date(2025, 3, 5)
@@ -53,15 +50,17 @@ def test_good_csv_loads_every_row(tmp_path):
 
 def test_good_parquet_loads_every_row(tmp_path):
     n = 40
-    frame = pl.DataFrame({
-        "order_id": [f"P{i}" for i in range(n)],
-        "customer_id": [f"C{i % 5}" for i in range(n)],
-        "ordered_at": [datetime(2025, 2, 1, 12) + timedelta(hours=7 * i) for i in range(n)],
-        "net_revenue": [5.0 + i for i in range(n)],
-        "refunded_amount": [0.0] * n,
-        "cost": [1.0] * n,
-        "status": ["completed"] * n,
-    })
+    frame = pl.DataFrame(
+        {
+            "order_id": [f"P{i}" for i in range(n)],
+            "customer_id": [f"C{i % 5}" for i in range(n)],
+            "ordered_at": [datetime(2025, 2, 1, 12) + timedelta(hours=7 * i) for i in range(n)],
+            "net_revenue": [5.0 + i for i in range(n)],
+            "refunded_amount": [0.0] * n,
+            "cost": [1.0] * n,
+            "status": ["completed"] * n,
+        }
+    )
     frame.write_parquet(tmp_path / "orders.parquet")
     result = load([tmp_path / "orders.parquet"])
     assert result.rejected.height == 0
@@ -95,7 +94,9 @@ BAD_ROWS = [  # (line, words the reason must contain)
 
 @pytest.mark.parametrize(("row", "words"), BAD_ROWS, ids=[r[0].split(",")[0].strip() or "blank_id" for r in BAD_ROWS])
 def test_bad_row_is_rejected_with_file_line_and_reason(tmp_path, row, words):
-    path = write_csv(tmp_path / "orders_2025.csv", [GOOD, "G2,C2,2025-03-02,20.00,0,0", row, "G3,C3,2025-03-03,30.00,0,0"])
+    path = write_csv(
+        tmp_path / "orders_2025.csv", [GOOD, "G2,C2,2025-03-02,20.00,0,0", row, "G3,C3,2025-03-03,30.00,0,0"]
+    )
     result = load([path])
     assert sorted(result.valid["order_id"].to_list()) == ["G1", "G2", "G3"]
     assert result.rejected.height == 1, result.rejected
@@ -111,12 +112,14 @@ def test_bad_row_is_rejected_with_file_line_and_reason(tmp_path, row, words):
 
 
 def test_bad_parquet_rows_are_rejected_with_row_numbers(tmp_path):
-    frame = pl.DataFrame({
-        "order_id": ["P1", None, "P3", "P4", "P5", "P6", "P7"],
-        "customer_id": ["C1", "C1", "C1", "C1", "C1", " ", "C1"],
-        "ordered_at": [datetime(2025, 3, 1, 10, tzinfo=timezone.utc)] * 6 + [datetime(1899, 1, 1, tzinfo=timezone.utc)],
-        "net_revenue": [10.0, 10.0, float("nan"), -1.0, float("inf"), 5.0, 5.0],
-    })
+    frame = pl.DataFrame(
+        {
+            "order_id": ["P1", None, "P3", "P4", "P5", "P6", "P7"],
+            "customer_id": ["C1", "C1", "C1", "C1", "C1", " ", "C1"],
+            "ordered_at": [datetime(2025, 3, 1, 10, tzinfo=UTC)] * 6 + [datetime(1899, 1, 1, tzinfo=UTC)],
+            "net_revenue": [10.0, 10.0, float("nan"), -1.0, float("inf"), 5.0, 5.0],
+        }
+    )
     frame.write_parquet(tmp_path / "orders_p.parquet")
     result = load([tmp_path / "orders_p.parquet"])
     assert result.valid["order_id"].to_list() == ["P1"]
@@ -199,8 +202,14 @@ def _empty(path: Path) -> Path:
 
 
 def _corrupt_parquet(path: Path) -> Path:
-    pl.DataFrame({"order_id": ["a"] * 100, "customer_id": ["c"] * 100, "ordered_at": ["2025-03-01"] * 100,
-                  "net_revenue": [1.0] * 100}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "order_id": ["a"] * 100,
+            "customer_id": ["c"] * 100,
+            "ordered_at": ["2025-03-01"] * 100,
+            "net_revenue": [1.0] * 100,
+        }
+    ).write_parquet(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
@@ -211,12 +220,16 @@ def _wrong_columns(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("name", "make", "words"), [
-    ("orders_x.csv", _garbage, []),
-    ("orders_empty.csv", _empty, []),
-    ("orders_broken.parquet", _corrupt_parquet, ["Parquet"]),
-    ("orders_export.csv", _wrong_columns, ["missing required column", "order_id", "net_revenue"]),
-], ids=["binary_garbage", "empty", "corrupt_parquet", "missing_columns"])
+@pytest.mark.parametrize(
+    ("name", "make", "words"),
+    [
+        ("orders_x.csv", _garbage, []),
+        ("orders_empty.csv", _empty, []),
+        ("orders_broken.parquet", _corrupt_parquet, ["Parquet"]),
+        ("orders_export.csv", _wrong_columns, ["missing required column", "order_id", "net_revenue"]),
+    ],
+    ids=["binary_garbage", "empty", "corrupt_parquet", "missing_columns"],
+)
 def test_file_that_is_not_a_table_raises_naming_the_file(tmp_path, name, make, words):
     good = write_csv(tmp_path / "orders_a.csv", [GOOD])
     bad = make(tmp_path / name)
@@ -237,8 +250,14 @@ def test_header_only_csv_is_an_empty_table(tmp_path):
 
 
 def test_empty_parquet_with_the_columns_loads_zero_rows(tmp_path):
-    pl.DataFrame(schema={"order_id": pl.String, "customer_id": pl.String, "ordered_at": pl.Datetime("us"),
-                         "net_revenue": pl.Float64}).write_parquet(tmp_path / "orders_none.parquet")
+    pl.DataFrame(
+        schema={
+            "order_id": pl.String,
+            "customer_id": pl.String,
+            "ordered_at": pl.Datetime("us"),
+            "net_revenue": pl.Float64,
+        }
+    ).write_parquet(tmp_path / "orders_none.parquet")
     result = load([write_csv(tmp_path / "orders_a.csv", [GOOD]), tmp_path / "orders_none.parquet"])
     assert result.valid["order_id"].to_list() == ["G1"]
 
@@ -275,7 +294,8 @@ def test_iso_timestamps_parse_to_utc(tmp_path):
 def test_timezone_aware_parquet_timestamps_become_utc(tmp_path):
     local = datetime(2025, 3, 1, 23, 30)
     pl.DataFrame({"order_id": ["Z1"], "customer_id": ["C1"], "ordered_at": [local], "net_revenue": [1.0]}).with_columns(
-        pl.col("ordered_at").dt.replace_time_zone("America/New_York")).write_parquet(tmp_path / "orders.parquet")
+        pl.col("ordered_at").dt.replace_time_zone("America/New_York")
+    ).write_parquet(tmp_path / "orders.parquet")
     result = load([tmp_path / "orders.parquet"])
     assert result.valid["ordered_at"].to_list() == [datetime(2025, 3, 2, 4, 30)]
     assert result.valid["order_date"].to_list() == [date(2025, 3, 2)]
@@ -283,13 +303,13 @@ def test_timezone_aware_parquet_timestamps_become_utc(tmp_path):
 
 def test_rows_outside_the_window_are_not_valid_but_undated_rejects_are_kept(tmp_path):
     lines = [
-        "W1,C1,2025-01-31,1,0,0",   # before the window
-        "W2,C1,2025-02-01,2,0,0",   # first day
+        "W1,C1,2025-01-31,1,0,0",  # before the window
+        "W2,C1,2025-02-01,2,0,0",  # first day
         "W3,C1,2025-02-14 23:59:59,3,0,0",
-        "W4,C1,2025-02-15,4,0,0",   # last day
-        "W5,C1,2025-02-16,5,0,0",   # after the window
-        "W6,C1,garbage,6,0,0",      # invalid, undated: belongs to no window, must be returned
-        "W7,C1,,7,0,0",             # missing date
+        "W4,C1,2025-02-15,4,0,0",  # last day
+        "W5,C1,2025-02-16,5,0,0",  # after the window
+        "W6,C1,garbage,6,0,0",  # invalid, undated: belongs to no window, must be returned
+        "W7,C1,,7,0,0",  # missing date
     ]
     window = src.Window(start=date(2025, 2, 1), end=date(2025, 2, 15), as_of=date(2025, 2, 15))
     result = load([write_csv(tmp_path / "orders.csv", lines)], window=window)
@@ -303,9 +323,12 @@ def test_rows_outside_the_window_are_not_valid_but_undated_rejects_are_kept(tmp_
 
 
 def test_rows_before_the_first_partition_are_rejected_not_lost(tmp_path):
-    window = src.Window(start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31),
-                        first_partition=date(2025, 1, 1))
-    result = load([write_csv(tmp_path / "orders.csv", ["E1,C1,2024-12-31,1,0,0", "E2,C1,2025-01-01,1,0,0"])], window=window)
+    window = src.Window(
+        start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31), first_partition=date(2025, 1, 1)
+    )
+    result = load(
+        [write_csv(tmp_path / "orders.csv", ["E1,C1,2024-12-31,1,0,0", "E2,C1,2025-01-01,1,0,0"])], window=window
+    )
     assert result.valid["order_id"].to_list() == ["E2"]
     assert result.rejected.height == 1
     assert "first partition" in result.rejected["reason"][0]
@@ -314,9 +337,9 @@ def test_rows_before_the_first_partition_are_rejected_not_lost(tmp_path):
 def test_refunds_after_as_of_are_not_known_yet(tmp_path):
     header = HEADER + ",refunded_at"
     lines = [
-        "R1,C1,2025-03-01,10.00,0,4.00,2025-03-10 09:00:00",   # refund on the as-of day: known
+        "R1,C1,2025-03-01,10.00,0,4.00,2025-03-10 09:00:00",  # refund on the as-of day: known
         "R2,C1,2025-03-01,10.00,0,4.00,2025-03-11T00:00:01Z",  # the day after: not known yet
-        "R3,C1,2025-03-01,10.00,0,4.00,",                      # no refund date: keep the amount
+        "R3,C1,2025-03-01,10.00,0,4.00,",  # no refund date: keep the amount
     ]
     window = src.Window(start=date(2025, 3, 1), end=date(2025, 3, 10), as_of=date(2025, 3, 10))
     result = load([write_csv(tmp_path / "orders.csv", lines, header=header)], window=window, today=date(2025, 3, 20))
@@ -330,8 +353,15 @@ def test_refunds_after_as_of_are_not_known_yet(tmp_path):
 
 def test_optional_blank_amounts_are_zero_and_text_is_normalised(tmp_path):
     header = "order_id,customer_id,ordered_at,net_revenue,discount_amount,refunded_amount,channel,status,email"
-    result = load([write_csv(tmp_path / "orders.csv", [" N1 , C1 ,2025-03-01, 12.5 ,,, Paid_Search ,CANCELLED,A@B.com"],
-                             header=header)])
+    result = load(
+        [
+            write_csv(
+                tmp_path / "orders.csv",
+                [" N1 , C1 ,2025-03-01, 12.5 ,,, Paid_Search ,CANCELLED,A@B.com"],
+                header=header,
+            )
+        ]
+    )
     row = result.valid.row(0, named=True)
     assert (row["order_id"], row["customer_id"], row["net_revenue"]) == ("N1", "C1", 12.5)
     assert (row["discount_amount"], row["refunded_amount"]) == (0.0, 0.0)
@@ -340,7 +370,9 @@ def test_optional_blank_amounts_are_zero_and_text_is_normalised(tmp_path):
 
 def test_rejected_record_never_contains_the_email(tmp_path):
     header = HEADER + ",email"
-    result = load([write_csv(tmp_path / "orders.csv", ["X1,,2025-03-01,1,0,0,secret.person@example.com"], header=header)])
+    result = load(
+        [write_csv(tmp_path / "orders.csv", ["X1,,2025-03-01,1,0,0,secret.person@example.com"], header=header)]
+    )
     assert result.rejected.height == 1
     assert "secret.person" not in result.rejected["record"][0]
 
@@ -363,9 +395,16 @@ E2E_BAD = [  # rows of orders_zz_manual.csv after its good rows; (row, reason wo
 def files_shop(tmp_path_factory):
     """A synthetic shop exported as files, plus a hand-written CSV with good and bad rows."""
     raw = tmp_path_factory.mktemp("raw_files")
-    shop = generate_shop(SyntheticShopConfig(n_customers=400, start_date=E2E_START, end_date=E2E_AS_OF, seed=5, dirty_rows=0))
-    orders = shop.orders.drop("refunded_at").with_columns(  # no point-in-time refund logic in the expected counts
-        refunded_amount=pl.lit(0.0)).filter(pl.col("ordered_at").dt.date() <= E2E_AS_OF)
+    shop = generate_shop(
+        SyntheticShopConfig(n_customers=400, start_date=E2E_START, end_date=E2E_AS_OF, seed=5, dirty_rows=0)
+    )
+    orders = (
+        shop.orders.drop("refunded_at")
+        .with_columns(  # no point-in-time refund logic in the expected counts
+            refunded_amount=pl.lit(0.0)
+        )
+        .filter(pl.col("ordered_at").dt.date() <= E2E_AS_OF)
+    )
     orders.write_parquet(raw / "orders.parquet")
     shop.marketing_spend.write_parquet(raw / "marketing_spend.parquet")
     good = [f"ZG{i},C9{i:03d},2025-0{1 + i % 6}-1{i % 10}T12:00:00Z,{20 + i}.00" for i in range(12)]
@@ -378,8 +417,17 @@ def files_shop(tmp_path_factory):
 @pytest.fixture(scope="module")
 def files_run(files_shop, tmp_path_factory):
     raw, *_ = files_shop
-    return run_clv(tmp_path_factory.mktemp("files_run"), "run", "--as-of", E2E_AS_OF.isoformat(), "--source", "files",
-                   "--raw-dir", str(raw), CLV_START_DATE=E2E_START.isoformat())
+    return run_clv(
+        tmp_path_factory.mktemp("files_run"),
+        "run",
+        "--as-of",
+        E2E_AS_OF.isoformat(),
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        CLV_START_DATE=E2E_START.isoformat(),
+    )
 
 
 @pytest.mark.slow
@@ -403,9 +451,10 @@ def test_e2e_files_run_quarantines_the_bad_rows(files_shop, files_run):
     with files_run.connect() as con:
         rows = con.execute(
             "select source_file, source_line, kind, reason from raw.rejected_orders where source_table = 'orders' "
-            "order by source_line").fetchall()
+            "order by source_line"
+        ).fetchall()
     assert {(f, line) for f, line, _, _ in rows} == {("orders_zz_manual.csv", line) for line in expected_bad}
-    for source_file, line, kind, reason in rows:
+    for _source_file, line, kind, reason in rows:
         assert kind == "invalid"
         for word in expected_bad[line]:
             assert word in reason, (line, reason)
@@ -418,8 +467,18 @@ def test_e2e_files_run_fails_on_a_file_that_is_not_a_table(files_shop, tmp_path_
     good_raw, *_ = files_shop
     (raw / "orders.parquet").write_bytes((good_raw / "orders.parquet").read_bytes())
     _garbage(raw / "orders_x.csv")
-    run = run_clv(tmp_path_factory.mktemp("bad_run"), "run", "--as-of", E2E_AS_OF.isoformat(), "--source", "files",
-                  "--raw-dir", str(raw), check=False, CLV_START_DATE=E2E_START.isoformat())
+    run = run_clv(
+        tmp_path_factory.mktemp("bad_run"),
+        "run",
+        "--as-of",
+        E2E_AS_OF.isoformat(),
+        "--source",
+        "files",
+        "--raw-dir",
+        str(raw),
+        check=False,
+        CLV_START_DATE=E2E_START.isoformat(),
+    )
     assert run.returncode != 0
     last_line = run.stderr.strip().splitlines()[-1]
     assert "orders_x.csv" in last_line and "the run failed at step raw__orders" in last_line

@@ -15,15 +15,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pg_server
 import polars as pl
 import pytest
-
-import pg_server
 from pipeline_runner import PROJECT_ROOT, TEST_HASH_KEY, pipeline_env, run_clv
+
 from pipelines.data_checks import DataCheckFailed, Thresholds
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources import files as src
@@ -82,21 +82,41 @@ def sql(url: str, statement: str) -> None:
 
 def source(url: str, log=None, **specs: str | None) -> pg.PostgresSource:
     values = {"orders": None, "marketing_spend": None, "cart_events": None, **specs}
-    return pg.PostgresSource(url, {t: pg.table_spec(t, v) for t, v in values.items()},
-                             log=log if log is not None else (lambda message: None))
+    return pg.PostgresSource(
+        url, {t: pg.table_spec(t, v) for t, v in values.items()}, log=log if log is not None else (lambda message: None)
+    )
 
 
-def load_pg(con, url: str, window: src.Window = FULL, *, table: str = "orders", chunk_days: int | None = 30,
-            thresholds: Thresholds | None = None, log=None, **specs):
+def load_pg(
+    con,
+    url: str,
+    window: src.Window = FULL,
+    *,
+    table: str = "orders",
+    chunk_days: int | None = 30,
+    thresholds: Thresholds | None = None,
+    log=None,
+    **specs,
+):
     with source(url, log, **specs) as database:
-        summary = load_into(con, RAW_TABLES[table], database, window, TODAY, "postgres", chunk_days=chunk_days,
-                            hash_key=TEST_HASH_KEY, thresholds=thresholds)
+        summary = load_into(
+            con,
+            RAW_TABLES[table],
+            database,
+            window,
+            TODAY,
+            "postgres",
+            chunk_days=chunk_days,
+            hash_key=TEST_HASH_KEY,
+            thresholds=thresholds,
+        )
     return summary, database.queries
 
 
 def load_files(con, directory: Path, window: src.Window = FULL, *, table: str = "orders", chunk_days: int | None = 30):
-    return load_into(con, RAW_TABLES[table], directory, window, TODAY, "files", chunk_days=chunk_days,
-                     hash_key=TEST_HASH_KEY)
+    return load_into(
+        con, RAW_TABLES[table], directory, window, TODAY, "files", chunk_days=chunk_days, hash_key=TEST_HASH_KEY
+    )
 
 
 def shop(n_customers: int = 250, seed: int = 11):
@@ -109,9 +129,15 @@ def reads(queries: list[str]) -> list[str]:
 
 
 def table_rows(con, table: str, drop=VOLATILE) -> list[tuple]:
-    columns = [c for (c,) in con.execute(
-        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ? "
-        "order by ordinal_position", [table]).fetchall() if c not in drop]
+    columns = [
+        c
+        for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ? "
+            "order by ordinal_position",
+            [table],
+        ).fetchall()
+        if c not in drop
+    ]
     return sorted(con.execute(f"select {', '.join(columns)} from raw.{table}").fetchall(), key=repr)
 
 
@@ -119,9 +145,19 @@ def rejects(con) -> list[tuple]:
     """(table, kind, reason with the file:line it names replaced, record, event date), sorted."""
     rows = con.execute("select source_table, kind, reason, record, event_date from raw.rejected_orders").fetchall()
     # The record of a duplicate or superseded version ends with the file and line it came from
-    return sorted(((t, k, re.sub(r"(of|by) \S+:\d+$", r"\1 <row>", r),
-                    re.sub(r",[^,]+,-?\d+$", ",<row>", rec) if k != "invalid" else rec, d)
-                   for t, k, r, rec, d in rows), key=repr)
+    return sorted(
+        (
+            (
+                t,
+                k,
+                re.sub(r"(of|by) \S+:\d+$", r"\1 <row>", r),
+                re.sub(r",[^,]+,-?\d+$", ",<row>", rec) if k != "invalid" else rec,
+                d,
+            )
+            for t, k, r, rec, d in rows
+        ),
+        key=repr,
+    )
 
 
 def typed_orders() -> pl.DataFrame:
@@ -129,17 +165,23 @@ def typed_orders() -> pl.DataFrame:
     version of an order."""
     orders = shop().orders.with_columns(updated_at=pl.col("ordered_at"))
     first = orders.row(0, named=True)
-    bad = pl.DataFrame([
-        {**first, "order_id": "NEG", "net_revenue": -3.0},
-        {**first, "order_id": "NOCUST", "customer_id": None},
-        {**first, "order_id": "NODATE", "ordered_at": None},
-        {**first, "order_id": "OLD", "ordered_at": datetime(2024, 12, 31, 23, 59)},   # before the first partition
-        {**first, "order_id": "FUTURE", "ordered_at": datetime(2031, 1, 1)},          # impossible
-        {**first, "order_id": "REFUND>NET", "refunded_amount": first["net_revenue"] + 1},
-        orders.row(5, named=True),                                                    # an exact duplicate
-        {**orders.row(7, named=True), "refunded_amount": 1.0,                         # a later version
-         "updated_at": orders.row(7, named=True)["updated_at"] + timedelta(days=3)},
-    ], schema=orders.schema)
+    bad = pl.DataFrame(
+        [
+            {**first, "order_id": "NEG", "net_revenue": -3.0},
+            {**first, "order_id": "NOCUST", "customer_id": None},
+            {**first, "order_id": "NODATE", "ordered_at": None},
+            {**first, "order_id": "OLD", "ordered_at": datetime(2024, 12, 31, 23, 59)},  # before the first partition
+            {**first, "order_id": "FUTURE", "ordered_at": datetime(2031, 1, 1)},  # impossible
+            {**first, "order_id": "REFUND>NET", "refunded_amount": first["net_revenue"] + 1},
+            orders.row(5, named=True),  # an exact duplicate
+            {
+                **orders.row(7, named=True),
+                "refunded_amount": 1.0,  # a later version
+                "updated_at": orders.row(7, named=True)["updated_at"] + timedelta(days=3),
+            },
+        ],
+        schema=orders.schema,
+    )
     return pl.concat([orders, bad])
 
 
@@ -153,25 +195,31 @@ def test_urls_are_shown_and_scrubbed_without_the_password():
     assert "p%40ss" not in pg.scrub(text, url)
 
 
-@pytest.mark.parametrize("value, relation, query", [
-    (None, "orders", None),
-    ("shop.Orders", "shop.Orders", None),
-    ('"Shop"."My Orders"', '"Shop"."My Orders"', None),
-    ("select id as order_id from t;", None, "select id as order_id from t"),
-    ("WITH x as (select 1) select * from x", None, "WITH x as (select 1) select * from x"),
-])
+@pytest.mark.parametrize(
+    "value, relation, query",
+    [
+        (None, "orders", None),
+        ("shop.Orders", "shop.Orders", None),
+        ('"Shop"."My Orders"', '"Shop"."My Orders"', None),
+        ("select id as order_id from t;", None, "select id as order_id from t"),
+        ("WITH x as (select 1) select * from x", None, "WITH x as (select 1) select * from x"),
+    ],
+)
 def test_a_table_is_a_relation_or_a_query(value, relation, query):
     spec = pg.table_spec("orders", value)
     assert (spec.relation, spec.query, spec.explicit) == (relation, query, value is not None)
 
 
-@pytest.mark.parametrize("url, env, words", [
-    (None, {}, "CLV_SOURCE=postgres needs CLV_DATABASE_URL"),
-    ("mysql://u:topsecret@h/db", {}, "CLV_DATABASE_URL mysql://u@h/db: expected a postgresql:// URL"),
-    ("postgresql://u:topsecret@h:port/db", {}, "not a valid URL"),
-    ("postgresql://u:topsecret@h/db", {"CLV_PG_ORDERS": "orders; drop table x"}, "CLV_PG_ORDERS="),
-    ("postgresql://u:topsecret@h/db", {"CLV_PG_ORDERS": "none"}, "orders cannot be switched off"),
-])
+@pytest.mark.parametrize(
+    "url, env, words",
+    [
+        (None, {}, "CLV_SOURCE=postgres needs CLV_DATABASE_URL"),
+        ("mysql://u:topsecret@h/db", {}, "CLV_DATABASE_URL mysql://u@h/db: expected a postgresql:// URL"),
+        ("postgresql://u:topsecret@h:port/db", {}, "not a valid URL"),
+        ("postgresql://u:topsecret@h/db", {"CLV_PG_ORDERS": "orders; drop table x"}, "CLV_PG_ORDERS="),
+        ("postgresql://u:topsecret@h/db", {"CLV_PG_ORDERS": "none"}, "orders cannot be switched off"),
+    ],
+)
 def test_bad_settings_are_one_line_without_the_password(monkeypatch, url, env, words):
     from pipelines.settings import Settings
 
@@ -201,8 +249,9 @@ def test_full_load_equals_a_files_load_of_the_same_typed_rows(db, tmp_path):
     from_files, from_pg = duckdb.connect(), duckdb.connect()
     files_summary = load_files(from_files, tmp_path)
     pg_summary, queries = load_pg(from_pg, db)
-    assert table_rows(from_pg, "orders", VOLATILE | WHERE_ROWS_CAME_FROM) == \
-        table_rows(from_files, "orders", VOLATILE | WHERE_ROWS_CAME_FROM)
+    assert table_rows(from_pg, "orders", VOLATILE | WHERE_ROWS_CAME_FROM) == table_rows(
+        from_files, "orders", VOLATILE | WHERE_ROWS_CAME_FROM
+    )
     assert pg_summary.rows_loaded == files_summary.rows_loaded == orders.height - 6 - 2
     assert rejects(from_pg) == rejects(from_files)
     assert {kind for _, kind, *_ in rejects(from_pg)} == {"invalid", "duplicate", "superseded"}
@@ -216,19 +265,26 @@ def test_full_load_equals_a_files_load_of_the_same_text_rows_with_dirty_ones(db,
     """A table of text columns (a staging table copied from exports) is validated like the CSV itself: the same
     rejects with the same reasons and records (unparseable dates, non-numeric amounts, NaN, missing ids...)."""
     generated = shop(seed=5)
-    text = pl.concat([generated.orders.select(pl.all().cast(pl.String)),
-                      generated.dirty_orders.select(generated.orders.columns)])
+    text = pl.concat(
+        [generated.orders.select(pl.all().cast(pl.String)), generated.dirty_orders.select(generated.orders.columns)]
+    )
     text.write_csv(tmp_path / "orders.csv")
     put(db, "orders", text)
     from_files, from_pg = duckdb.connect(), duckdb.connect()
     load_files(from_files, tmp_path)
     _, queries = load_pg(from_pg, db)
-    assert table_rows(from_pg, "orders", VOLATILE | WHERE_ROWS_CAME_FROM) == \
-        table_rows(from_files, "orders", VOLATILE | WHERE_ROWS_CAME_FROM)
+    assert table_rows(from_pg, "orders", VOLATILE | WHERE_ROWS_CAME_FROM) == table_rows(
+        from_files, "orders", VOLATILE | WHERE_ROWS_CAME_FROM
+    )
     assert rejects(from_pg) == rejects(from_files)
     reasons = " | ".join(r for _, _, r, *_ in rejects(from_pg))
-    for words in ("missing order_id", "missing customer_id", "unparseable ordered_at", "non-numeric net_revenue",
-                  "negative net_revenue"):
+    for words in (
+        "missing order_id",
+        "missing customer_id",
+        "unparseable ordered_at",
+        "non-numeric net_revenue",
+        "negative net_revenue",
+    ):
         assert words in reasons
     # A text date cannot be compared as a date in the query: read once, whole (no chunks), and said so
     assert len(reads(queries)) == 1
@@ -242,11 +298,13 @@ def test_a_daily_run_reads_only_its_window_and_the_rows_its_dates_reject(db):
     load_pg(con, db)
     summary, queries = load_pg(con, db, DAY, log=said.append)
     issued = reads(queries)
-    assert len(issued) == 1 and "updated_at\" >=" not in issued[0]   # nothing changed since the full load
-    assert ("\"ordered_at\" >= timestamp '2025-03-24 00:00:00.000000' and "
-            "\"ordered_at\" < timestamp '2025-04-01 00:00:00.000000'") in issued[0]
+    assert len(issued) == 1 and 'updated_at" >=' not in issued[0]  # nothing changed since the full load
+    assert (
+        "\"ordered_at\" >= timestamp '2025-03-24 00:00:00.000000' and "
+        "\"ordered_at\" < timestamp '2025-04-01 00:00:00.000000'"
+    ) in issued[0]
     day = pl.col("ordered_at").dt.date()
-    latest = TODAY + timedelta(days=1)   # orders up to the end of tomorrow are plausible
+    latest = TODAY + timedelta(days=1)  # orders up to the end of tomorrow are plausible
     expected = orders.filter(day.is_null() | day.is_between(DAY.start, DAY.end) | (day < START) | (day > latest))
     assert summary.rows_read == expected.height < orders.height / 5
     assert any(f"read {expected.height:,} rows" in line for line in said)
@@ -254,14 +312,18 @@ def test_a_daily_run_reads_only_its_window_and_the_rows_its_dates_reject(db):
 
 def test_a_zoned_timestamp_column_is_cut_at_utc_midnight(db, tmp_path):
     """timestamptz: 2025-03-23 23:30-05:00 is 2025-03-24 04:30 UTC, so it belongs to the daily window of the 24th."""
-    rows = pl.DataFrame({
-        "order_id": ["late-evening-ny", "before-window"],
-        "customer_id": ["c1", "c2"],
-        "ordered_at": [datetime(2025, 3, 24, 4, 30, tzinfo=timezone.utc),
-                       datetime(2025, 3, 23, 23, 59, tzinfo=timezone.utc)],
-        "net_revenue": [10.0, 20.0],
-        "shipping_address": ["1 Main St", "2 Main St"],   # not in the contract: never read
-    })
+    rows = pl.DataFrame(
+        {
+            "order_id": ["late-evening-ny", "before-window"],
+            "customer_id": ["c1", "c2"],
+            "ordered_at": [
+                datetime(2025, 3, 24, 4, 30, tzinfo=UTC),
+                datetime(2025, 3, 23, 23, 59, tzinfo=UTC),
+            ],
+            "net_revenue": [10.0, 20.0],
+            "shipping_address": ["1 Main St", "2 Main St"],  # not in the contract: never read
+        }
+    )
     put(db, "orders", rows)
     con = duckdb.connect()
     load_pg(con, db, FULL)
@@ -269,7 +331,9 @@ def test_a_zoned_timestamp_column_is_cut_at_utc_midnight(db, tmp_path):
     assert summary.rows_read == 1 and "timestamptz '2025-03-24 00:00:00.000000+00'" in reads(queries)[0]
     assert not any("shipping_address" in q for q in reads(queries))
     assert con.execute("select order_id, ordered_at from raw.orders order by 1").fetchall() == [
-        ("before-window", datetime(2025, 3, 23, 23, 59)), ("late-evening-ny", datetime(2025, 3, 24, 4, 30))]
+        ("before-window", datetime(2025, 3, 23, 23, 59)),
+        ("late-evening-ny", datetime(2025, 3, 24, 4, 30)),
+    ]
 
 
 @pytest.mark.parametrize("tracked", [True, False], ids=["with updated_at", "without updated_at"])
@@ -283,8 +347,11 @@ def test_late_changes_and_deletions(db, tracked):
     put(db, "orders", orders)
     con, said = duckdb.connect(), []
     load_pg(con, db)
-    january = orders.filter((pl.col("ordered_at").dt.month() == 1) & pl.col("order_id").str.starts_with("O")
-                            & ~pl.col("order_id").is_duplicated()).sort("ordered_at")
+    january = orders.filter(
+        (pl.col("ordered_at").dt.month() == 1)
+        & pl.col("order_id").str.starts_with("O")
+        & ~pl.col("order_id").is_duplicated()
+    ).sort("ordered_at")
     refunded, deleted = january["order_id"][3], january["order_id"][4]
     touch = ", updated_at = now()" if tracked else ""
     sql(db, f"update orders set refunded_amount = 1.5, refunded_at = '2025-03-25'{touch} where order_id = '{refunded}'")
@@ -301,18 +368,19 @@ def test_late_changes_and_deletions(db, tracked):
         assert refund == [(1.5,)] and late == 1 and summary.changed_rows == 2
         assert summary.changed_from == min(january["ordered_at"][3].date(), date(2025, 1, 20))
         assert any('"updated_at" >= timestamp' in q for q in queries)
-        assert summary.missing_kept == {}   # rows updated in a database are no export to compare with
+        assert summary.missing_kept == {}  # rows updated in a database are no export to compare with
     else:
         assert refund == [(0.0,)] and late == 0 and summary.changed_rows == 0
         assert any("no updated_at" in line and "clv run" in line for line in said)
-    assert kept == 1   # a daily run cannot see that an order outside its window was deleted
+    assert kept == 1  # a daily run cannot see that an order outside its window was deleted
 
     summary, _ = load_pg(con, db, FULL)
     assert con.execute("select refunded_amount from raw.orders where order_id = ?", [refunded]).fetchall() == [(1.5,)]
     assert con.execute("select count(*) from raw.orders where order_id = 'LATE'").fetchall() == [(1,)]
     assert summary.deleted == 1
     assert con.execute("select order_id, source_file from raw.deleted_orders").fetchall() == [
-        (deleted, "postgres:orders")]
+        (deleted, "postgres:orders")
+    ]
 
 
 def test_reruns_are_idempotent(db):
@@ -342,15 +410,21 @@ def test_marketing_spend_and_cart_events_are_optional_relations(db):
     assert spend.files == [] and spend.rows_loaded == 0
     assert any("no relation marketing_spend" in line for line in said)
     put(db, "marketing_spend", generated.marketing_spend)
-    put(db, "cart_events", generated.cart_events.with_columns(event_type=pl.when(pl.int_range(pl.len()) == 0)
-                                                              .then(pl.lit("wishlist")).otherwise("event_type")))
+    put(
+        db,
+        "cart_events",
+        generated.cart_events.with_columns(
+            event_type=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("wishlist")).otherwise("event_type")
+        ),
+    )
     spend, _ = load_pg(con, db, table="marketing_spend")
     carts, _ = load_pg(con, db, table="cart_events")
     in_window = pl.col("date").is_between(START, END)
     assert spend.rows_loaded == generated.marketing_spend.filter(in_window).height > 0
     assert carts.rows_loaded == generated.cart_events.filter(pl.col("event_at").dt.date() <= END).height - 1
     assert carts.rejected["reason"].to_list() == [
-        "unknown event_type 'wishlist' (expected add_to_cart or checkout_started)"]
+        "unknown event_type 'wishlist' (expected add_to_cart or checkout_started)"
+    ]
     assert carts.rejected["source_file"].to_list() == ["postgres:cart_events"]
     off, _ = load_pg(con, db, table="cart_events", cart_events="none")
     assert off.files == []
@@ -361,19 +435,26 @@ def test_marketing_spend_and_cart_events_are_optional_relations(db):
 def test_a_query_can_map_the_shops_own_columns(db):
     """CLV_PG_ORDERS as a query: the shop's column names and types (money, a numeric id, an enum) are mapped in
     SQL; the date window is still pushed down (around the query)."""
-    sql(db, """create type order_state as enum ('paid', 'cancelled');
+    sql(
+        db,
+        """create type order_state as enum ('paid', 'cancelled');
                create table shop_orders (id numeric(20, 0) primary key, buyer text, placed timestamp,
                                          total money, state order_state, secret_note text);
                insert into shop_orders values (1001, 'b1', '2025-03-25 10:00', '12.50', 'paid', 'x'),
                                               (1002, 'b2', '2025-01-05 10:00', '7.25', 'cancelled', 'y'),
-                                              (1003, 'b3', 'infinity', '1.00', 'paid', 'z')""")
-    query = ("select id as order_id, buyer as customer_id, placed as ordered_at, total as net_revenue, "
-             "state as status from shop_orders")
+                                              (1003, 'b3', 'infinity', '1.00', 'paid', 'z')""",
+    )
+    query = (
+        "select id as order_id, buyer as customer_id, placed as ordered_at, total as net_revenue, "
+        "state as status from shop_orders"
+    )
     con = duckdb.connect()
     summary, queries = load_pg(con, db, orders=query)
     assert con.execute("select order_id, net_revenue, status from raw.orders order by 1").fetchall() == [
-        ("1001", 12.5, "paid"), ("1002", 7.25, "cancelled")]
-    assert [r for r in summary.rejected["reason"]] == ["missing ordered_at"]   # 'infinity' cannot be a date
+        ("1001", 12.5, "paid"),
+        ("1002", 7.25, "cancelled"),
+    ]
+    assert [r for r in summary.rejected["reason"]] == ["missing ordered_at"]  # 'infinity' cannot be a date
     summary, queries = load_pg(con, db, DAY, orders=query)
     assert summary.rows_read == 2 and "from (select id as order_id" in reads(queries)[0]
 
@@ -403,8 +484,14 @@ def test_a_missing_column_or_relation_is_one_line_naming_it(db):
 
 # ---------------------------------------------------------------- the CLI
 def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120, env=pipeline_env(tmp_path / "data", **env))
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=pipeline_env(tmp_path / "data", **env),
+    )
 
 
 def _closed_port() -> int:
@@ -415,14 +502,20 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("case, words", [
-    ("unreachable", "cannot connect to postgresql://clv@127.0.0.1:{port}/shop: connection to server at "
-                    '"127.0.0.1", port {port} failed: Connection refused'),
-    ("wrong password", 'password authentication failed for user "clv"'),
-    ("no database", 'database "nowhere" does not exist'),
-    ("missing relation", "postgres:orders: relation shop.orders does not exist"),
-    ("missing column", "postgres:orders: missing required column(s) net_revenue"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        (
+            "unreachable",
+            "cannot connect to postgresql://clv@127.0.0.1:{port}/shop: connection to server at "
+            '"127.0.0.1", port {port} failed: Connection refused',
+        ),
+        ("wrong password", 'password authentication failed for user "clv"'),
+        ("no database", 'database "nowhere" does not exist'),
+        ("missing relation", "postgres:orders: relation shop.orders does not exist"),
+        ("missing column", "postgres:orders: missing required column(s) net_revenue"),
+    ],
+)
 def test_clv_says_a_database_problem_in_one_line_with_exit_code_2(server, tmp_path, case, words):
     port = _closed_port() if case == "unreachable" else server.port
     password = "wrong-" + pg_server.PASSWORD if case == "wrong password" else pg_server.PASSWORD
@@ -461,12 +554,17 @@ def test_clv_run_from_postgres_end_to_end_without_the_password_anywhere(server, 
         assert con.execute("select distinct source from raw.load_log").fetchall() == [("postgres",)]
         assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] > 0
 
-    target = orders.filter((pl.col("ordered_at").dt.month() == 2) & (pl.col("refunded_amount") == 0)
-                           & (pl.col("status") == "completed"))["order_id"][0]
-    sql(url, f"update orders set refunded_amount = 2.0, refunded_at = '2025-06-30', updated_at = now() "
-             f"where order_id = '{target}'")
-    second = run_clv(data, "backfill", "--source", "postgres", "--start", end.isoformat(), "--end", end.isoformat(),
-                     **env)
+    target = orders.filter(
+        (pl.col("ordered_at").dt.month() == 2) & (pl.col("refunded_amount") == 0) & (pl.col("status") == "completed")
+    )["order_id"][0]
+    sql(
+        url,
+        f"update orders set refunded_amount = 2.0, refunded_at = '2025-06-30', updated_at = now() "
+        f"where order_id = '{target}'",
+    )
+    second = run_clv(
+        data, "backfill", "--source", "postgres", "--start", end.isoformat(), "--end", end.isoformat(), **env
+    )
     with second.connect() as con:
         refunded = con.execute("select refunded_amount from marts.fct_orders where order_id = ?", [target]).fetchall()
         assert refunded == [(2.0,)]
@@ -498,16 +596,25 @@ def test_dagster_events_and_metadata_never_hold_the_password(db, tmp_path, monke
     from pipelines.run_window import LOAD_START_TAG
 
     put(db, "orders", typed_orders())
-    for name, value in {"CLV_SOURCE": "postgres", "CLV_DATABASE_URL": db, "CLV_DATA_DIR": str(tmp_path / "data"),
-                        "CLV_START_DATE": START.isoformat(), "CLV_AS_OF": END.isoformat()}.items():
+    for name, value in {
+        "CLV_SOURCE": "postgres",
+        "CLV_DATABASE_URL": db,
+        "CLV_DATA_DIR": str(tmp_path / "data"),
+        "CLV_START_DATE": START.isoformat(),
+        "CLV_AS_OF": END.isoformat(),
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("CLV_WAREHOUSE", *pg.SPEC_ENV.values()):
         monkeypatch.delenv(name, raising=False)
 
     def materialize():
-        return dg.materialize([raw_orders, raw_marketing_spend, raw_cart_events], partition_key=END.isoformat(),
-                              resources={"warehouse": WarehouseResource(hold_run_lock=False)},
-                              tags={LOAD_START_TAG: START.isoformat()}, raise_on_error=False)
+        return dg.materialize(
+            [raw_orders, raw_marketing_spend, raw_cart_events],
+            partition_key=END.isoformat(),
+            resources={"warehouse": WarehouseResource(hold_run_lock=False)},
+            tags={LOAD_START_TAG: START.isoformat()},
+            raise_on_error=False,
+        )
 
     ok = materialize()
     assert ok.success
@@ -526,8 +633,14 @@ def test_history_starts_at_the_first_plausible_order(db):
     like a CSV); implausible dates (before 1900, in the future) do not count."""
     from pipelines.settings import Settings
 
-    typed = pl.DataFrame({"order_id": ["a", "b", "c"], "customer_id": ["c"] * 3, "net_revenue": [1.0] * 3,
-                          "ordered_at": [datetime(1899, 12, 31), datetime(2024, 5, 6, 7), datetime(2025, 1, 1)]})
+    typed = pl.DataFrame(
+        {
+            "order_id": ["a", "b", "c"],
+            "customer_id": ["c"] * 3,
+            "net_revenue": [1.0] * 3,
+            "ordered_at": [datetime(1899, 12, 31), datetime(2024, 5, 6, 7), datetime(2025, 1, 1)],
+        }
+    )
     put(db, "orders", typed)
     settings = Settings(source="postgres", database_url=db)
     assert pg.earliest_order_date(settings) == date(2024, 5, 6)

@@ -19,7 +19,9 @@ from pipelines.privacy import REDACTED, HashKey, load_key, redact
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.sources import files as src
 
-WINDOW = src.Window(start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31), first_partition=date(2025, 1, 1))
+WINDOW = src.Window(
+    start=date(2025, 1, 1), end=date(2025, 3, 31), as_of=date(2025, 3, 31), first_partition=date(2025, 1, 1)
+)
 TODAY = date(2025, 4, 2)
 KEY = HashKey(bytes(range(32)))
 STRICT = Thresholds(reject_rate=0.05, row_drop=0.5)
@@ -42,8 +44,8 @@ def text_values_with_at_sign(con) -> list[str]:
     """Every text value in every table of the database that contains an '@'."""
     found = []
     for schema, table, column in con.execute(
-            "select table_schema, table_name, column_name from information_schema.columns "
-            "where data_type = 'VARCHAR'").fetchall():
+        "select table_schema, table_name, column_name from information_schema.columns where data_type = 'VARCHAR'"
+    ).fetchall():
         hits = con.execute(f'select "{column}" from "{schema}"."{table}" where "{column}" like \'%@%\'').fetchall()
         found += [f"{schema}.{table}.{column}: {v}" for (v,) in hits]
     return found
@@ -51,18 +53,24 @@ def text_values_with_at_sign(con) -> list[str]:
 
 # ---------------------------------------------------------------- redaction
 def test_redact_hides_addresses_and_keeps_the_rest():
-    assert redact("unparseable ordered_at 'jan.kowalski+shop@poczta.example.pl'") == f"unparseable ordered_at '{REDACTED}'"
+    assert (
+        redact("unparseable ordered_at 'jan.kowalski+shop@poczta.example.pl'") == f"unparseable ordered_at '{REDACTED}'"
+    )
     assert redact("O1,C1,a@b.co,12") == f"O1,C1,{REDACTED},12"
     assert redact("no address @ here, price 10@2") == "no address @ here, price 10@2"
 
 
 def test_rejected_rows_never_keep_an_address(tmp_path):
     header = "order_id,customer_id,ordered_at,net_revenue,email,billing_email"
-    path = write(tmp_path / "orders.csv", [
-        "S1,C1,shifted.person@example.com,2025-02-01,10,x@example.org",  # shifted: the address is in ordered_at
-        "S2,C1,2025-02-01,swapped@example.com,10,y@example.org",         # swapped: the address is in net_revenue
-        ",C1,2025-02-01,10,z@example.com,billing@example.com",           # unknown column billing_email
-    ], header=header)
+    path = write(
+        tmp_path / "orders.csv",
+        [
+            "S1,C1,shifted.person@example.com,2025-02-01,10,x@example.org",  # shifted: the address is in ordered_at
+            "S2,C1,2025-02-01,swapped@example.com,10,y@example.org",  # swapped: the address is in net_revenue
+            ",C1,2025-02-01,10,z@example.com,billing@example.com",  # unknown column billing_email
+        ],
+        header=header,
+    )
     result = src.load_orders([path], WINDOW, today=TODAY)
     assert result.rejected.height == 3
     for row in result.rejected.iter_rows(named=True):
@@ -76,16 +84,20 @@ def test_emails_are_stored_as_hmac_with_the_installation_key(tmp_path):
     con = duckdb.connect()
     load(tmp_path, con)
     got = dict(con.execute("select order_id, email_hmac from raw.orders").fetchall())
-    expected = {f"G{i}": hmac.new(bytes(range(32)), f"person.{i}@example.com".encode(), hashlib.sha256).hexdigest()
-                for i in range(3)}
+    expected = {
+        f"G{i}": hmac.new(bytes(range(32)), f"person.{i}@example.com".encode(), hashlib.sha256).hexdigest()
+        for i in range(3)
+    }
     assert got == expected
     assert hashlib.sha256(b"person.0@example.com").hexdigest() not in got.values()  # not the unkeyed hash
     assert text_values_with_at_sign(con) == []
 
 
 def test_a_customer_id_that_is_an_address_becomes_a_keyed_pseudonym(tmp_path):
-    write(tmp_path / "orders.csv", ["E1,Guest.One@Example.com,2025-02-01,10,", "E2,guest.one@example.com ,2025-02-03,5,",
-                                    "E3,C77,2025-02-03,5,"])
+    write(
+        tmp_path / "orders.csv",
+        ["E1,Guest.One@Example.com,2025-02-01,10,", "E2,guest.one@example.com ,2025-02-03,5,", "E3,C77,2025-02-03,5,"],
+    )
     con = duckdb.connect()
     load(tmp_path, con)
     ids = dict(con.execute("select order_id, customer_id from raw.orders").fetchall())
@@ -107,7 +119,9 @@ def test_a_rotated_key_needs_a_full_reload(tmp_path):
     write(tmp_path / "orders.csv", good_rows(5))
     con = duckdb.connect()
     load(tmp_path, con)
-    daily = src.Window(start=date(2025, 2, 1), end=date(2025, 2, 8), as_of=date(2025, 2, 8), first_partition=date(2025, 1, 1))
+    daily = src.Window(
+        start=date(2025, 2, 1), end=date(2025, 2, 8), as_of=date(2025, 2, 8), first_partition=date(2025, 1, 1)
+    )
     rotated = HashKey(b"\x07" * 32)
     with pytest.raises(src.SourceFileError, match="another e-mail hash key"):
         load_into(con, RAW_TABLES["orders"], tmp_path, daily, TODAY, "files", hash_key=rotated)
@@ -119,18 +133,27 @@ def test_a_rotated_key_needs_a_full_reload(tmp_path):
 def test_an_old_warehouse_loses_its_unkeyed_hashes(tmp_path):
     con = duckdb.connect()
     con.execute("create schema raw")
-    con.execute("create table raw.orders (order_id varchar, order_date date, email_sha256 varchar, source_file varchar)")
+    con.execute(
+        "create table raw.orders (order_id varchar, order_date date, email_sha256 varchar, source_file varchar)"
+    )
     con.execute("insert into raw.orders values ('X', '2025-01-01', sha256('a@b.com'), 'orders_10.csv')")
     wh.ensure_raw_schema(con)
-    columns = [r[0] for r in con.execute("select column_name from information_schema.columns where table_name = 'orders'").fetchall()]
+    columns = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'orders'"
+        ).fetchall()
+    ]
     assert "email_sha256" not in columns and "email_hmac" in columns
     assert con.execute("select source_sort_key from raw.orders").fetchone()[0] == src.natural_key("orders_10.csv")
 
 
 # ---------------------------------------------------------------- blocking data checks
 def _state(con):
-    return (con.execute("select * exclude (loaded_at, load_id) from raw.orders order by order_id").fetchall(),
-            con.execute("select * exclude (rejected_at) from raw.rejected_orders order by all").fetchall())
+    return (
+        con.execute("select * exclude (loaded_at, load_id) from raw.orders order by order_id").fetchall(),
+        con.execute("select * exclude (rejected_at) from raw.rejected_orders order by all").fetchall(),
+    )
 
 
 @pytest.mark.parametrize("staged", [False, True], ids=["one transaction", "chunked build-and-swap"])
@@ -152,11 +175,16 @@ def test_a_mostly_bad_export_leaves_raw_orders_untouched(tmp_path, staged):
         load(bad, con, thresholds=STRICT, **chunks)
     message = str(failed.value)
     assert "49 of 50 rows rejected (98.0%" in message
-    assert ("unparseable ordered_at '02/02/2025 12:00' (a day/month date: declare its date_format in columns.yml, "
-            "e.g. '%d.%m.%Y %H:%M' or '%m/%d/%Y') (49 rows, e.g. line 3)") in message
+    assert (
+        "unparseable ordered_at '02/02/2025 12:00' (a day/month date: declare its date_format in columns.yml, "
+        "e.g. '%d.%m.%Y %H:%M' or '%m/%d/%Y') (49 rows, e.g. line 3)"
+    ) in message
     assert "--accept-bad-input" in message
     assert _state(con) == before
-    assert con.execute("select count(*) from information_schema.tables where table_name like '%__loading'").fetchone()[0] == 0
+    assert (
+        con.execute("select count(*) from information_schema.tables where table_name like '%__loading'").fetchone()[0]
+        == 0
+    )
     summary = load(bad, con, thresholds=STRICT, accept_bad_input=True, **chunks)  # deliberately
     assert summary.rows_loaded == 1 and summary.warnings
 

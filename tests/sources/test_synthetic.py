@@ -348,13 +348,9 @@ def _problems(row: dict, clean: dict[str, dict]) -> list[str]:
         same = (
             row["customer_id"] == c["customer_id"]
             and parsed == c["ordered_at"]
+            and all(float(row[k]) == c[k] for k in ("net_revenue", "discount_amount", "refunded_amount", "cost"))
             and all(
-                float(row[k]) == c[k]
-                for k in ("net_revenue", "discount_amount", "refunded_amount", "cost")
-            )
-            and all(
-                row[k] == c[k]
-                for k in ("currency", "discount_code", "channel", "status", "product_category", "email")
+                row[k] == c[k] for k in ("currency", "discount_code", "channel", "status", "product_category", "email")
             )
             and (
                 (row["refunded_at"] is None and c["refunded_at"] is None)

@@ -18,8 +18,14 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LOCATION = "clv_warehouse"
 JOB = "clv_pipeline"
 STARTUP_TIMEOUT_S = 90
@@ -59,16 +65,21 @@ class DagsterUI:
     def runs(self) -> list[dict]:
         """Every run, newest first: id, status, job, tags (as a dict), asset selection (user strings)."""
         results = self.graphql(RUNS_QUERY)["runsOrError"]["results"]
-        return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]},
-                 "assets": ["/".join(a["path"]) for a in (r.get("assetSelection") or [])]} for r in results]
+        return [
+            {
+                **r,
+                "tags": {t["key"]: t["value"] for t in r["tags"]},
+                "assets": ["/".join(a["path"]) for a in (r.get("assetSelection") or [])],
+            }
+            for r in results
+        ]
 
     def run(self, run_id: str) -> dict:
         return next(r for r in self.runs() if r["runId"] == run_id)
 
     def clv(self, *args: str, **popen) -> subprocess.Popen:
         """`clv <args>` against this UI's instance and warehouse (recorded: it shows in the UI)."""
-        return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT, env=self.env,
-                                **popen)
+        return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=PROJECT_ROOT, env=self.env, **popen)
 
     def wait_for_runs(self, predicate, timeout: float = RUN_TIMEOUT_S, poll: float = 3.0, what: str = "runs"):
         """Polls the run list until `predicate(runs)` returns something truthy; returns it."""
@@ -84,8 +95,9 @@ class DagsterUI:
         pytest.fail(f"{what} not reached after {timeout:.0f}s; runs: {summary}\n{self.log_tail()}")
 
 
-RUNS_QUERY = ("{ runsOrError { ... on Runs { results { runId status jobName tags { key value } "
-              "assetSelection { path } } } } }")
+RUNS_QUERY = (
+    "{ runsOrError { ... on Runs { results { runId status jobName tags { key value } assetSelection { path } } } } }"
+)
 RUN_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { __typename
     ... on Run { runId status jobName tags { key value } } } }

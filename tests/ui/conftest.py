@@ -11,9 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from _ui_support import (CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT, SMALL_SHOP_CUSTOMERS, DagsterUI,
-                         default_interrupt_signals, free_port, stop, wait_until_ready)
+from _ui_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PROJECT_ROOT,
+    SMALL_SHOP_CUSTOMERS,
+    DagsterUI,
+    default_interrupt_signals,
+    free_port,
+    stop,
+    wait_until_ready,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +41,18 @@ def dagster_ui(tmp_path_factory) -> DagsterUI:
 
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLV_", "DAGSTER_"))}
-    env.update({
-        "DAGSTER_HOME": str(home),
-        "CLV_DATA_DIR": str(data_dir),
-        "CLV_SYNTHETIC_CUSTOMERS": SMALL_SHOP_CUSTOMERS,
-        "CLV_HASH_KEY": TEST_HASH_KEY_HEX,  # no key file written into ~/.config
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        # dagster-dbt's DbtProject.prepare_if_dev() (run under `dagster dev`) looks for `dbt` on PATH, not next to
-        # the interpreter: without the venv on PATH the code location fails to load.
-        "PATH": os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
-    })
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "CLV_DATA_DIR": str(data_dir),
+            "CLV_SYNTHETIC_CUSTOMERS": SMALL_SHOP_CUSTOMERS,
+            "CLV_HASH_KEY": TEST_HASH_KEY_HEX,  # no key file written into ~/.config
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # dagster-dbt's DbtProject.prepare_if_dev() (run under `dagster dev`) looks for `dbt` on PATH, not next to
+            # the interpreter: without the venv on PATH the code location fails to load.
+            "PATH": os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
+        }
+    )
     port = free_port()
     log = root / "dagster_dev.log"
     dagster = bin_dir / "dagster"
@@ -50,11 +60,22 @@ def dagster_ui(tmp_path_factory) -> DagsterUI:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [*command, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=default_interrupt_signals,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=default_interrupt_signals,
         )
-    ui = DagsterUI(url=f"http://127.0.0.1:{port}", home=home, data_dir=data_dir, log=log, process=process,
-                   env={**env, "CLV_UI_URL": f"http://127.0.0.1:{port}"})
+    ui = DagsterUI(
+        url=f"http://127.0.0.1:{port}",
+        home=home,
+        data_dir=data_dir,
+        log=log,
+        process=process,
+        env={**env, "CLV_UI_URL": f"http://127.0.0.1:{port}"},
+    )
     try:
         wait_until_ready(ui)
         yield ui
@@ -73,8 +94,9 @@ def page(dagster_ui):
             context.set_default_timeout(30_000)
             page = context.new_page()
             # A fresh instance greets with a "Join the Dagster community" dialog: skip it whenever it shows up.
-            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                     lambda: page.get_by_role("button", name="Skip").click())
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"), lambda: page.get_by_role("button", name="Skip").click()
+            )
             yield page
         finally:
             browser.close()

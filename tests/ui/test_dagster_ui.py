@@ -13,12 +13,11 @@ import time
 
 import duckdb
 import pytest
-
 from _ui_support import JOB, LOCATION, RUN_QUERY, RUN_TIMEOUT_S, launch_job_partition, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PARTITION = "2025-06-30"           # one day of the synthetic shop; the run loads it plus the 7-day look-back
+PARTITION = "2025-06-30"  # one day of the synthetic shop; the run loads it plus the 7-day look-back
 
 
 def test_asset_graph_shows_the_assets(dagster_ui, page, tmp_path):
@@ -78,7 +77,8 @@ def test_materialise_one_partition_from_the_ui(dagster_ui, page, tmp_path):
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert status == "Success", (
         f"run {run_id} shows {status or 'no terminal status'} after {elapsed:.0f}s (API: {run['status']}); "
-        f"screenshots in {tmp_path}\n{dagster_ui.log_tail()}")
+        f"screenshots in {tmp_path}\n{dagster_ui.log_tail()}"
+    )
     assert run["status"] == "SUCCESS"
     assert run["jobName"] == JOB
     assert tags.get("dagster/partition") == PARTITION
@@ -86,8 +86,10 @@ def test_materialise_one_partition_from_the_ui(dagster_ui, page, tmp_path):
 
     # And in the warehouse: the partition plus its look-back were loaded, and the whole job ran downstream.
     with duckdb.connect(str(dagster_ui.data_dir / "warehouse.duckdb"), read_only=True) as con:
-        first, last, rows = con.execute("select window_start, window_end, rows_loaded from raw.load_log "
-                                        "where run_id = ? and asset = 'orders'", [run_id]).fetchone()
+        first, last, rows = con.execute(
+            "select window_start, window_end, rows_loaded from raw.load_log where run_id = ? and asset = 'orders'",
+            [run_id],
+        ).fetchone()
         clv_rows = con.execute("select count(*) from marts.customer_clv").fetchone()[0]
     assert rows > 0 and str(last) == PARTITION and str(first) == "2025-06-23", (first, last, rows)
     assert clv_rows > 0

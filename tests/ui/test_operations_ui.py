@@ -15,20 +15,19 @@ import re
 import signal
 import subprocess
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
-
 from _ui_support import TERMINAL, launch_job_partition, open_page, select_partitions, show_all_partitions
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FIRST = date(2024, 1, 1)
-AS_OF = date(2025, 9, 30)                                    # `clv run --as-of`: history up to here
-RANGE = (date(2025, 10, 1), date(2025, 10, 10))             # then reloaded from the asset page
-UI_PARTITION = "2025-10-05"                                  # launched from the UI behind a killed CLI run
-SWEEP_WITHIN_S = 120                                         # a dead run is marked failed within this
+AS_OF = date(2025, 9, 30)  # `clv run --as-of`: history up to here
+RANGE = (date(2025, 10, 1), date(2025, 10, 10))  # then reloaded from the asset page
+UI_PARTITION = "2025-10-05"  # launched from the UI behind a killed CLI run
+SWEEP_WITHIN_S = 120  # a dead run is marked failed within this
 
 
 def _days(first: date, last: date) -> int:
@@ -42,7 +41,8 @@ def _state(ui) -> dict:
         with duckdb.connect(str(ui.warehouse), read_only=True) as con:
             state["fct_orders"] = con.execute("select max(order_date), count(*) from marts.fct_orders").fetchone()
             state["customer_clv"] = con.execute(
-                "select max(as_of_date), count(*), sum(predicted_clv_365d) from marts.customer_clv").fetchone()
+                "select max(as_of_date), count(*), sum(predicted_clv_365d) from marts.customer_clv"
+            ).fetchone()
     snapshot = ui.data_dir / "published" / "warehouse.duckdb"
     if snapshot.exists():
         state["snapshot_mtime"] = snapshot.stat().st_mtime_ns
@@ -57,11 +57,12 @@ def _state(ui) -> dict:
 def test_partitions_tell_the_truth_after_clv_run(dagster_ui, page, tmp_path):
     from playwright.sync_api import expect
 
-    cli = dagster_ui.clv("run", "--as-of", AS_OF.isoformat(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
+    cli = dagster_ui.clv(
+        "run", "--as-of", AS_OF.isoformat(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output, _ = cli.communicate(timeout=900)
     assert cli.returncode == 0, output[-4000:]
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     loaded, missing = _days(FIRST, AS_OF), _days(AS_OF + timedelta(days=1), yesterday)
 
     open_page(page, dagster_ui, "/assets/raw/orders?view=partitions")
@@ -100,17 +101,25 @@ def test_backfill_of_raw_orders_from_its_asset_page_refreshes_everything_downstr
     # One run loads the range (raw/orders alone: what the dialog asked for) ...
     load = dagster_ui.wait_for_runs(
         lambda runs: next((r for r in new(runs) if r["assets"] == ["raw/orders"] and r["status"] in TERMINAL), None),
-        what="the backfill's run")
+        what="the backfill's run",
+    )
     assert load["status"] == "SUCCESS", load
-    assert (load["tags"].get("dagster/asset_partition_range_start"),
-            load["tags"].get("dagster/asset_partition_range_end")) == (start.isoformat(), end.isoformat())
+    assert (
+        load["tags"].get("dagster/asset_partition_range_start"),
+        load["tags"].get("dagster/asset_partition_range_end"),
+    ) == (start.isoformat(), end.isoformat())
     # ... then the automation sensor launches ONE run of everything downstream, which refreshes it all.
     refresh = dagster_ui.wait_for_runs(
-        lambda runs: next((r for r in new(runs) if r["tags"].get("clv/trigger") == "automation"
-                           and r["status"] in TERMINAL), None), timeout=480, what="the refresh run")
+        lambda runs: next(
+            (r for r in new(runs) if r["tags"].get("clv/trigger") == "automation" and r["status"] in TERMINAL), None
+        ),
+        timeout=480,
+        what="the refresh run",
+    )
     assert refresh["status"] == "SUCCESS", f"{refresh}\n{dagster_ui.log_tail()}"
     assert {"marts/fct_orders", "marts/customer_clv", "reporting/published_marts", "reporting/report"} <= set(
-        refresh["assets"]), refresh["assets"]
+        refresh["assets"]
+    ), refresh["assets"]
     assert "raw/orders" not in refresh["assets"]
     time.sleep(35)  # one more tick of the sensor: nothing else is launched
     assert len(new(dagster_ui.runs())) == 2, [(r["status"], r["assets"][:3]) for r in new(dagster_ui.runs())]
@@ -152,13 +161,32 @@ def test_a_killed_cli_run_does_not_block_a_run_launched_from_the_ui(dagster_ui, 
     known = {r["runId"] for r in dagster_ui.runs()}
     console = tmp_path / "killed_cli.log"
     with open(console, "w") as out:
-        victim = dagster_ui.clv("backfill", "--start", "2025-10-02", "--end", "2025-10-03", stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        victim = dagster_ui.clv(
+            "backfill",
+            "--start",
+            "2025-10-02",
+            "--end",
+            "2025-10-03",
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         killed = dagster_ui.wait_for_runs(
-            lambda runs: next((r for r in runs if r["runId"] not in known and r["status"] == "STARTED"
-                               and r["tags"].get("clv/owner_pid") == str(victim.pid)), None),
-            timeout=180, poll=0.5, what="the CLI run started")
+            lambda runs: next(
+                (
+                    r
+                    for r in runs
+                    if r["runId"] not in known
+                    and r["status"] == "STARTED"
+                    and r["tags"].get("clv/owner_pid") == str(victim.pid)
+                ),
+                None,
+            ),
+            timeout=180,
+            poll=0.5,
+            what="the CLI run started",
+        )
         time.sleep(2)
     finally:
         os.killpg(victim.pid, signal.SIGKILL)  # kill -9: the CLI and its dbt child, mid-way
@@ -168,16 +196,27 @@ def test_a_killed_cli_run_does_not_block_a_run_launched_from_the_ui(dagster_ui, 
 
     launch_job_partition(page, dagster_ui, UI_PARTITION, screenshot=tmp_path / "launch_behind_dead_run.png")
     queued = dagster_ui.wait_for_runs(
-        lambda runs: next((r for r in runs if r["runId"] not in known | {killed["runId"]}
-                           and r["tags"].get("dagster/from_ui") == "true"), None), what="the UI's run")
+        lambda runs: next(
+            (
+                r
+                for r in runs
+                if r["runId"] not in known | {killed["runId"]} and r["tags"].get("dagster/from_ui") == "true"
+            ),
+            None,
+        ),
+        what="the UI's run",
+    )
     failed = dagster_ui.wait_for_runs(
         lambda runs: next((r for r in runs if r["runId"] == killed["runId"] and r["status"] in TERMINAL), None),
-        timeout=SWEEP_WITHIN_S, what="the killed run marked failed")
+        timeout=SWEEP_WITHIN_S,
+        what="the killed run marked failed",
+    )
     assert failed["status"] == "FAILURE"
     swept_after = time.monotonic() - killed_at
     done = dagster_ui.wait_for_runs(
         lambda runs: next((r for r in runs if r["runId"] == queued["runId"] and r["status"] in TERMINAL), None),
-        what="the UI's run finished")
+        what="the UI's run finished",
+    )
     assert done["status"] == "SUCCESS", f"{done}\n{dagster_ui.log_tail()}"
     open_page(page, dagster_ui, f"/runs/{killed['runId']}")
     expect(page.get_by_text("is gone (killed or crashed)").first).to_be_visible()

@@ -20,10 +20,26 @@ import polars as pl
 
 from pipelines.sources.formats import shopify, woocommerce
 from pipelines.sources.formats.dialect import (
-    DELIMITER_NAMES, EXACT, FormatError, ReadInfo, amount_text, date_text, decode_declared, detect_delimiter,
-    encoding_note, guess_legacy_encoding, map_values)
+    DELIMITER_NAMES,
+    EXACT,
+    FormatError,
+    ReadInfo,
+    amount_text,
+    date_text,
+    decode_declared,
+    detect_delimiter,
+    encoding_note,
+    guess_legacy_encoding,
+    map_values,
+)
 from pipelines.sources.formats.mapping import (
-    MAPPING_FILE_NAMES, NO_MAPPING, FileFormat, Mapping, load_mapping, mapping_file)
+    MAPPING_FILE_NAMES,
+    NO_MAPPING,
+    FileFormat,
+    Mapping,
+    load_mapping,
+    mapping_file,
+)
 from pipelines.sources.formats.platform import Export, Platform
 
 PLATFORMS: tuple[Platform, ...] = (shopify.PLATFORM, woocommerce.PLATFORM)
@@ -32,9 +48,24 @@ PLATFORMS: tuple[Platform, ...] = (shopify.PLATFORM, woocommerce.PLATFORM)
 AMOUNT_COLUMNS = ("net_revenue", "discount_amount", "refunded_amount", "cost", "spend", "cart_value")
 DATE_COLUMNS = ("ordered_at", "refunded_at", "updated_at", "date", "event_at")
 
-__all__ = ["EXACT", "FormatError", "ReadInfo", "FileFormat", "Mapping", "NO_MAPPING", "MAPPING_FILE_NAMES", "PLATFORMS",
-           "load_mapping", "mapping_file", "recognise", "to_contract", "detect_delimiter", "decode_declared",
-           "guess_legacy_encoding", "encoding_note"]
+__all__ = [
+    "EXACT",
+    "FormatError",
+    "ReadInfo",
+    "FileFormat",
+    "Mapping",
+    "NO_MAPPING",
+    "MAPPING_FILE_NAMES",
+    "PLATFORMS",
+    "load_mapping",
+    "mapping_file",
+    "recognise",
+    "to_contract",
+    "detect_delimiter",
+    "decode_declared",
+    "guess_legacy_encoding",
+    "encoding_note",
+]
 
 
 def recognise(columns: list[str]) -> Platform | None:
@@ -43,14 +74,17 @@ def recognise(columns: list[str]) -> Platform | None:
     return next((p for p in PLATFORMS if p.signature <= names), None)
 
 
-def to_contract(frame: pl.DataFrame, file_name: str, fmt: FileFormat, read: ReadInfo, table: str,
-                table_columns: tuple[str, ...]) -> tuple[pl.DataFrame, list[str]]:
+def to_contract(
+    frame: pl.DataFrame, file_name: str, fmt: FileFormat, read: ReadInfo, table: str, table_columns: tuple[str, ...]
+) -> tuple[pl.DataFrame, list[str]]:
     """The file's frame with contract columns, and notes for the run (what was recognised or assumed)."""
     notes, name = [], os.path.basename(file_name)
     decimal = fmt.decimal or ("," if read.delimiter == ";" else ".")
     if read.delimiter == ";" and fmt.decimal is None:
-        notes.append(f"{name}: {DELIMITER_NAMES[';']}-separated, so amounts are read with a decimal comma "
-                     "(12,50); declare decimal_separator: '.' in columns.yml if they use a point")
+        notes.append(
+            f"{name}: {DELIMITER_NAMES[';']}-separated, so amounts are read with a decimal comma "
+            "(12,50); declare decimal_separator: '.' in columns.yml if they use a point"
+        )
     mapped = fmt.columns_for(table_columns)
     if mapped:
         frame = _rename(frame, mapped, table_columns, file_name, fmt)
@@ -61,23 +95,32 @@ def to_contract(frame: pl.DataFrame, file_name: str, fmt: FileFormat, read: Read
     return _normalise(frame, fmt, decimal), notes
 
 
-def _rename(frame: pl.DataFrame, mapped: dict[str, tuple[str, ...]], table_columns: tuple[str, ...],
-            file_name: str, fmt: FileFormat) -> pl.DataFrame:
+def _rename(
+    frame: pl.DataFrame,
+    mapped: dict[str, tuple[str, ...]],
+    table_columns: tuple[str, ...],
+    file_name: str,
+    fmt: FileFormat,
+) -> pl.DataFrame:
     """Only the mapped columns (and those already named as contract columns) are kept: whatever else the export
     holds (names, addresses, phone numbers) is never read."""
     names = {c.strip().lower(): c for c in frame.columns if not c.startswith("_")}
     missing = [s for s in mapped if s.strip().lower() not in names]
     if missing:
         spelled = ", ".join(f"'{s}' (to {', '.join(mapped[s])})" for s in missing)
-        raise FormatError(f"{file_name}: {fmt.source} maps {spelled} but the file has no such column; its columns: "
-                          f"{', '.join(names.values())}")
+        raise FormatError(
+            f"{file_name}: {fmt.source} maps {spelled} but the file has no such column; its columns: "
+            f"{', '.join(names.values())}"
+        )
     targets = {t: s for s, ts in mapped.items() for t in ts}
     selected = []
     for name, column in names.items():
         if name in table_columns and name not in {s.strip().lower() for s in mapped}:
             if name in targets:
-                raise FormatError(f"{file_name}: {fmt.source} maps '{targets[name]}' to {name}, but the file also has "
-                                  f"a column '{column}': map only one of them")
+                raise FormatError(
+                    f"{file_name}: {fmt.source} maps '{targets[name]}' to {name}, but the file also has "
+                    f"a column '{column}': map only one of them"
+                )
             selected.append(pl.col(column).alias(name))
     for source, contract_names in mapped.items():
         selected += [pl.col(names[source.strip().lower()]).alias(t) for t in contract_names]

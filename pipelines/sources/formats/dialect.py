@@ -17,8 +17,10 @@ import polars as pl
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab"}
 EXACT = pl.Decimal(38, 6)  # amounts as exact decimals: sub-cent digits are kept until the contract's rounding
-LEGACY_ENCODINGS = {"cp1250": "Windows-1250 (Central European)", "cp1252": "Windows-1252 (Western European, a "
-                    "superset of Latin-1)"}
+LEGACY_ENCODINGS = {
+    "cp1250": "Windows-1250 (Central European)",
+    "cp1252": "Windows-1252 (Western European, a superset of Latin-1)",
+}
 
 
 class FormatError(ValueError):
@@ -48,6 +50,7 @@ def detect_delimiter(head: bytes) -> str:
 def _byte_counts(data: bytes) -> list[int]:
     try:
         import numpy as np
+
         return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256).tolist()
     except ImportError:  # pragma: no cover - numpy comes with scipy
         counts = [0] * 256
@@ -90,8 +93,10 @@ def encoding_note(file_name: str, encoding: str, declared: bool) -> str:
     if declared:
         return f"{file_name}: read as {encoding}, as columns.yml declares"
     name = LEGACY_ENCODINGS.get(encoding, encoding)
-    return (f"{file_name}: not UTF-8 text; read as {name}. If letters look wrong, declare the file's encoding in "
-            "columns.yml (encoding: cp1250, cp1252, latin-1, ...) or save it as 'CSV UTF-8'")
+    return (
+        f"{file_name}: not UTF-8 text; read as {name}. If letters look wrong, declare the file's encoding in "
+        "columns.yml (encoding: cp1250, cp1252, latin-1, ...) or save it as 'CSV UTF-8'"
+    )
 
 
 def decode_declared(data: bytes, encoding: str) -> bytes:
@@ -100,8 +105,9 @@ def decode_declared(data: bytes, encoding: str) -> bytes:
         return data.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise FormatError(f"line {line}: byte 0x{data[exc.start]:02x} cannot be read as {encoding}, the encoding "
-                          "columns.yml declares") from None
+        raise FormatError(
+            f"line {line}: byte 0x{data[exc.start]:02x} cannot be read as {encoding}, the encoding columns.yml declares"
+        ) from None
 
 
 # ---------------------------------------------------------------- numbers
@@ -132,9 +138,13 @@ def amount_text(expr: pl.Expr, name: str, decimal: str, thousands: str | None) -
     looks_numeric = text.str.contains(r"^[+-]?[\d.,' \u00a0]*\d[\d.,' \u00a0]*$")
     separator = "decimal comma" if decimal == "," else "decimal point"
     declared = f"thousands separator '{thousands}'" if thousands else "no thousands separator"
-    problem = pl.when(~ok & looks_numeric).then(pl.format(
-        f"{name} '{{}}' is not a number with {separator} and {declared}: declare decimal_separator and "
-        "thousands_separator in columns.yml", text))
+    problem = pl.when(~ok & looks_numeric).then(
+        pl.format(
+            f"{name} '{{}}' is not a number with {separator} and {declared}: declare decimal_separator and "
+            "thousands_separator in columns.yml",
+            text,
+        )
+    )
     return pl.when(ok).then(plain).otherwise(expr.cast(pl.String)), problem.otherwise(none)
 
 
@@ -153,8 +163,9 @@ def _has_zone(fmt: str) -> bool:
     return any(z in fmt for z in ("%z", "%:z", "%#z"))
 
 
-def date_text(expr: pl.Expr, name: str, date_format: str | None, timezone: str | None,
-              source: str = "columns.yml") -> tuple[pl.Expr, pl.Expr]:
+def date_text(
+    expr: pl.Expr, name: str, date_format: str | None, timezone: str | None, source: str = "columns.yml"
+) -> tuple[pl.Expr, pl.Expr]:
     """(`expr` rewritten as an ISO timestamp text, a reason when it does not match the declared `date_format`).
 
     Without a declared format or time zone the text is left as it is (the contract's ISO parser reads it). Local
@@ -185,15 +196,18 @@ def date_text(expr: pl.Expr, name: str, date_format: str | None, timezone: str |
         converted = pl.when(timed).then(utc).otherwise(parsed)
         skipped = timed & parsed.is_not_null() & utc.is_null()
     keep_text = absolute & pl.lit(not date_format)  # an ISO value with an offset: left to the contract's parser
-    rewritten = (pl.when(keep_text).then(text).when(converted.is_not_null()).then(converted.dt.strftime(_OUT))
-                 .otherwise(text))
+    rewritten = (
+        pl.when(keep_text).then(text).when(converted.is_not_null()).then(converted.dt.strftime(_OUT)).otherwise(text)
+    )
     problem = pl.when(pl.lit(False)).then(none)
     if date_format:
-        problem = problem.when(~blank & parsed.is_null()).then(pl.format(
-            f"{name} '{{}}' does not match the date_format '{date_format}' of {source}", text))
+        problem = problem.when(~blank & parsed.is_null()).then(
+            pl.format(f"{name} '{{}}' does not match the date_format '{date_format}' of {source}", text)
+        )
     if timezone:
-        problem = problem.when(skipped).then(pl.format(
-            f"{name} '{{}}' is a local time that the clock change in {timezone} skips", text))
+        problem = problem.when(skipped).then(
+            pl.format(f"{name} '{{}}' is a local time that the clock change in {timezone} skips", text)
+        )
     return rewritten, problem.otherwise(none)
 
 

@@ -22,8 +22,16 @@ from pipelines.sources.formats.dialect import FormatError
 
 MAPPING_FILE_NAMES = ("columns.yml", "columns.yaml")
 TABLES = ("orders", "marketing_spend", "cart_events")
-OPTION_KEYS = ("columns", "delimiter", "decimal_separator", "thousands_separator", "encoding", "date_format",
-               "timezone", "status_values")
+OPTION_KEYS = (
+    "columns",
+    "delimiter",
+    "decimal_separator",
+    "thousands_separator",
+    "encoding",
+    "date_format",
+    "timezone",
+    "status_values",
+)
 DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t"}
 THOUSANDS = (".", ",", " ", "'")
 
@@ -32,8 +40,8 @@ THOUSANDS = (".", ",", " ", "'")
 class FileFormat:
     """How one file is read: the mapping's settings for it (all None: the contract's own format)."""
 
-    source: str = "columns.yml"                      # where the settings come from, for messages
-    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()   # source column -> contract column(s), in file order
+    source: str = "columns.yml"  # where the settings come from, for messages
+    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # source column -> contract column(s), in file order
     delimiter: str | None = None
     decimal: str | None = None
     thousands: str | None = None
@@ -82,8 +90,11 @@ NO_MAPPING = Mapping()
 
 
 def mapping_file(directory: Path) -> Path | None:
-    found = sorted(p for p in directory.iterdir() if p.is_file() and p.name.lower() in MAPPING_FILE_NAMES) \
-        if directory.is_dir() else []
+    found = (
+        sorted(p for p in directory.iterdir() if p.is_file() and p.name.lower() in MAPPING_FILE_NAMES)
+        if directory.is_dir()
+        else []
+    )
     if len(found) > 1:
         raise FormatError(f"{directory}: two mapping files ({', '.join(p.name for p in found)}): keep one")
     return found[0] if found else None
@@ -107,8 +118,9 @@ def load_mapping(directory: Path, contract: dict[str, tuple[str, ...]]) -> Mappi
         return Mapping(path)
     checker = _Checker(path, contract)
     if not isinstance(document, dict):
-        checker.fail("", f"must be a mapping of settings ({', '.join(OPTION_KEYS)}, files), not a "
-                         f"{type(document).__name__}")
+        checker.fail(
+            "", f"must be a mapping of settings ({', '.join(OPTION_KEYS)}, files), not a {type(document).__name__}"
+        )
     checker.keys("", document, (*OPTION_KEYS, "files"))
     defaults = checker.format("", document)
     rules = []
@@ -128,8 +140,11 @@ def load_mapping(directory: Path, contract: dict[str, tuple[str, ...]]) -> Mappi
             checker.fail(f"{where}.table", f"'{table}' is not one of {', '.join(TABLES)}")
         # A file entry's settings replace the top-level ones key by key (its columns replace theirs as a whole).
         own = checker.format(where, entry)
-        merged = replace(defaults, **{k: v for k, v in vars(own).items()
-                                      if k != "source" and v not in (None, ())}, source=f"{path.name} ({where})")
+        merged = replace(
+            defaults,
+            **{k: v for k, v in vars(own).items() if k != "source" and v not in (None, ())},
+            source=f"{path.name} ({where})",
+        )
         rules.append(FileRule(pattern.strip(), table, merged))
     return Mapping(path, replace(defaults, source=path.name), tuple(rules))
 
@@ -156,7 +171,9 @@ class _Checker:
         return str(value)
 
     def format(self, prefix: str, entry: dict) -> FileFormat:
-        at = (lambda key: f"{prefix}.{key}" if prefix else key)
+        def at(key: str) -> str:
+            return f"{prefix}.{key}" if prefix else key
+
         delimiter = self.text(at("delimiter"), entry.get("delimiter"))
         if delimiter is not None:
             delimiter = DELIMITER_WORDS.get(delimiter.lower(), delimiter)
@@ -178,8 +195,10 @@ class _Checker:
             try:
                 encoding = codecs.lookup(encoding).name
             except LookupError:
-                self.fail(at("encoding"), f"'{encoding}' is not an encoding Python knows (e.g. utf-8, cp1250, "
-                                          "cp1252, latin-1, utf-16)")
+                self.fail(
+                    at("encoding"),
+                    f"'{encoding}' is not an encoding Python knows (e.g. utf-8, cp1250, cp1252, latin-1, utf-16)",
+                )
         date_format = self.text(at("date_format"), entry.get("date_format"))
         if date_format is not None:
             self.date_format(at("date_format"), date_format)
@@ -189,9 +208,16 @@ class _Checker:
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 self.fail(at("timezone"), f"'{tz}' is not a time zone (e.g. Europe/Warsaw, UTC)")
-        return FileFormat(columns=self.columns(at("columns"), entry.get("columns")), delimiter=delimiter,
-                          decimal=decimal, thousands=thousands, encoding=encoding, date_format=date_format,
-                          timezone=tz, status_values=self.values(at("status_values"), entry.get("status_values")))
+        return FileFormat(
+            columns=self.columns(at("columns"), entry.get("columns")),
+            delimiter=delimiter,
+            decimal=decimal,
+            thousands=thousands,
+            encoding=encoding,
+            date_format=date_format,
+            timezone=tz,
+            status_values=self.values(at("status_values"), entry.get("status_values")),
+        )
 
     def date_format(self, where: str, fmt: str) -> None:
         probe = datetime(2031, 12, 28, 21, 43, 56, tzinfo=timezone(timedelta(hours=2)))

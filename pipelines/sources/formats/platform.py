@@ -3,8 +3,8 @@ per order, and the money rules (net revenue before tax and shipping, the net sha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import polars as pl
 
@@ -17,8 +17,8 @@ NONE = pl.lit(None, pl.String)
 @dataclass(frozen=True)
 class Platform:
     name: str
-    signature: frozenset[str]    # header names (lower case) that must all be present for the export to be this one
-    adapt: Callable[["Export"], tuple[pl.DataFrame, list[str]]]   # contract frame and notes
+    signature: frozenset[str]  # header names (lower case) that must all be present for the export to be this one
+    adapt: Callable[[Export], tuple[pl.DataFrame, list[str]]]  # contract frame and notes
 
 
 class Export:
@@ -44,16 +44,17 @@ class Export:
         The reason names the platform's field (`non-numeric Subtotal 'abc'`), which the shop owner can find."""
         text, problem = amount_text(pl.col(column), name, self.decimal, self.fmt.thousands)
         garbage = pl.when(text.is_not_null() & exact(text).is_null()).then(
-            pl.format(f"non-numeric {name} '{{}}'", pl.col(column)))
+            pl.format(f"non-numeric {name} '{{}}'", pl.col(column))
+        )
         return text, pl.coalesce(problem, garbage.otherwise(NONE))
 
     def timestamp(self, name: str, column: str) -> tuple[pl.Expr, pl.Expr]:
-        return date_text(join_offset(pl.col(column)), name, self.fmt.date_format, self.fmt.timezone,
-                         self.fmt.source)
+        return date_text(join_offset(pl.col(column)), name, self.fmt.date_format, self.fmt.timezone, self.fmt.source)
 
 
-def group_orders(export: Export, key: pl.Expr, order_level: dict[str, pl.Expr],
-                 first_item: dict[str, pl.Expr]) -> pl.DataFrame:
+def group_orders(
+    export: Export, key: pl.Expr, order_level: dict[str, pl.Expr], first_item: dict[str, pl.Expr]
+) -> pl.DataFrame:
     """One row per order from an export with one row per line item.
 
     `key` names the order of a row. A row with no key and none of the `order_level` fields continues the order
@@ -63,27 +64,42 @@ def group_orders(export: Export, key: pl.Expr, order_level: dict[str, pl.Expr],
     physical line and field count of its first row; a field-count problem on any other of its rows becomes the
     order's `_format_problem`, naming that line, so a shifted line item rejects the whole order."""
     frame = export.frame
-    has_order_fields = pl.any_horizontal([e.is_not_null() for e in order_level.values()]) if order_level \
-        else pl.lit(False)
+    has_order_fields = (
+        pl.any_horizontal([e.is_not_null() for e in order_level.values()]) if order_level else pl.lit(False)
+    )
     rows = frame.with_columns(_own_key=key, _has_fields=has_order_fields).with_columns(
-        _key=pl.when(pl.col("_own_key").is_null() & ~pl.col("_has_fields")).then(None)
-        .otherwise(pl.coalesce("_own_key", pl.format("line {}", "_line"))).forward_fill())
+        _key=pl.when(pl.col("_own_key").is_null() & ~pl.col("_has_fields"))
+        .then(None)
+        .otherwise(pl.coalesce("_own_key", pl.format("line {}", "_line")))
+        .forward_fill()
+    )
     rows = rows.with_columns(_key=pl.coalesce("_key", pl.format("line {}", "_line")))
     bad = pl.col("_fields") != pl.col("_expected")
     later = pl.col("_line") != pl.col("_line").first()
     grouped = rows.group_by("_key", maintain_order=True).agg(
         *[expr.drop_nulls().first().alias(name) for name, expr in {**order_level, **first_item}.items()],
-        pl.col("_line").first(), pl.col("_fields").first(), pl.col("_expected").first(),
+        pl.col("_line").first(),
+        pl.col("_fields").first(),
+        pl.col("_expected").first(),
         _items=pl.len(),
         _bad_line=pl.col("_line").filter(bad & later).first(),
         _bad_fields=pl.col("_fields").filter(bad & later).first(),
         _bad_expected=pl.col("_expected").filter(bad & later).first(),
     )
-    many = pl.when(pl.col("_bad_fields") > pl.col("_bad_expected")).then(pl.lit("too many")).otherwise(
-        pl.lit("too few"))
-    return grouped.with_columns(_format_problem=pl.when(pl.col("_bad_line").is_not_null()).then(pl.format(
-        "line {} (a line item of this order): {} fields ({} of {})", "_bad_line", many, "_bad_fields",
-        "_bad_expected"))).drop("_bad_line", "_bad_fields", "_bad_expected")
+    many = (
+        pl.when(pl.col("_bad_fields") > pl.col("_bad_expected")).then(pl.lit("too many")).otherwise(pl.lit("too few"))
+    )
+    return grouped.with_columns(
+        _format_problem=pl.when(pl.col("_bad_line").is_not_null()).then(
+            pl.format(
+                "line {} (a line item of this order): {} fields ({} of {})",
+                "_bad_line",
+                many,
+                "_bad_fields",
+                "_bad_expected",
+            )
+        )
+    ).drop("_bad_line", "_bad_fields", "_bad_expected")
 
 
 def exact(text: pl.Expr) -> pl.Expr:
@@ -103,10 +119,15 @@ def net_share_of_refund(refund: pl.Expr, net: pl.Expr, total: pl.Expr, fully_ref
     whole net revenue; a partial refund counts the net revenue's share of what was paid (refund x net / total),
     at most the net revenue, rounded half up to the cent."""
     refund_f, net_f, total_f = (e.cast(pl.Float64) for e in (refund, net, total))
-    share = (pl.when(fully_refunded).then(net_f)
-             .when(refund_f.fill_null(0) == 0).then(pl.lit(0.0))
-             .when(total_f > 0).then(pl.min_horizontal(refund_f * net_f / total_f, net_f))
-             .otherwise(refund_f))
+    share = (
+        pl.when(fully_refunded)
+        .then(net_f)
+        .when(refund_f.fill_null(0) == 0)
+        .then(pl.lit(0.0))
+        .when(total_f > 0)
+        .then(pl.min_horizontal(refund_f * net_f / total_f, net_f))
+        .otherwise(refund_f)
+    )
     return share.round(2, mode="half_away_from_zero").cast(pl.String)
 
 

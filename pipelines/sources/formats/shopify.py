@@ -6,7 +6,14 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.sources.formats.platform import (
-    Export, Platform, exact, first_problem, group_orders, money_text, net_share_of_refund)
+    Export,
+    Platform,
+    exact,
+    first_problem,
+    group_orders,
+    money_text,
+    net_share_of_refund,
+)
 
 # Orders paid through Shopify's test gateway carry its name as the payment method; the export has no test flag.
 TEST_GATEWAY = "bogus"
@@ -16,11 +23,22 @@ CENT = 0.005
 def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     t = export.text
     order_level = {
-        "name": t("name"), "id": t("id"), "email": t("email"), "financial_status": t("financial status"),
-        "created_at": t("created at"), "currency": t("currency"), "subtotal": t("subtotal"),
-        "shipping": t("shipping"), "taxes": t("taxes"), "total": t("total"), "discount_code": t("discount code"),
-        "discount_amount": t("discount amount"), "cancelled_at": t("cancelled at"),
-        "refunded_amount": t("refunded amount"), "payment_method": t("payment method"), "tags": t("tags"),
+        "name": t("name"),
+        "id": t("id"),
+        "email": t("email"),
+        "financial_status": t("financial status"),
+        "created_at": t("created at"),
+        "currency": t("currency"),
+        "subtotal": t("subtotal"),
+        "shipping": t("shipping"),
+        "taxes": t("taxes"),
+        "total": t("total"),
+        "discount_code": t("discount code"),
+        "discount_amount": t("discount amount"),
+        "cancelled_at": t("cancelled at"),
+        "refunded_amount": t("refunded amount"),
+        "payment_method": t("payment method"),
+        "tags": t("tags"),
     }
     orders = group_orders(export, pl.coalesce(t("name"), t("id")), order_level, {"vendor": t("vendor")})
 
@@ -36,17 +54,20 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     # Shopify's Subtotal is the line items after discounts, before shipping; taxes are added to it (Total =
     # Subtotal + Shipping + Taxes) unless the shop's prices include tax (Total = Subtotal + Shipping), when the
     # included tax is taken out of it. Other totals (tips, duties) leave the Subtotal as it is.
-    tax_included = ((tax > 0) & paid.is_not_null()
-                    & ((sub + ship - paid).cast(pl.Float64).abs() < CENT)
-                    & ((sub + ship + tax - paid).cast(pl.Float64).abs() >= CENT))
+    tax_included = (
+        (tax > 0)
+        & paid.is_not_null()
+        & ((sub + ship - paid).cast(pl.Float64).abs() < CENT)
+        & ((sub + ship + tax - paid).cast(pl.Float64).abs() >= CENT)
+    )
     net = pl.when(tax_included).then(sub - tax).otherwise(sub)
     financial = pl.col("financial_status").str.to_lowercase()
     tags = pl.col("tags").str.to_lowercase()
-    is_test = (pl.col("payment_method").str.to_lowercase().str.contains(TEST_GATEWAY, literal=True).fill_null(False)
-               | tags.str.contains(r"(^|,)\s*test\s*(,|$)").fill_null(False))
+    is_test = pl.col("payment_method").str.to_lowercase().str.contains(TEST_GATEWAY, literal=True).fill_null(
+        False
+    ) | tags.str.contains(r"(^|,)\s*test\s*(,|$)").fill_null(False)
     cancelled = pl.col("cancelled_at").is_not_null() | (financial == "voided").fill_null(False)
-    status = (pl.when(cancelled).then(pl.lit("cancelled")).when(is_test).then(pl.lit("test"))
-              .otherwise(financial))
+    status = pl.when(cancelled).then(pl.lit("cancelled")).when(is_test).then(pl.lit("test")).otherwise(financial)
     refund_text = net_share_of_refund(exact(refunded), net, paid, (financial == "refunded").fill_null(False))
     contract = orders.select(
         order_id=pl.coalesce("name", "id"),
@@ -60,19 +81,32 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
         refunded_amount=refund_text,
         status=status,
         product_category=pl.col("vendor"),
-        _line=pl.col("_line"), _fields=pl.col("_fields"), _expected=pl.col("_expected"),
-        _format_problem=first_problem(pl.col("_format_problem"), date_problem, subtotal_problem, shipping_problem,
-                                      taxes_problem, total_problem, discount_problem, refunded_problem),
+        _line=pl.col("_line"),
+        _fields=pl.col("_fields"),
+        _expected=pl.col("_expected"),
+        _format_problem=first_problem(
+            pl.col("_format_problem"),
+            date_problem,
+            subtotal_problem,
+            shipping_problem,
+            taxes_problem,
+            total_problem,
+            discount_problem,
+            refunded_problem,
+        ),
     )
     items = int(orders["_items"].sum()) if orders.height else 0
-    return contract, [f"{export.file_name}: a Shopify orders export: {items} line items in {orders.height} orders "
-                      "(net revenue = Subtotal, without included tax; cancelled and test orders are loaded with "
-                      "status cancelled/test and left out of the marts)"]
+    return contract, [
+        f"{export.file_name}: a Shopify orders export: {items} line items in {orders.height} orders "
+        "(net revenue = Subtotal, without included tax; cancelled and test orders are loaded with "
+        "status cancelled/test and left out of the marts)"
+    ]
 
 
 PLATFORM = Platform(
     name="Shopify",
-    signature=frozenset({"name", "email", "financial status", "created at", "subtotal", "total",
-                         "lineitem quantity", "lineitem name"}),
+    signature=frozenset(
+        {"name", "email", "financial status", "created at", "subtotal", "total", "lineitem quantity", "lineitem name"}
+    ),
     adapt=adapt,
 )

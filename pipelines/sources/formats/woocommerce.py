@@ -9,7 +9,14 @@ import polars as pl
 
 from pipelines.sources.formats.dialect import map_values
 from pipelines.sources.formats.platform import (
-    Export, Platform, exact, first_problem, group_orders, money_text, net_share_of_refund)
+    Export,
+    Platform,
+    exact,
+    first_problem,
+    group_orders,
+    money_text,
+    net_share_of_refund,
+)
 
 # Statuses of orders that are not sales (unpaid, failed, cancelled, deleted, abandoned checkouts): loaded as
 # 'cancelled', which the marts leave out. Known statuses that are sales keep their name.
@@ -28,11 +35,18 @@ def _status(raw: pl.Expr, export: Export) -> pl.Expr:
 def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     t = export.text
     order_level = {
-        "order_number": t("order number"), "order_id": t("order id"), "status": t("order status"),
-        "order_date": t("order date"), "email": t(*EMAIL_COLUMNS), "user_id": t("customer user id"),
-        "currency": t("currency", "order currency"), "subtotal": t("order subtotal amount"),
-        "cart_discount": t("cart discount amount"), "net": t("order subtotal - cart discount"),
-        "total": t("order total amount"), "refund": t("order refund amount"),
+        "order_number": t("order number"),
+        "order_id": t("order id"),
+        "status": t("order status"),
+        "order_date": t("order date"),
+        "email": t(*EMAIL_COLUMNS),
+        "user_id": t("customer user id"),
+        "currency": t("currency", "order currency"),
+        "subtotal": t("order subtotal amount"),
+        "cart_discount": t("cart discount amount"),
+        "net": t("order subtotal - cart discount"),
+        "total": t("order total amount"),
+        "refund": t("order refund amount"),
         "subtotal_refunded": t("order subtotal amount refunded"),
     }
     first_item = {"coupon": t("coupon code", "coupons used"), "category": t("category")}
@@ -43,8 +57,7 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     given_net, net_problem = export.amount("Order Subtotal - Cart Discount", "net")
     total, total_problem = export.amount("Order Total Amount", "total")
     refund, refund_problem = export.amount("Order Refund Amount", "refund")
-    subtotal_refunded, subtotal_refunded_problem = export.amount("Order Subtotal Amount Refunded",
-                                                                 "subtotal_refunded")
+    subtotal_refunded, subtotal_refunded_problem = export.amount("Order Subtotal Amount Refunded", "subtotal_refunded")
     ordered_at, date_problem = export.timestamp("Order Date", "order_date")
 
     # WooCommerce keeps line subtotals and the cart discount without tax (whether prices are entered with or without
@@ -52,9 +65,10 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     computed = exact(subtotal) - exact(discount).fill_null(0)
     net = pl.coalesce(exact(given_net), computed)
     status = _status(pl.col("status"), export)
-    refunded = pl.coalesce(exact(subtotal_refunded),
-                           net_share_of_refund(exact(refund), net, exact(total), status == "refunded").cast(
-                               pl.Decimal(38, 6))).cast(pl.String)
+    refunded = pl.coalesce(
+        exact(subtotal_refunded),
+        net_share_of_refund(exact(refund), net, exact(total), status == "refunded").cast(pl.Decimal(38, 6)),
+    ).cast(pl.String)
     user = pl.col("user_id")
     customer = pl.coalesce("email", pl.when(user.is_not_null() & (user != "0")).then(pl.format("user:{}", user)))
     contract = orders.select(
@@ -69,20 +83,34 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
         refunded_amount=refunded,
         status=status,
         product_category=pl.col("category"),
-        _line=pl.col("_line"), _fields=pl.col("_fields"), _expected=pl.col("_expected"),
-        _format_problem=first_problem(pl.col("_format_problem"), date_problem, net_problem, subtotal_problem,
-                                      discount_problem, total_problem, refund_problem, subtotal_refunded_problem),
+        _line=pl.col("_line"),
+        _fields=pl.col("_fields"),
+        _expected=pl.col("_expected"),
+        _format_problem=first_problem(
+            pl.col("_format_problem"),
+            date_problem,
+            net_problem,
+            subtotal_problem,
+            discount_problem,
+            total_problem,
+            refund_problem,
+            subtotal_refunded_problem,
+        ),
     )
-    notes = [f"{export.file_name}: a WooCommerce orders export (Advanced Order Export): {orders['_items'].sum()} "
-             f"rows in {orders.height} orders (net revenue = Order Subtotal Amount - Cart Discount Amount; "
-             "cancelled, failed, pending and trashed orders are loaded with status cancelled and left out of the "
-             "marts)"]
+    notes = [
+        f"{export.file_name}: a WooCommerce orders export (Advanced Order Export): {orders['_items'].sum()} "
+        f"rows in {orders.height} orders (net revenue = Order Subtotal Amount - Cart Discount Amount; "
+        "cancelled, failed, pending and trashed orders are loaded with status cancelled and left out of the "
+        "marts)"
+    ]
     unknown = contract.filter(~pl.col("status").is_in(list(SALES | {"cancelled"})) & pl.col("status").is_not_null())
     if unknown.height:
         counts = unknown.group_by("status").len().sort("status").iter_rows()
         seen = ", ".join(f"'{s}' ({n} orders)" for s, n in counts)
-        notes.append(f"{export.file_name}: WooCommerce statuses not recognised, loaded as sales: {seen}; name them in "
-                     "columns.yml (status_values: {Anulowane: cancelled}) if they are not")
+        notes.append(
+            f"{export.file_name}: WooCommerce statuses not recognised, loaded as sales: {seen}; name them in "
+            "columns.yml (status_values: {Anulowane: cancelled}) if they are not"
+        )
     return contract, notes
 
 
