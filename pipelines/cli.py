@@ -15,25 +15,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from pipelines import contract
 from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
-
-MART_TABLES = (
-    "fct_orders",
-    "dim_customers",
-    "cohort_retention",
-    "cohort_retention_by_channel",
-    "retention_kpis",
-    "customer_segments",
-    "windowed_ltv",
-    "ltv_drivers",
-    "customer_clv",
-    "clv_model_fit",
-    "clv_backtest",
-    "segment_clv",
-    "cac_payback",
-    "cac_payback_curve",
-    "cohort_survival",
-)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -230,7 +213,7 @@ def summary(settings: Settings) -> str:
             ).fetchall()
         }
         counts = [
-            (t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in MART_TABLES if t in existing
+            (t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in contract.MARTS if t in existing
         ]
     finally:
         con.close()

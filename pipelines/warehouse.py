@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines import contract
 from pipelines.privacy import EMAIL_PATTERN, REDACTED
 from pipelines.sources.files import natural_key
 
@@ -31,26 +32,9 @@ def sql_string(text: str | Path) -> str:
     return "'" + sql_literal_body(str(text)) + "'"
 
 
-# Columns of the loaded raw tables: also used to build a full-history load beside the live table (replace_window).
-RAW_TABLE_COLUMNS = {
-    "raw.orders": """
-        order_id varchar not null, customer_id varchar not null, ordered_at timestamp not null,
-        order_date date not null,
-        net_revenue double not null, currency varchar, discount_amount double not null, discount_code varchar,
-        refunded_amount double not null, refunded_at timestamp, cost double, channel varchar, status varchar,
-        product_category varchar, email_hmac varchar, updated_at timestamp, fx_rate double, source_file varchar,
-        source_sort_key varchar, source_line bigint, loaded_at timestamp, load_id bigint""",
-    "raw.rejected_orders": """
-        source_table varchar, source_file varchar, source_line bigint, kind varchar, reason varchar, record varchar,
-        event_date date, rejected_at timestamp""",
-    "raw.marketing_spend": """
-        date date not null, channel varchar not null, spend double not null, source_file varchar, source_line bigint,
-        loaded_at timestamp""",
-    "raw.cart_events": """
-        customer_id varchar not null, event_at timestamp not null, event_date date not null,
-        event_type varchar not null,
-        cart_value double, source_file varchar, source_line bigint, loaded_at timestamp""",
-}
+# Columns of the loaded raw tables (pipelines/contract.py): also used to build a full-history load beside the live
+# table (replace_window).
+RAW_TABLE_COLUMNS = {table.name: table.ddl_columns() for table in contract.RAW_TABLES}
 
 RAW_DDL = (
     "create schema if not exists raw;\ncreate schema if not exists marts;\n"

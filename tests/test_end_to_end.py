@@ -4,7 +4,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.cli import MART_TABLES
+from pipelines.contract import MARTS as MART_TABLES
 
 
 def test_every_mart_is_built_and_summarised(small_shop):

@@ -9,31 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.assets.clv import BACKTEST, COHORT_SURVIVAL, CUSTOMER_CLV, MODEL_FIT
-from pipelines.assets.payback import CURVE, PAYBACK
+from pipelines import contract
 from pipelines.publish import publish
 from pipelines.resources import WarehouseResource
 from pipelines.settings import DBT_PROJECT_DIR
 
-DBT_MARTS = [
-    "fct_orders",
-    "dim_customers",
-    "cohort_retention",
-    "cohort_retention_by_channel",
-    "retention_kpis",
-    "customer_segments",
-    "windowed_ltv",
-    "ltv_drivers",
-]
-ALL_MARTS = [dg.AssetKey(["marts", m]) for m in DBT_MARTS] + [
-    CUSTOMER_CLV,
-    MODEL_FIT,
-    BACKTEST,
-    dg.AssetKey(["marts", "segment_clv"]),
-    PAYBACK,
-    CURVE,
-    COHORT_SURVIVAL,
-]
+ALL_MARTS = [dg.AssetKey(["marts", name]) for name in contract.MARTS]
 PUBLISHED = dg.AssetKey(["reporting", "published_marts"])
 
 

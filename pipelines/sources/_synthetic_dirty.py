@@ -8,25 +8,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from pipelines import contract
+
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.sources.synthetic import SyntheticShopConfig
 
-ORDER_COLUMNS: tuple[str, ...] = (
-    "order_id",
-    "customer_id",
-    "ordered_at",
-    "net_revenue",
-    "currency",
-    "discount_amount",
-    "discount_code",
-    "refunded_amount",
-    "refunded_at",
-    "cost",
-    "channel",
-    "status",
-    "product_category",
-    "email",
-)
+# The columns of the synthetic orders export: the contract's input columns but updated_at.
+ORDER_COLUMNS: tuple[str, ...] = tuple(c for c in contract.ORDERS.names(input=True) if c != "updated_at")
 
 #: problems in the order they are cycled through
 DIRTY_PROBLEMS: tuple[str, ...] = (

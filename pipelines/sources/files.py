@@ -16,32 +16,15 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines import contract
 from pipelines.privacy import redact_expr
 from pipelines.sources import formats, fx
 
-ORDER_REQUIRED = ("order_id", "customer_id", "ordered_at", "net_revenue")
-ORDER_OPTIONAL = (
-    "currency",
-    "discount_amount",
-    "discount_code",
-    "refunded_amount",
-    "refunded_at",
-    "cost",
-    "channel",
-    "status",
-    "product_category",
-    "email",
-    "updated_at",
-)
-SPEND_REQUIRED = ("date", "channel", "spend")
-CART_REQUIRED = ("customer_id", "event_at", "event_type")
-CART_OPTIONAL = ("cart_value",)
+ORDER_REQUIRED, ORDER_OPTIONAL = contract.ORDERS.required, contract.ORDERS.optional
+SPEND_REQUIRED = contract.MARKETING_SPEND.required
+CART_REQUIRED, CART_OPTIONAL = contract.CART_EVENTS.required, contract.CART_EVENTS.optional
 # Every table's contract columns, by file-name prefix (columns.yml maps export columns to these).
-CONTRACT = {
-    "orders": ORDER_REQUIRED + ORDER_OPTIONAL,
-    "marketing_spend": SPEND_REQUIRED + ("currency",),
-    "cart_events": CART_REQUIRED + CART_OPTIONAL,
-}
+CONTRACT = {name: table.input_columns for name, table in contract.SOURCE_TABLES.items()}
 
 # History may start at any date (the CDNOW purchase log of this field is from 1997): only a date no shop's records
 # hold is impossible: before 1900 (placeholders such as 0001-01-01) or after tomorrow (the future).
@@ -50,38 +33,9 @@ EARLIEST_PLAUSIBLE = datetime(1900, 1, 1)
 # reject-rate check leaves these rows out).
 BEFORE_FIRST_PARTITION = "is before the first partition"
 
-REJECTED_SCHEMA = {
-    "source_table": pl.String,
-    "source_file": pl.String,
-    "source_line": pl.Int64,
-    "kind": pl.String,  # invalid | duplicate | superseded
-    "reason": pl.String,
-    "record": pl.String,
-    "event_date": pl.Date,
-}
-
-RAW_ORDERS_SCHEMA = {
-    "order_id": pl.String,
-    "customer_id": pl.String,
-    "ordered_at": pl.Datetime("us"),
-    "order_date": pl.Date,
-    "net_revenue": pl.Float64,
-    "currency": pl.String,
-    "discount_amount": pl.Float64,
-    "discount_code": pl.String,
-    "refunded_amount": pl.Float64,
-    "refunded_at": pl.Datetime("us"),
-    "cost": pl.Float64,
-    "channel": pl.String,
-    "status": pl.String,
-    "product_category": pl.String,
-    "email": pl.String,  # hashed by the warehouse writer (keyed HMAC, pipelines/privacy.py); never stored in clear
-    "updated_at": pl.Datetime("us"),  # the platform's last change of the order: the latest version wins
-    "fx_rate": pl.Float64,  # the rate that converted the amounts to the reporting currency; null: none needed
-    "source_file": pl.String,
-    "source_sort_key": pl.String,  # natural_key(source_file): later exports (orders_10 after orders_9) win
-    "source_line": pl.Int64,
-}
+REJECTED_SCHEMA = contract.REJECTED_ORDERS.schema(loaded=True)
+# The frame a load hands to the warehouse writer: the e-mail still in clear (the writer stores its keyed hash).
+RAW_ORDERS_SCHEMA = contract.ORDERS.schema(loaded=True)
 # Which version of an order wins, in the files and in the warehouse: the latest updated_at (when the export has
 # one), then the later file in natural name order, then the later line.
 VERSION_ORDER = ("updated_at", "source_sort_key", "source_line")
@@ -902,7 +856,7 @@ def load_marketing_spend(
         today,
         table="marketing_spend",
         required=SPEND_REQUIRED,
-        optional=("currency",),
+        optional=contract.MARKETING_SPEND.optional,
         date_col="date",
         columns=lambda f: {
             "channel": f.optional_text("channel").str.to_lowercase(),

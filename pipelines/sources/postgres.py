@@ -89,6 +89,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from pipelines import contract
 from pipelines.sources import files as src
 
 if TYPE_CHECKING:
@@ -101,25 +102,27 @@ class PostgresSourceError(src.SourceFileError):
 
 @dataclass(frozen=True)
 class Contract:
-    """A raw table's columns (files.py's contract) and which of them are amounts and dates."""
+    """A raw table of the contract (pipelines/contract.py) and which of its columns are amounts and dates."""
 
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
+    table: contract.Table
     date_col: str
     amounts: tuple[str, ...]
     required_input: bool = False  # orders: the run cannot do without it
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        return self.table.required
 
+    @property
+    def optional(self) -> tuple[str, ...]:
+        return self.table.optional
+
+
+AMOUNTS = ("net_revenue", "discount_amount", "refunded_amount", "cost")
 CONTRACTS = {
-    "orders": Contract(
-        src.ORDER_REQUIRED,
-        src.ORDER_OPTIONAL,
-        "ordered_at",
-        ("net_revenue", "discount_amount", "refunded_amount", "cost"),
-        required_input=True,
-    ),
-    "marketing_spend": Contract(src.SPEND_REQUIRED, ("currency",), "date", ("spend",)),
-    "cart_events": Contract(src.CART_REQUIRED, src.CART_OPTIONAL, "event_at", ("cart_value",)),
+    "orders": Contract(contract.ORDERS, "ordered_at", AMOUNTS, required_input=True),
+    "marketing_spend": Contract(contract.MARKETING_SPEND, "date", ("spend",)),
+    "cart_events": Contract(contract.CART_EVENTS, "event_at", ("cart_value",)),
 }
 # Where each table comes from: a relation name (`orders`, `shop.orders`) or a query (`select ... from ...`).
 SPEC_ENV = {"orders": "CLV_PG_ORDERS", "marketing_spend": "CLV_PG_MARKETING_SPEND", "cart_events": "CLV_PG_CART_EVENTS"}

@@ -27,6 +27,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from pipelines import contract
 from pipelines.sources import _synthetic_params as P
 from pipelines.sources._synthetic_dirty import ORDER_COLUMNS, make_dirty_orders
 
@@ -44,34 +45,9 @@ _log = logging.getLogger(__name__)
 SECONDS_PER_DAY = 86_400
 US = 1_000_000
 
-ORDERS_SCHEMA: dict[str, pl.DataType] = {
-    "order_id": pl.String(),
-    "customer_id": pl.String(),
-    "ordered_at": pl.Datetime("us"),
-    "net_revenue": pl.Float64(),
-    "currency": pl.String(),
-    "discount_amount": pl.Float64(),
-    "discount_code": pl.String(),
-    "refunded_amount": pl.Float64(),
-    "refunded_at": pl.Datetime("us"),
-    "cost": pl.Float64(),
-    "channel": pl.String(),
-    "status": pl.String(),
-    "product_category": pl.String(),
-    "email": pl.String(),
-}
-assert tuple(ORDERS_SCHEMA) == ORDER_COLUMNS
-MARKETING_SPEND_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "channel": pl.String(),
-    "spend": pl.Float64(),
-}
-CART_EVENTS_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.String(),
-    "event_at": pl.Datetime("us"),
-    "event_type": pl.String(),
-    "cart_value": pl.Float64(),
-}
+ORDERS_SCHEMA: dict[str, pl.DataType] = {name: contract.ORDERS.schema()[name] for name in ORDER_COLUMNS}
+MARKETING_SPEND_SCHEMA = contract.MARKETING_SPEND.schema(input=True, stored=True)
+CART_EVENTS_SCHEMA = contract.CART_EVENTS.schema(input=True)
 
 
 @dataclass(frozen=True)

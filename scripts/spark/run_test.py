@@ -41,7 +41,7 @@ sys.path.insert(0, str(PROJECT))
 
 import compare  # noqa: E402
 
-from pipelines.assets.reporting import DBT_MARTS  # noqa: E402
+from pipelines.contract import DBT_MARTS  # noqa: E402
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop  # noqa: E402
 
 SPARK_PYTHON = PROJECT / ".venv-spark" / "bin" / "python"

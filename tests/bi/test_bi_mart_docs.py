@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from pipeline_runner import PROJECT_ROOT, PipelineRun
 
-from pipelines.cli import MART_TABLES
+from pipelines.contract import MARTS as MART_TABLES
 from pipelines.publish import DBT_MANIFEST, POLARS_MARTS_SOURCE
 
 POLARS_MARTS = {

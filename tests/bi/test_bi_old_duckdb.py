@@ -6,7 +6,7 @@ from __future__ import annotations
 from bi.side_venv import run_json, side_venv
 from pipeline_runner import PipelineRun
 
-from pipelines.cli import MART_TABLES
+from pipelines.contract import MARTS as MART_TABLES
 
 OLD_DUCKDB = "1.1.3"
 READ_SNAPSHOT = """

@@ -20,7 +20,7 @@ import pipeline_runner
 import pytest
 from _ops_support import AS_OF, copy_data_dir
 
-from pipelines.assets.reporting import DBT_MARTS
+from pipelines.contract import DBT_MARTS
 
 D = date.fromisoformat(AS_OF)
 NEXT = (D + timedelta(days=1)).isoformat()

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipelines.cli import MART_TABLES  # noqa: E402
+from pipelines.contract import MARTS as MART_TABLES  # noqa: E402
 from pipelines.report import build_report  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
