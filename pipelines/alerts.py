@@ -120,20 +120,3 @@ def alert(
             if log:
                 log(note)
     return text
-
-
-@dg.run_failure_sensor(
-    name="alert_on_failure",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="When a scheduled or sensor run fails: a short message in the run's log and, if "
-    "CLV_ALERT_WEBHOOK_URL is set, POSTed there as Slack-compatible JSON.",
-)
-def alert_on_failure(context: dg.RunFailureSensorContext):
-    alert(
-        context.instance,
-        context.dagster_run,
-        context.failure_event,
-        list(context.get_step_failure_events()),
-        log=context.log.warning,
-    )

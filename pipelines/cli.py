@@ -149,7 +149,7 @@ def execute(
     from dagster._core.utils import make_new_run_id
 
     from pipelines import run_health
-    from pipelines.definitions import defs
+    from pipelines.defs.definitions import defs
     from pipelines.run_window import AS_OF_TAG, LOAD_START_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
     if start == end:

@@ -28,7 +28,7 @@ def defs(tmp_path_factory) -> dg.Definitions:
     mp.setenv("CLV_SYNTHETIC_CUSTOMERS", "1000")
     mp.delenv("CLV_START_DATE", raising=False)  # partitions start on the default 2024-01-01
     mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    module = importlib.import_module("pipelines.definitions")
+    module = importlib.import_module("pipelines.defs.definitions")
     yield module.defs
     mp.undo()
 
@@ -127,7 +127,7 @@ def test_dbt_resource_skips_only_start_up_hooks_that_dagster_dbt_still_has():
 
     from dagster_dbt import DbtCliResource
 
-    from pipelines.resources import dbt_resource
+    from pipelines.defs.resources import dbt_resource
 
     assert isinstance(DbtCliResource.__dict__["_cli_version"], cached_property)
     assert callable(DbtCliResource.__dict__["_initialize_dbt_core_adapter"])

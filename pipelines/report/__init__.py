@@ -18,9 +18,18 @@ import duckdb
 
 from pipelines.report import charts as ch
 from pipelines.report.html import render_page
+from pipelines.report.key_figures import assumption_warnings, key_figure_tiles, load_key_figures
 from pipelines.report.pdf import PdfError, find_chromium, print_to_pdf
 
-__all__ = ["ChartImage", "ReportResult", "build_report", "load_report_data", "METADATA_CHARTS", "PDF_NAME"]
+__all__ = [
+    "ChartImage",
+    "ReportResult",
+    "build_report",
+    "key_figure_tiles",
+    "load_report_data",
+    "METADATA_CHARTS",
+    "PDF_NAME",
+]
 
 # Charts also drawn as PNG: shown next to the run in Dagster's UI (reporting/report's metadata).
 METADATA_CHARTS = ("cohort-retention", "payback-curves", "clv-distribution", "backtest")
@@ -53,7 +62,7 @@ def load_report_data(warehouse: Path) -> tuple[dict, dict[str, dict], dict]:
     """(key figures, {chart id: data}, payback table data), read in one short-lived read-only connection."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        key_figures = ch.load_key_figures(con)
+        key_figures = load_key_figures(con)
         data = {spec.id: spec.load(con) for spec in ch.CHARTS}
         table = ch.load_payback_table(con)
     finally:
@@ -62,42 +71,6 @@ def load_report_data(warehouse: Path) -> tuple[dict, dict[str, dict], dict]:
     for row in table["rows"]:
         row["pooled_payback_month"] = pooled.get(row["acquisition_channel"])
     return key_figures, data, table
-
-
-def _fmt(value, pattern: str, suffix: str = "") -> str:
-    return "–" if value is None else format(value, pattern) + suffix
-
-
-def _interval(low, high, pattern: str) -> str:
-    return "–" if low is None or high is None else f"{format(low, pattern)} – {format(high, pattern)}"
-
-
-def _tiles(k: dict) -> list[tuple[str, str]]:
-    return [
-        ("as of", str(k["as_of_date"] or "–")),
-        ("customers", _fmt(k["customers"], ",d")),
-        ("orders", _fmt(k["orders"], ",d")),
-        ("revenue", _fmt(k["revenue"], ",.0f")),
-        ("gross margin", _fmt(k["gross_margin"], ",.0f")),
-        ("customers with 2+ orders (lifetime)", _fmt(k["lifetime_repeat_customer_rate"], ".1%")),
-        ("predicted CLV, next 365 d", _fmt(k["predicted_clv_365d_total"], ",.0f")),
-        (
-            "90 % interval of the predicted CLV",
-            _interval(k["predicted_clv_365d_p05"], k["predicted_clv_365d_p95"], ",.0f"),
-        ),
-        ("expected purchases, next 365 d", _fmt(k["expected_purchases_365d_total"], ",.0f")),
-        (
-            "90 % interval of the purchases",
-            _interval(k["expected_purchases_365d_p05"], k["expected_purchases_365d_p95"], ",.0f"),
-        ),
-        ("predicted CLV per customer", _fmt(k["predicted_clv_365d_mean"], ",.2f")),
-        ("mean P(alive)", _fmt(k["mean_p_alive"], ".1%")),
-        ("blended CAC (paid channels)", _fmt(k["blended_cac"], ",.2f")),
-        ("purchase model (chosen by the back-test)", ch.MODEL_LABELS.get(k["purchase_model"] or "", "–")),
-        ("back-test error (total)", _fmt(k["backtest_aggregate_pct_error"], "+.1%")),
-        ("formula CLV vs hold-out revenue", _fmt(k["formula_revenue_aggregate_pct_error"], "+.1%")),
-        ("frequency–value correlation (Spearman)", _fmt(k["spearman_frequency_value"], "+.2f")),
-    ]
 
 
 def _write_pdf(html: Path, pdf: bool, warn: Callable[[str], None]) -> tuple[Path | None, str | None]:
@@ -131,7 +104,7 @@ def build_report(
     if not warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {warehouse}: run `clv run` first")
     key_figures, data, table = load_report_data(warehouse)
-    key_figures["assumption_warnings"] = ch.assumption_warnings(key_figures)
+    key_figures["assumption_warnings"] = assumption_warnings(key_figures)
     rendered: list[ch.Chart] = []
     for spec in ch.CHARTS:
         svg, png = ch.render(spec, data[spec.id], png=spec.id in METADATA_CHARTS)
@@ -147,7 +120,7 @@ def build_report(
         f"{key_figures['last_order'] or '–'}. Money in "
         f"{key_figures['currency'] or 'the shop’s currency'}; CLV and payback on gross margin."
     )
-    page = render_page(rendered, _tiles(key_figures), key_figures, subtitle)
+    page = render_page(rendered, key_figure_tiles(key_figures), key_figures, subtitle)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
     scratch = out_dir / f".index.html.{os.getpid()}.tmp"

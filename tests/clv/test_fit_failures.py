@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from pipeline_runner import run_clv
 
-from pipelines.assets.clv import _fit_or_reason
+from pipelines.defs.assets.clv import _fit_or_reason
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Which earlier fit a run may reuse (pipelines/assets/clv.py: _recent_fit): converged, made by a real fit
+"""Which earlier fit a run may reuse (pipelines/defs/assets/clv.py: _recent_fit): converged, made by a real fit
 (fitted_on = as_of_date), at most CLV_REFIT_DAYS − 1 days before the as-of date and never after it."""
 
 from contextlib import contextmanager
@@ -7,7 +7,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.assets.clv import _recent_fit
+from pipelines.defs.assets.clv import _recent_fit
 from pipelines.clv.bgnbd import BgNbdFit
 from pipelines.clv.gamma_gamma import GammaGammaFit
 from pipelines.clv.scoring import model_fit_rows
@@ -81,7 +81,7 @@ def test_the_reused_fit_is_the_model_selected_on_the_fit_day(tmp_path):
     fit day's back-test errors and Spearman check."""
     import numpy as np
 
-    from pipelines.assets.clv import _carried_rows, _recent_fit_rows
+    from pipelines.defs.assets.clv import _carried_rows, _recent_fit_rows
     from pipelines.clv.paretonbd import ParetoNbdFit
 
     covariance = np.diag([0.01, 0.04, 0.0025, 0.09])

@@ -88,7 +88,7 @@ def test_the_first_partition_follows_the_data(cdnow_run):
     assert recorded == "1997-01-01"
     # Dagster's daily partitions (what the UI shows) start there too, in a fresh process as `dagster dev` loads them.
     env = pipeline_env(cdnow_run.data_dir, CLV_SOURCE="files", CLV_RAW_DIR=str(cdnow_run.data_dir))
-    code = "from pipelines.partitions import daily_partitions as p; print(p.get_first_partition_key())"
+    code = "from pipelines.defs.partitions import daily_partitions as p; print(p.get_first_partition_key())"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "1997-01-01", out.stderr[-2000:]
 

@@ -152,7 +152,7 @@ def _csv(path: Path, rows: list[str]) -> Path:
 
 
 def _load_window(con, files: list[Path], start: date, end: date, as_of: date) -> None:
-    """What the raw/orders asset does for one run (pipelines/assets/ingest.py: raw_orders)."""
+    """What the raw/orders asset does for one run (pipelines/defs/assets/ingest.py: raw_orders)."""
     window = src.Window(start, end, as_of, first_partition=date(2025, 1, 1))
     load_into(
         con,

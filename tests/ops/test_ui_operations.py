@@ -177,7 +177,7 @@ def test_batched_storage_records_what_the_stock_one_does(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- `clv run`: partitions, row counts, progress
 def test_clv_run_records_every_loaded_day_as_materialized(recorded):
     run, home = recorded
-    from pipelines.partitions import daily_partitions
+    from pipelines.defs.partitions import daily_partitions
 
     with _instance(home) as instance:
         materialized = instance.get_materialized_partitions(ORDERS)
@@ -219,7 +219,7 @@ def test_clv_prints_one_line_per_step_and_logs_the_event_stream(recorded):
         assert name in names, run.stdout
     orders = next(line for line in steps if line.split()[1] == "raw/orders")
     assert " s " in orders and "rows" in orders and f"{len(_days(FIRST, AS_OF)):,} partitions" in orders, orders
-    from pipelines.assets.dbt import dbt_models
+    from pipelines.defs.assets.dbt import dbt_models
 
     dbt = next(line for line in steps if line.split()[1] == "dbt_models")
     assert f"{len(dbt_models.keys)} assets" in dbt and "checks passed" in dbt, dbt
@@ -232,7 +232,7 @@ def test_clv_prints_one_line_per_step_and_logs_the_event_stream(recorded):
 
 def test_dbt_assets_have_row_counts_and_previews_and_the_grain_test_is_a_check(recorded):
     run, home = recorded
-    from pipelines.assets.dbt import dbt_models
+    from pipelines.defs.assets.dbt import dbt_models
 
     with _instance(home) as instance, run.connect() as con:
         for key in dbt_models.keys:
@@ -254,7 +254,7 @@ def test_dbt_assets_have_row_counts_and_previews_and_the_grain_test_is_a_check(r
 # ---------------------------------------------------------------- a raw load alone refreshes what is downstream
 def test_a_raw_load_alone_is_followed_by_one_refresh_of_everything_downstream(pipeline_env):
     run, home = pipeline_env
-    from pipelines.definitions import defs
+    from pipelines.defs.definitions import defs
     from pipelines.run_window import RANGE_END_TAG, RANGE_START_TAG
 
     graph = defs.resolve_asset_graph()
@@ -410,8 +410,8 @@ def _evaluate(sensor, instance):
 
 
 def test_raw_files_sensor_is_off_by_default_and_quiet_without_changes(raw_shop):
-    from pipelines.definitions import defs
-    from pipelines.sensors import raw_files_sensor
+    from pipelines.defs.definitions import defs
+    from pipelines.defs.sensors import raw_files_sensor
 
     assert defs.get_sensor_def("raw_files_sensor").default_status == dg.DefaultSensorStatus.STOPPED
     raw, instance = raw_shop
@@ -422,7 +422,7 @@ def test_raw_files_sensor_is_off_by_default_and_quiet_without_changes(raw_shop):
 def test_a_new_orders_file_launches_one_run_for_its_dates_deduplicated(raw_shop):
     from dagster._core.test_utils import create_run_for_test
 
-    from pipelines.sensors import LOAD_KEY_TAG, raw_files_sensor
+    from pipelines.defs.sensors import LOAD_KEY_TAG, raw_files_sensor
 
     raw, instance = raw_shop
     _orders_file(raw / "ORDERS_late.csv", [date(2025, 2, 3), date(2025, 1, 28), date(2025, 2, 1)])
@@ -455,8 +455,8 @@ def test_a_new_orders_file_launches_one_run_for_its_dates_deduplicated(raw_shop)
 def test_the_schedule_skips_a_day_the_sensor_already_loaded(raw_shop):
     from dagster._core.test_utils import create_run_for_test
 
-    from pipelines.schedules import daily_schedule
-    from pipelines.sensors import LOAD_KEY_TAG, raw_files_sensor
+    from pipelines.defs.schedules import daily_schedule
+    from pipelines.defs.sensors import LOAD_KEY_TAG, raw_files_sensor
 
     raw, instance = raw_shop
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
@@ -477,7 +477,7 @@ def test_the_schedule_skips_a_day_the_sensor_already_loaded(raw_shop):
 
 
 def test_the_sensor_only_watches_the_files_source(raw_shop, monkeypatch):
-    from pipelines.sensors import raw_files_sensor
+    from pipelines.defs.sensors import raw_files_sensor
 
     _, instance = raw_shop
     monkeypatch.setenv("CLV_SOURCE", "synthetic")
@@ -527,7 +527,7 @@ def _failed_run(tmp_path, monkeypatch, tags: dict):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CLV_WAREHOUSE", raising=False)
-    from pipelines.definitions import defs
+    from pipelines.defs.definitions import defs
 
     home = _home(tmp_path / "home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -542,7 +542,7 @@ def _failed_run(tmp_path, monkeypatch, tags: dict):
 
 
 def test_a_failed_scheduled_run_is_posted_and_logged_without_personal_data(tmp_path, monkeypatch, webhook):
-    from pipelines.alerts import alert_on_failure
+    from pipelines.defs.sensors import alert_on_failure
 
     instance, run, failure = _failed_run(tmp_path, monkeypatch, {"dagster/schedule_name": "daily_clv_refresh"})
     with instance:

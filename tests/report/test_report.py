@@ -584,6 +584,23 @@ def test_a_failed_assumption_check_is_said_at_the_top():
     assert assumption_warnings({"spearman_frequency_value": 0.1, "spearman_warning": False}) == []
 
 
+def test_key_figure_tiles_for_the_page_and_for_dagster(report):
+    from pipelines.report import key_figure_tiles
+
+    result, page, blocks = report
+    tiles = re.findall(r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div>', page)
+    assert [(html.unescape(label), html.unescape(value)) for label, value in tiles] == key_figure_tiles(
+        result.key_figures
+    )
+    figures = {**result.key_figures, "spearman_frequency_value": -0.42, "spearman_warning": True}
+    page_tiles, metadata = dict(key_figure_tiles(figures)), dict(key_figure_tiles(figures, verbose=True))
+    assert "predicted CLV, next 365 d" in page_tiles and "predicted CLV, next 365 d (total)" in metadata
+    assert page_tiles["frequency–value correlation (Spearman)"] == "-0.42"  # the page says it in a notice
+    assert metadata["frequency–value correlation (Spearman)"] == "-0.42 ⚠ Gamma-Gamma assumption in doubt"
+    empty = dict(key_figure_tiles(dict.fromkeys(result.key_figures), verbose=True))
+    assert set(empty.values()) == {"–"}
+
+
 def test_two_repeat_rates_have_two_names(report):
     result, page, blocks = report
     tiles = dict(re.findall(r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div>', page))

@@ -591,8 +591,8 @@ def test_dagster_events_and_metadata_never_hold_the_password(db, tmp_path, monke
     password (the URL appears only without it)."""
     import dagster as dg
 
-    from pipelines.assets.ingest import raw_cart_events, raw_marketing_spend, raw_orders
-    from pipelines.resources import WarehouseResource
+    from pipelines.defs.assets.ingest import raw_cart_events, raw_marketing_spend, raw_orders
+    from pipelines.defs.resources import WarehouseResource
     from pipelines.run_window import LOAD_START_TAG
 
     put(db, "orders", typed_orders())

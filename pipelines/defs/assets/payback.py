@@ -4,11 +4,11 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse as wh
-from pipelines.assets.clv import CUSTOMER_CLV, MODEL_FIT
-from pipelines.assets.common import marts_as_of, read, table_metadata
 from pipelines.clv.scoring import expected_margin_by_calendar_month, fits_from_rows
+from pipelines.defs.assets.clv import CUSTOMER_CLV, MODEL_FIT
+from pipelines.defs.assets.common import marts_as_of, read, table_metadata
+from pipelines.defs.resources import WarehouseResource
 from pipelines.payback.cac import KEYS, breakeven_cac, cac_by_cohort, payback_curve, payback_summary
-from pipelines.resources import WarehouseResource
 
 PAYBACK = dg.AssetKey(["marts", "cac_payback"])
 CURVE = dg.AssetKey(["marts", "cac_payback_curve"])

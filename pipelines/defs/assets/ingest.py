@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 
 from pipelines.data_checks import DataCheckFailed
+from pipelines.defs.partitions import daily_partitions, single_run_backfill
+from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
-from pipelines.partitions import daily_partitions, single_run_backfill
 from pipelines.raw_layer import RAW_TABLES, load_into
-from pipelines.resources import WarehouseResource
 from pipelines.run_window import RunWindow
 from pipelines.sources import files as src
 from pipelines.sources.landing import source_directory

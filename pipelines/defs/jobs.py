@@ -19,7 +19,7 @@ clv_pipeline_job = dg.define_asset_job(
 # asset (the daily schedule, `clv run`, a job backfill: the whole job in one run) does not trigger it
 # (`any_deps_updated` ignores updates made by a run that also targeted the asset). Not `eager()`: that waits
 # while any partition of raw/orders is missing, which a fresh instance (or the night before 02:00) always has.
-# The refresh run loads nothing: it reads the window to rebuild from the warehouse (pipelines/assets/dbt.py) and
+# The refresh run loads nothing: it reads the window to rebuild from the warehouse (pipelines/defs/assets/dbt.py) and
 # is as of the newest loaded day, so reloading an old range never rolls the marts back in time.
 REFRESH_AFTER_RAW_LOAD = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()

@@ -2,13 +2,12 @@
 
 import dagster as dg
 
-from pipelines.alerts import alert_on_failure
-from pipelines.assets import clv, ingest, payback, report, reporting
-from pipelines.assets import dbt as dbt_assets_module
-from pipelines.jobs import automation_sensor, clv_pipeline_job, with_refresh_after_raw_load
-from pipelines.resources import WarehouseResource, dbt_resource
-from pipelines.schedules import daily_schedule
-from pipelines.sensors import dead_run_sweeper, raw_files_sensor
+from pipelines.defs.assets import clv, ingest, payback, report, reporting
+from pipelines.defs.assets import dbt as dbt_assets_module
+from pipelines.defs.jobs import automation_sensor, clv_pipeline_job, with_refresh_after_raw_load
+from pipelines.defs.resources import WarehouseResource, dbt_resource
+from pipelines.defs.schedules import daily_schedule
+from pipelines.defs.sensors import alert_on_failure, dead_run_sweeper, raw_files_sensor
 
 defs = dg.Definitions(
     assets=with_refresh_after_raw_load(

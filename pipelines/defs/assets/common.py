@@ -6,8 +6,8 @@ import dagster as dg
 import polars as pl
 
 from pipelines import warehouse as wh
+from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
-from pipelines.resources import WarehouseResource
 
 
 def marts_as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> date:

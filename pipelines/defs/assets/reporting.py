@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines import contract
+from pipelines.defs.resources import WarehouseResource
 from pipelines.publish import publish
-from pipelines.resources import WarehouseResource
 from pipelines.settings import DBT_PROJECT_DIR
 
 ALL_MARTS = [dg.AssetKey(["marts", name]) for name in contract.MARTS]

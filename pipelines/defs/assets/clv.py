@@ -6,7 +6,6 @@ import numpy as np
 import polars as pl
 
 from pipelines import warehouse as wh
-from pipelines.assets.common import marts_as_of, read, table_metadata
 from pipelines.clv import (
     calibration_holdout_backtest,
     default_backtest_split,
@@ -26,8 +25,9 @@ from pipelines.clv.scoring import (
     score_customers,
 )
 from pipelines.clv.uncertainty import bootstrap_group_totals
+from pipelines.defs.assets.common import marts_as_of, read, table_metadata
+from pipelines.defs.resources import WarehouseResource
 from pipelines.payback.cac import cac_by_cohort
-from pipelines.resources import WarehouseResource
 
 # Below this many customers with a repeat purchase the models have nothing to learn from: they are skipped.
 MIN_REPEAT_CUSTOMERS = 20

@@ -11,8 +11,8 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from pipelines import warehouse as wh
+from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
-from pipelines.resources import WarehouseResource
 from pipelines.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -83,7 +83,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
 
 
 # The loads each successful build has taken in (load_log.loaded_at up to loads_through): a run that loads nothing
-# itself (the refresh after a UI backfill of raw/orders, pipelines/jobs.py) rebuilds from the earliest date loaded
+# itself (the refresh after a UI backfill of raw/orders, pipelines/defs/jobs.py) rebuilds from the earliest date loaded
 # since, so its incremental models redo that range only.
 BUILDS_DDL = (
     "create table if not exists raw.dbt_builds (run_id varchar, rebuilt_from date, "

@@ -73,7 +73,7 @@ class WarehouseDbtCliResource(DbtCliResource):
     with py-spy): `dbt --version` in a subprocess (1.9 s), when the dbt is the one installed beside this
     interpreter and its version is known without starting it; and an in-process dbt adapter (1.3 s), which
     dagster-dbt opens only for `fetch_row_counts()` / `fetch_column_metadata()` — this project never calls them
-    (pipelines/assets/dbt.py counts rows itself, after the build: dbt holds the warehouse's lock while it runs).
+    (pipelines/defs/assets/dbt.py counts rows itself, after the build: dbt holds the warehouse's lock while it runs).
     tests/test_definitions.py fails if dagster-dbt renames either hook."""
 
     @cached_property

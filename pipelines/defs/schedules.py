@@ -2,15 +2,15 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
-from pipelines.jobs import clv_pipeline_job
+from pipelines.defs.jobs import clv_pipeline_job
+from pipelines.raw_files import LOAD_KEY_TAG, current_digest, load_key, run_with_key
 from pipelines.run_window import PARTITION_TAG
-from pipelines.sensors import LOAD_KEY_TAG, current_digest, load_key, run_with_key
 
 DAILY_SCHEDULE = "daily_clv_refresh"
 
 
 # 02:00 UTC: yesterday's partition (the last complete day) and everything downstream. Skipped when the raw-files
-# sensor already loaded exactly that day from the same files (the shared load key: pipelines/sensors.py).
+# sensor already loaded exactly that day from the same files (the shared load key: pipelines/raw_files.py).
 @dg.schedule(
     name=DAILY_SCHEDULE,
     job=clv_pipeline_job,

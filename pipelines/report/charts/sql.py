@@ -1,0 +1,50 @@
+"""Reading the marts: rows as JSON-able dicts, and whether a mart (or one of its columns) exists in this warehouse
+(older warehouses lack some: the charts then fall back to what there is)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import numpy as np
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return _jsonable(float(value))
+    return value
+
+
+def records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
+
+
+def has_column(con, table: str, column: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and table_name = ? and column_name = ?",
+            [table, column],
+        ).fetchall()[0][0]
+    )
+
+
+def has_table(con, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?", [table]
+        ).fetchall()[0][0]
+    )
