@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value
 from pipelines.clv.models import model_of
 
+# Discounting counts a year as 52 weeks, (1 + d)^(-t / 52): the convention of the formula the tests reproduce.
 WEEKS_PER_YEAR = 52.0
 WEEKS_PER_MONTH = 365.25 / 12.0 / 7.0  # 4.348 weeks
 

@@ -16,9 +16,8 @@ from pipelines.clv._mle import factorize
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value
 from pipelines.clv.lifetime_value import predicted_clv
 from pipelines.clv.models import GAMMA_GAMMA_PARAMETERS, PURCHASE_MODELS, model_of
+from pipelines.clv.rfm import DAYS_PER_WEEK
 
-DAYS_PER_WEEK = 7.0
-WEEKS_PER_YEAR = 365.25 / 7.0
 MAX_LIFESPAN_YEARS = 10.0
 
 

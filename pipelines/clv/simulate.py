@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-DAYS_PER_WEEK = 7.0
+from pipelines.clv.rfm import DAYS_PER_WEEK
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,8 @@ def clv_from_spark_summary(spark_dir: Path, annual_discount_rate: float, default
     from the customer-level tables the Spark build exported (one row per customer: int_customer_totals,
     dim_customers, customer_segments, an activity summary for the churn rate) and the daily marketing spend; no
     order-level table is read. Returns (scored, fits {(model, parameter): value}, segment_clv)."""
-    from pipelines.defs.assets.clv import MIN_REPEAT_CUSTOMERS  # the same threshold the pipeline applies
     from pipelines.clv import PURCHASE_MODELS, fit_gamma_gamma, rfm_from_customer_totals
+    from pipelines.clv.marts import MIN_REPEAT_CUSTOMERS  # the same threshold the pipeline applies
     from pipelines.clv.scoring import MAX_LIFESPAN_YEARS, annual_churn_rate, score_customers
     from pipelines.payback.cac import cac_by_cohort
 
@@ -215,7 +215,7 @@ SEGMENT_FLAGS = [
 
 
 def segment_clv(segments: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
-    """The sums and counts of marts.segment_clv (pipelines/defs/assets/clv.py): all customers, each RFM segment, each
+    """The sums and counts of marts.segment_clv (pipelines/clv/marts.py): all customers, each RFM segment, each
     flag. Its bootstrap intervals are not recomputed."""
     joined = segments.select("customer_id", "segment", *SEGMENT_FLAGS).join(
         scored.select(

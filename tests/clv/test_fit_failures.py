@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from pipeline_runner import run_clv
 
-from pipelines.defs.assets.clv import _fit_or_reason
+from pipelines.clv.models import fit_or_reason
 
 
 @dataclass
@@ -24,16 +24,16 @@ def test_a_fit_that_raises_or_does_not_converge_is_not_used():
     def divides_by_zero(*_):
         return 1.0 / 0.0
 
-    assert _fit_or_reason("Gamma-Gamma", divides_by_zero) == (
+    assert fit_or_reason("Gamma-Gamma", divides_by_zero) == (
         None,
         "Gamma-Gamma fit failed (ZeroDivisionError: float division by zero)",
     )
-    assert _fit_or_reason("BG/NBD", lambda: _Fit(False)) == (
+    assert fit_or_reason("BG/NBD", lambda: _Fit(False)) == (
         None,
         "BG/NBD fit did not converge (ABNORMAL_TERMINATION_IN_LNSRCH)",
     )
     fit = _Fit(True)
-    assert _fit_or_reason("BG/NBD", lambda: fit) == (fit, None)
+    assert fit_or_reason("BG/NBD", lambda: fit) == (fit, None)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Which earlier fit a run may reuse (pipelines/defs/assets/clv.py: _recent_fit): converged, made by a real fit
+"""Which earlier fit a run may reuse (pipelines/clv/marts.py: recent_fit): converged, made by a real fit
 (fitted_on = as_of_date), at most CLV_REFIT_DAYS − 1 days before the as-of date and never after it."""
 
 from contextlib import contextmanager
@@ -7,9 +7,9 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.defs.assets.clv import _recent_fit
 from pipelines.clv.bgnbd import BgNbdFit
 from pipelines.clv.gamma_gamma import GammaGammaFit
+from pipelines.clv.marts import recent_fit
 from pipelines.clv.scoring import model_fit_rows
 
 
@@ -63,7 +63,7 @@ def history(tmp_path):
     ],
 )
 def test_reusable_fit(history, as_of, refit_days, expected):
-    found = _recent_fit(history, as_of, refit_days)
+    found = recent_fit(history, as_of, refit_days)
     if expected is None:
         assert found is None
     else:
@@ -73,7 +73,7 @@ def test_reusable_fit(history, as_of, refit_days, expected):
 
 def test_no_history_means_fit(tmp_path):
     duckdb.connect(str(tmp_path / "w.duckdb")).execute("create schema marts").close()
-    assert _recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 1), 7) is None
+    assert recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 1), 7) is None
 
 
 def test_the_reused_fit_is_the_model_selected_on_the_fit_day(tmp_path):
@@ -81,7 +81,7 @@ def test_the_reused_fit_is_the_model_selected_on_the_fit_day(tmp_path):
     fit day's back-test errors and Spearman check."""
     import numpy as np
 
-    from pipelines.defs.assets.clv import _carried_rows, _recent_fit_rows
+    from pipelines.clv.marts import carried_rows, recent_fit_rows
     from pipelines.clv.paretonbd import ParetoNbdFit
 
     covariance = np.diag([0.01, 0.04, 0.0025, 0.09])
@@ -99,12 +99,12 @@ def test_the_reused_fit_is_the_model_selected_on_the_fit_day(tmp_path):
     con.execute("create schema marts")
     con.execute("create table marts.clv_model_fit as select *, ?::date as fitted_on from rows", [date(2025, 3, 1)])
     con.close()
-    fitted_on, fit, reused_gg = _recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
+    fitted_on, fit, reused_gg = recent_fit(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
     assert fitted_on == date(2025, 3, 1) and isinstance(fit, ParetoNbdFit) and fit.params == pareto.params
     np.testing.assert_allclose(fit.covariance, covariance, rtol=1e-12)
     assert reused_gg.q == 3.7
-    _, stored = _recent_fit_rows(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
-    assert _carried_rows(stored) == {
+    _, stored = recent_fit_rows(_Warehouse(tmp_path / "w.duckdb"), date(2025, 3, 5), 7)
+    assert carried_rows(stored) == {
         "pareto_nbd": {"holdout_mae_per_customer": 0.41},
         "gamma_gamma": {"spearman_frequency_value": 0.12},
     }
