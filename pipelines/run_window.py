@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pipelines.settings import Settings, explicit_as_of
+from pipelines.settings import Settings
 
 AS_OF_TAG = "clv/as_of"
 # Widens the order dates a run reloads beyond its partitions (honoured for runs launched with it by hand or by
@@ -45,7 +45,7 @@ def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWi
     load_start = max(settings.start_date, start - timedelta(days=settings.lookback_days)) if start else None
     if load_start and tags.get(LOAD_START_TAG):
         load_start = max(settings.start_date, min(load_start, date.fromisoformat(tags[LOAD_START_TAG])))
-    explicit = date.fromisoformat(tags[AS_OF_TAG]) if tags.get(AS_OF_TAG) else explicit_as_of()
+    explicit = date.fromisoformat(tags[AS_OF_TAG]) if tags.get(AS_OF_TAG) else settings.as_of
     if explicit:
         as_of = explicit
     else:

@@ -6,7 +6,7 @@ One place for every knob, so the CLI, `dagster dev`, the schedule and the tests 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -120,6 +120,7 @@ class Settings:
     target_ltv_to_cac: float = 3.0  # CLV_TARGET_LTV_TO_CAC: affordable CAC = break-even CAC 36 m / this
     hash_key_file: Path = Path.home() / ".config" / "clv" / "email_hash.key"
     accept_bad_input: bool = False
+    as_of: date | None = None  # CLV_AS_OF; None: the newest loaded day (pipelines/run_window.py)
     reporting_currency: str | None = None  # CLV_REPORTING_CURRENCY; None: the currency most orders are in
     # The `postgres` source (pipelines/sources/postgres.py). The URL may hold a password: never in repr or logs.
     database_url: str | None = field(default=None, repr=False)
@@ -194,6 +195,7 @@ class Settings:
             target_ltv_to_cac=_positive("CLV_TARGET_LTV_TO_CAC", "3"),
             hash_key_file=Path(_env("CLV_HASH_KEY_FILE", str(default_key_file()))).expanduser().resolve(),
             accept_bad_input=_env("CLV_ACCEPT_BAD_INPUT", "0").lower() in ("1", "true", "yes"),
+            as_of=_parse_date("CLV_AS_OF", _env("CLV_AS_OF", "")) if _env("CLV_AS_OF", "") else None,
             reporting_currency=_currency_code(_env("CLV_REPORTING_CURRENCY", "")),
             database_url=database_url,
             pg_orders=pg["orders"],
@@ -201,14 +203,21 @@ class Settings:
             pg_cart_events=pg["cart_events"],
         )
 
+    def with_overrides(self, **overrides) -> Settings:
+        """These settings with the given values (None: keep), validated like their variables: the run config of
+        the launchpad (pipelines/defs/resources.py)."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if "as_of" in given and isinstance(given["as_of"], str):
+            given["as_of"] = _parse_date("as_of", given["as_of"])
+        if "purchase_model" in given:
+            given["purchase_model"] = _purchase_model(given["purchase_model"])
+        if given.get("clv_refit_days") is not None:
+            given["clv_refit_days"] = max(1, given["clv_refit_days"])
+        return replace(self, **given) if given else self
+
     @property
     def thresholds(self) -> Thresholds:
         return Thresholds(reject_rate=self.reject_rate_threshold, row_drop=self.row_drop_threshold)
 
     def hash_key(self) -> HashKey:
         return load_key(self.hash_key_file)
-
-
-def explicit_as_of() -> date | None:
-    value = os.environ.get("CLV_AS_OF", "").strip()
-    return _parse_date("CLV_AS_OF", value) if value else None

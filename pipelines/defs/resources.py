@@ -14,6 +14,7 @@ import duckdb
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from packaging import version
+from pydantic import Field, PrivateAttr
 
 from pipelines import run_health
 from pipelines import warehouse as wh
@@ -22,12 +23,48 @@ from pipelines.settings import DBT_PROJECT_DIR, Settings
 
 
 class WarehouseResource(ConfigurableResource):
-    """Settings come from `CLV_*` variables at run time, so the CLI flags, the UI and the schedule agree."""
+    """Settings come from `CLV_*` variables at run time, so the CLI flags, the UI and the schedule agree. The
+    optional fields below show in the launchpad (Resources → warehouse): set for one run, they override the
+    variable named in their description."""
 
     hold_run_lock: bool = True
+    as_of: str | None = Field(
+        default=None, description="Point in time YYYY-MM-DD (CLV_AS_OF; default: the newest loaded day)"
+    )
+    lookback_days: int | None = Field(
+        default=None, description="Days reloaded before the partitions (CLV_LOOKBACK_DAYS, default 7)"
+    )
+    refit_days: int | None = Field(
+        default=None, description="Refit the CLV models every N days (CLV_REFIT_DAYS, default 7)"
+    )
+    purchase_model: str | None = Field(
+        default=None, description="bg_nbd, pareto_nbd or mbg_nbd (CLV_PURCHASE_MODEL; default: the back-test's choice)"
+    )
+    default_margin_rate: float | None = Field(
+        default=None, description="Gross margin where an order has no cost (CLV_DEFAULT_MARGIN_RATE, default 0.40)"
+    )
+    annual_discount_rate: float | None = Field(
+        default=None, description="CLV discount rate per year (CLV_ANNUAL_DISCOUNT_RATE, default 0.10)"
+    )
+    accept_bad_input: bool | None = Field(
+        default=None, description="Load despite failed blocking data checks (CLV_ACCEPT_BAD_INPUT)"
+    )
+    # Resolved once per run (the in-process executor initialises resources once per run): every step agrees.
+    _settings: Settings | None = PrivateAttr(default=None)
+    _window: tuple[RunWindow, date | None] | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
-        return Settings.from_env()
+        if self._settings is None:
+            self._settings = Settings.from_env().with_overrides(
+                as_of=self.as_of,
+                lookback_days=self.lookback_days,
+                clv_refit_days=self.refit_days,
+                purchase_model=self.purchase_model,
+                default_margin_rate=self.default_margin_rate,
+                annual_discount_rate=self.annual_discount_rate,
+                accept_bad_input=self.accept_bad_input,
+            )
+        return self._settings
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
@@ -42,10 +79,12 @@ class WarehouseResource(ConfigurableResource):
     def run_window(self, context) -> tuple[RunWindow, date | None]:
         """This run's window and point in time (from its tags and what earlier runs loaded), and the newest
         loaded day. Every asset of a run resolves it the same way, so they agree on one as-of date."""
-        with self.connect() as con:
-            wh.ensure_raw_schema(con)
-            latest = wh.latest_loaded_day(con)
-        return resolve(dict(context.run.tags), self.settings(), latest), latest
+        if self._window is None:
+            with self.connect() as con:
+                wh.ensure_raw_schema(con)
+                latest = wh.latest_loaded_day(con)
+            self._window = resolve(dict(context.run.tags), self.settings(), latest), latest
+        return self._window
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -1,16 +1,20 @@
 """The dbt project as Dagster assets: sources map onto the ingest assets, tests become asset checks."""
 
-import hashlib
-import os
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date
 from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from pipelines import warehouse as wh
+from pipelines.dbt_runs import (
+    dbt_environment,
+    missing_relations,
+    plan_build,
+    record_build,
+    relation_figures,
+    target_path,
+)
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
 from pipelines.settings import DBT_PROJECT_DIR
@@ -40,55 +44,25 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     settings = warehouse.settings()
     window, _ = warehouse.run_window(context)
     with warehouse.connect() as con:
-        con.execute(BUILDS_DDL)
-        loads_through = con.execute("select max(loaded_at) from raw.load_log").fetchall()[0][0]
-        if window.load_start is not None:
-            # Late changes the load found before its window (a refund a month late) widen what the models rebuild.
-            rebuild_from = wh.rebuild_start(con, window.load_start, context.run_id)
-        else:
-            rebuild_from = _unbuilt_loads_start(con)
-        wh.set_run_context(con, window.as_of, rebuild_from, settings.default_margin_rate)
-    # dbt runs in a subprocess: hand it the same warehouse and engine limits.
-    os.environ["CLV_WAREHOUSE"] = str(settings.warehouse)
-    os.environ["CLV_DUCKDB_THREADS"] = str(settings.duckdb_threads)
-    os.environ["CLV_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    # A run that reloads all history rebuilds the incremental models from scratch (--full-refresh): the same
-    # rows, and it is how a changed model or dbt var (new ltv_windows columns, say) reaches them.
-    full_history = rebuild_from is None or rebuild_from <= settings.start_date
-    context.log.info(
-        f"dbt build as of {window.as_of or 'the newest loaded day'}; the incremental models rebuild "
-        + ("everything (full refresh)." if full_history else f"order dates from {rebuild_from}.")
-    )
-    # One target directory per warehouse: dbt's partial-parse state survives from run to run (the profile
-    # names the warehouse, and a changed profile forces a full parse).
-    target = DBT_PROJECT_DIR / "target" / f"runs-{hashlib.sha1(str(settings.warehouse).encode()).hexdigest()[:12]}"
-    args = ["build", "--full-refresh"] if full_history else ["build"]
-    _build_missing_unselected(context, dbt, warehouse, target)
-    # dbt holds the warehouse file while it runs: the events wait for the end of the build, then every model's
-    # materialization gets its row count and a preview from one read of the warehouse.
-    events = []
-    try:
-        for event in dbt.cli(args, context=context, target_path=target).stream():
-            events.append(event)
-    except Exception:
-        yield from _with_table_metadata(context, warehouse, events)
-        raise
+        plan = plan_build(con, window, context.run_id, settings)
+    context.log.info(plan.describe(window.as_of))
+    target = target_path(settings)
+    with dbt_environment(settings):
+        _build_missing_unselected(context, dbt, warehouse, target)
+        # dbt holds the warehouse file while it runs: the events wait for the end of the build, then every model's
+        # materialization gets its row count and a preview from one read of the warehouse.
+        events = []
+        try:
+            for event in dbt.cli(plan.args, context=context, target_path=target).stream():
+                events.append(event)
+        except Exception:
+            yield from _with_table_metadata(context, warehouse, events)
+            raise
     with warehouse.connect() as con:
-        con.execute(
-            "insert into raw.dbt_builds values (?, ?, ?, current_timestamp)",
-            [context.run_id, rebuild_from, loads_through],
-        )
+        record_build(con, context.run_id, plan)
     yield from _with_table_metadata(context, warehouse, events)
 
 
-# The loads each successful build has taken in (load_log.loaded_at up to loads_through): a run that loads nothing
-# itself (the refresh after a UI backfill of raw/orders, pipelines/defs/jobs.py) rebuilds from the earliest date loaded
-# since, so its incremental models redo that range only.
-BUILDS_DDL = (
-    "create table if not exists raw.dbt_builds (run_id varchar, rebuilt_from date, "
-    "loads_through timestamp, built_at timestamp)"
-)
 PREVIEW_ROWS = 5
 
 
@@ -101,8 +75,7 @@ def _build_missing_unselected(
     if not unselected:
         return
     with warehouse.connect(read_only=True) as con:
-        existing = set(con.execute("select table_schema, table_name from information_schema.tables").fetchall())
-    missing = sorted(key.path[-1] for key in unselected if tuple(key.path) not in existing)
+        missing = missing_relations(con, [tuple(key.path) for key in unselected])
     if missing:
         context.log.info(
             "Not in this run's selection but missing from the warehouse, built first: " + ", ".join(missing)
@@ -115,18 +88,6 @@ def _build_missing_unselected(
         ).wait()
 
 
-def _unbuilt_loads_start(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The first order date loaded (or changed) since the last successful build. None (rebuild everything, as a
-    hand-started run of the models always did) when there was no build yet or nothing was loaded since."""
-    built = con.execute("select max(loads_through) from raw.dbt_builds").fetchall()[0][0]
-    if built is None:
-        return None
-    return con.execute(
-        "select min(least(window_start, coalesce(changed_from, window_start))) from raw.load_log where loaded_at > ?",
-        [built],
-    ).fetchall()[0][0]
-
-
 def _with_table_metadata(context: dg.AssetExecutionContext, warehouse: WarehouseResource, events: Iterable) -> Iterator:
     """The events, each model's Output with `dagster/row_count` and a preview of its first rows."""
     events = list(events)
@@ -137,7 +98,7 @@ def _with_table_metadata(context: dg.AssetExecutionContext, warehouse: Warehouse
             with warehouse.connect(read_only=True) as con:
                 for output in outputs:
                     key = context.asset_key_for_output(output.output_name)
-                    figures[output.output_name] = _relation_figures(con, key)
+                    figures[output.output_name] = _relation_metadata(con, key)
         except duckdb.Error as exc:  # never fail a build for its metadata
             context.log.warning(f"Row counts of the dbt models not read: {exc}")
     for event in events:
@@ -146,11 +107,9 @@ def _with_table_metadata(context: dg.AssetExecutionContext, warehouse: Warehouse
         yield event
 
 
-def _relation_figures(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
-    relation = ".".join('"' + part.replace('"', '""') + '"' for part in key.path)
+def _relation_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict:
     try:
-        rows = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
-        preview = wh.read_frame(con, f"select * from {relation} limit {PREVIEW_ROWS}")
+        rows, preview = relation_figures(con, list(key.path), PREVIEW_ROWS)
     except duckdb.Error:
         return {}
     return {

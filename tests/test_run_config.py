@@ -1,0 +1,51 @@
+"""One configuration path: CLV_* variables, overridden for one run by the warehouse resource's config (the
+launchpad), resolved once per run into the settings and the run window every step uses."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from pipelines.defs.definitions import defs
+from pipelines.defs.resources import WarehouseResource
+from pipelines.run_window import AS_OF_TAG, PARTITION_TAG, resolve
+
+
+def test_the_launchpad_shows_the_run_settings():
+    job = defs.resolve_job_def("clv_pipeline")
+    resources = job.run_config_schema.config_type.fields["resources"].config_type.fields
+    fields = resources["warehouse"].config_type.fields["config"].config_type.fields
+    assert {"as_of", "lookback_days", "refit_days", "purchase_model", "default_margin_rate"} <= set(fields)
+
+
+def test_resource_config_overrides_the_environment(monkeypatch):
+    monkeypatch.setenv("CLV_AS_OF", "2025-03-01")
+    monkeypatch.setenv("CLV_DEFAULT_MARGIN_RATE", "0.3")
+    assert WarehouseResource().settings().as_of == date(2025, 3, 1)
+    settings = WarehouseResource(as_of="2025-01-31", default_margin_rate=0.25, refit_days=0).settings()
+    assert (settings.as_of, settings.default_margin_rate, settings.clv_refit_days) == (date(2025, 1, 31), 0.25, 1)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [({"as_of": "2025-13-45"}, "not an ISO date"), ({"purchase_model": "bgnbd"}, "expected bg_nbd")],
+)
+def test_bad_resource_config_is_one_clear_error(config, message):
+    with pytest.raises(ValueError, match=message):
+        WarehouseResource(**config).settings()
+
+
+def test_the_run_window_takes_the_as_of_from_the_tag_then_the_settings(monkeypatch):
+    monkeypatch.delenv("CLV_AS_OF", raising=False)
+    settings = WarehouseResource(as_of="2025-02-01").settings()
+    day = {PARTITION_TAG: "2025-01-10"}
+    assert resolve(day, settings, latest_loaded=date(2025, 1, 20)).as_of == date(2025, 2, 1)
+    assert resolve({**day, AS_OF_TAG: "2025-01-15"}, settings, date(2025, 1, 20)).as_of == date(2025, 1, 15)
+    plain = WarehouseResource().settings()
+    window = resolve(day, plain, latest_loaded=date(2025, 1, 20))
+    assert (window.partition_start, window.as_of, window.load_start) == (
+        date(2025, 1, 10),
+        date(2025, 1, 20),
+        date(2025, 1, 3),
+    )
