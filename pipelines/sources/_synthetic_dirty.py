@@ -8,13 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from pipelines import contract
+from pipelines.sources._synthetic_schema import ORDER_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.sources.synthetic import SyntheticShopConfig
-
-# The columns of the synthetic orders export: the contract's input columns but updated_at.
-ORDER_COLUMNS: tuple[str, ...] = tuple(c for c in contract.ORDERS.names(input=True) if c != "updated_at")
 
 #: problems in the order they are cycled through
 DIRTY_PROBLEMS: tuple[str, ...] = (
@@ -58,6 +55,11 @@ def make_dirty_orders(
     rng: np.random.Generator,
     id_width: int,
 ) -> pl.DataFrame:
+    """Dirty rows stage: ``config.dirty_rows`` string rows, each with exactly one problem (DIRTY_PROBLEMS, cycled).
+
+    Each starts from an ordinary completed, unrefunded order of ``orders``; all but exact duplicates get a new
+    order id (``id_width`` digits, after the clean ones) and a time shifted by up to 3 days (within the window).
+    """
     schema = {c: pl.String for c in ORDER_COLUMNS}
     n_dirty = int(config.dirty_rows)
     if n_dirty <= 0 or orders.height == 0:

@@ -9,7 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipelines import contract
 from pipelines.sources import _synthetic_params as P
+from pipelines.sources import synthetic
+from pipelines.sources._synthetic_schema import ORDER_COLUMNS
 from pipelines.sources.synthetic import SyntheticShop, SyntheticShopConfig, generate_shop
 
 N_CUSTOMERS = 2_000
@@ -90,6 +93,13 @@ def test_schemas(shop: SyntheticShop) -> None:
     }
     assert list(shop.dirty_orders.columns) == list(ORDERS_SCHEMA)
     assert all(dt == pl.String for dt in shop.dirty_orders.dtypes)
+
+
+def test_schemas_are_exported_and_match_the_contract(shop: SyntheticShop) -> None:
+    assert synthetic.ORDERS_SCHEMA == ORDERS_SCHEMA
+    assert ORDER_COLUMNS == tuple(c for c in contract.ORDERS.names(input=True) if c != "updated_at")
+    assert dict(shop.marketing_spend.schema) == synthetic.MARKETING_SPEND_SCHEMA
+    assert dict(shop.cart_events.schema) == synthetic.CART_EVENTS_SCHEMA
 
 
 def test_ids_and_customers(shop: SyntheticShop) -> None:
