@@ -9,10 +9,11 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import polars as pl
@@ -469,3 +470,15 @@ def exclusive_warehouse(path: Path, log=print, poll_seconds: float = 2.0) -> Ite
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class WarehouseHandle(Protocol):
+    """What the marts' builders need of the warehouse: short-lived connections (the Dagster resource, or a test's)."""
+
+    def connect(self, read_only: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+
+def query(warehouse: WarehouseHandle, sql: str, params: list | None = None) -> pl.DataFrame:
+    """One read-only query as a polars frame, on a connection of its own."""
+    with warehouse.connect(read_only=True) as con:
+        return read_frame(con, sql, params)

@@ -8,12 +8,10 @@ call `build_clv_models`, `build_segment_clv` and `build_cohort_survival` and att
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -42,21 +40,10 @@ from pipelines.payback.cac import cac_by_cohort
 from pipelines.settings import Settings
 
 
-class Warehouse(Protocol):
-    """What these functions need of the warehouse: short-lived connections (the Dagster resource, or a test's)."""
-
-    def connect(self, read_only: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
-
-
 class Log(Protocol):
     def info(self, message: str) -> None: ...
 
     def warning(self, message: str) -> None: ...
-
-
-def _read(warehouse: Warehouse, sql: str, params: list | None = None) -> pl.DataFrame:
-    with warehouse.connect(read_only=True) as con:
-        return wh.read_frame(con, sql, params)
 
 
 # Below this many customers with a repeat purchase the models have nothing to learn from: they are skipped.
@@ -132,17 +119,17 @@ class ClvModelsResult:
         return figures
 
 
-def _orders(warehouse: Warehouse) -> pl.LazyFrame:
-    return _read(warehouse, "select customer_id, order_date, revenue from marts.fct_orders").lazy()
+def _orders(warehouse: wh.WarehouseHandle) -> pl.LazyFrame:
+    return wh.query(warehouse, "select customer_id, order_date, revenue from marts.fct_orders").lazy()
 
 
-def build_clv_models(warehouse: Warehouse, settings: Settings, as_of: date, log: Log) -> ClvModelsResult:
+def build_clv_models(warehouse: wh.WarehouseHandle, settings: Settings, as_of: date, log: Log) -> ClvModelsResult:
     """Fit (or reuse a recent fit), back-test and select the purchase model, score every customer as of `as_of`, and
     write customer_clv and the day's blocks of clv_model_fit and clv_backtest."""
     orders = _orders(warehouse)
     # RFM from the incrementally kept per-customer totals, not from every order (the same numbers: tested)
     rfm = rfm_from_customer_totals(
-        _read(
+        wh.query(
             warehouse,
             "select customer_id, first_order_date, last_order_date, purchase_days, "
             "net_revenue, first_day_revenue from intermediate.int_customer_totals",
@@ -205,12 +192,12 @@ def build_clv_models(warehouse: Warehouse, settings: Settings, as_of: date, log:
     purchase_fit = fits.get(selected) if selected is not None else None
     churn = annual_churn_rate(orders, as_of)
     lifespan = min(MAX_LIFESPAN_YEARS, 1.0 / churn) if churn else None
-    customers = _read(
+    customers = wh.query(
         warehouse,
         "select customer_id, cohort_month, acquisition_channel, orders_count, net_revenue, "
         "gross_margin, aov, tenure_days from marts.dim_customers",
     )
-    spend = _read(
+    spend = wh.query(
         warehouse, "select spend_date, channel, spend from staging.stg_marketing_spend where spend_date <= ?", [as_of]
     )
     cac = cac_by_cohort(customers.lazy(), spend.lazy())
@@ -376,7 +363,7 @@ def _upgrade_history_tables(con) -> None:
         con.execute("update marts.clv_backtest set model = 'bg_nbd', selected = true where model is null")
 
 
-def recent_fit_rows(warehouse: Warehouse, as_of, refit_days: int):
+def recent_fit_rows(warehouse: wh.WarehouseHandle, as_of, refit_days: int):
     """(fitted_on, that day's clv_model_fit rows) for a fit made at most `refit_days` − 1 days before `as_of`
     (never after it: point in time) in which some purchase model converged; None when this run must fit.
     Parameters move slowly, so daily runs rescore every customer with the latest fit and refit (all models, with
@@ -403,7 +390,7 @@ def recent_fit_rows(warehouse: Warehouse, as_of, refit_days: int):
     return row[0], rows
 
 
-def recent_fit(warehouse: Warehouse, as_of, refit_days: int):
+def recent_fit(warehouse: wh.WarehouseHandle, as_of, refit_days: int):
     """(fitted_on, the purchase model selected then, Gamma-Gamma) of the fit `recent_fit_rows` finds, or None."""
     found = recent_fit_rows(warehouse, as_of, refit_days)
     if found is None:
@@ -443,7 +430,7 @@ def _backtest(log: Log, orders: pl.LazyFrame, rfm: pl.DataFrame, as_of):
         return None, None, None
 
 
-def build_segment_clv(warehouse: Warehouse, settings: Settings, log: Log) -> pl.DataFrame:
+def build_segment_clv(warehouse: wh.WarehouseHandle, settings: Settings, log: Log) -> pl.DataFrame:
     """Customers, historical and predicted value per RFM segment, per segment flag and in total, with 90 % intervals
     of the predicted totals; written to marts.segment_clv and returned."""
     flags = [
@@ -457,7 +444,7 @@ def build_segment_clv(warehouse: Warehouse, settings: Settings, log: Log) -> pl.
         "is_at_risk",
         "is_cart_abandoner",
     ]
-    joined = _read(
+    joined = wh.query(
         warehouse,
         f"""
         select s.segment, {", ".join("coalesce(s." + f + ", false) as " + f for f in flags)}, c.historical_revenue,
@@ -539,7 +526,7 @@ def segment_interval_figures(summary: pl.DataFrame) -> dict[str, float]:
 
 def _segment_intervals(
     log: Log,
-    warehouse: Warehouse,
+    warehouse: wh.WarehouseHandle,
     settings,
     joined: pl.DataFrame,
     membership: np.ndarray,
@@ -550,7 +537,7 @@ def _segment_intervals(
     the parameters of the fit customer_clv was scored with: pipelines.clv.uncertainty)."""
     schema = {"segment_kind": pl.String, "segment": pl.String, **{c: pl.Float64 for c in INTERVAL_COLUMNS}}
     as_of = joined["as_of_date"].max() if joined.height else None
-    rows = _read(warehouse, "select * from marts.clv_model_fit where as_of_date = ?", [as_of]) if as_of else None
+    rows = wh.query(warehouse, "select * from marts.clv_model_fit where as_of_date = ?", [as_of]) if as_of else None
     fit, gg = fits_from_rows(rows) if rows is not None and rows.height else (None, None)
     if fit is None or fit.covariance is None:
         if fit is not None:
@@ -592,15 +579,15 @@ def _segment_intervals(
     ).with_columns(pl.col(INTERVAL_COLUMNS).fill_nan(None))
 
 
-def build_cohort_survival(warehouse: Warehouse, as_of: date) -> pl.DataFrame:
+def build_cohort_survival(warehouse: wh.WarehouseHandle, as_of: date) -> pl.DataFrame:
     """Per acquisition cohort: mean P(alive) beside the observed share active in the last 90 days (customer_clv's
     as-of date, else `as_of`); written to marts.cohort_survival and returned."""
-    scored = _read(
+    scored = wh.query(
         warehouse,
         "select customer_id, cohort_month, p_alive, expected_purchases_365d, purchase_model, "
         "as_of_date from marts.customer_clv",
     )
-    customers = _read(warehouse, "select customer_id, last_order_date from marts.dim_customers")
+    customers = wh.query(warehouse, "select customer_id, last_order_date from marts.dim_customers")
     as_of = scored["as_of_date"].max() if scored.height else as_of
     table = cohort_survival_table(scored, customers, as_of)
     with warehouse.connect() as con:

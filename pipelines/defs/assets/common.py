@@ -1,11 +1,10 @@
-"""Helpers shared by the polars assets: the run's as-of date and reading/writing marts."""
+"""Helpers shared by the polars assets: the run's as-of date and the metadata of a written table."""
 
 from datetime import date
 
 import dagster as dg
 import polars as pl
 
-from pipelines import warehouse as wh
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
 
@@ -19,11 +18,6 @@ def marts_as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     if as_of is None:
         raise dg.Failure("marts.fct_orders is empty: there is nothing to model yet.")
     return as_of
-
-
-def read(warehouse: WarehouseResource, sql: str, params: list | None = None) -> pl.DataFrame:
-    with warehouse.connect(read_only=True) as con:
-        return wh.read_frame(con, sql, params)
 
 
 def table_metadata(frame: pl.DataFrame, rows: int = 10) -> dict:
