@@ -24,14 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from pipelines.report.pdf import BROWSER_ARGS  # noqa: E402
+
+CHROMIUM_ARGS = BROWSER_ARGS
 AS_OF = "2025-12-31"
 MAX_BYTES = 1_500_000
 

@@ -15,18 +15,11 @@ import duckdb
 import pytest
 from pipeline_runner import PROJECT_ROOT, PipelineRun
 
+from pipelines import contract
 from pipelines.contract import MARTS as MART_TABLES
 from pipelines.publish import DBT_MANIFEST, POLARS_MARTS_SOURCE
 
-POLARS_MARTS = {
-    "customer_clv",
-    "clv_model_fit",
-    "clv_backtest",
-    "segment_clv",
-    "cac_payback",
-    "cac_payback_curve",
-    "cohort_survival",
-}
+POLARS_MARTS = set(contract.POLARS_MARTS)
 DBT_DIR = PROJECT_ROOT / "dbt_project"
 
 

@@ -15,23 +15,10 @@ from pathlib import Path
 import pytest
 from pipeline_runner import PROJECT_ROOT, pipeline_env, run_clv
 
+from pipelines import contract
+
 CDNOW = Path(__file__).resolve().parent.parent / "data" / "CDNOW_sample.txt"
-MARTS = (
-    "fct_orders",
-    "dim_customers",
-    "cohort_retention",
-    "cohort_retention_by_channel",
-    "retention_kpis",
-    "customer_segments",
-    "windowed_ltv",
-    "ltv_drivers",
-    "customer_clv",
-    "clv_model_fit",
-    "clv_backtest",
-    "segment_clv",
-    "cac_payback",
-    "cac_payback_curve",
-)
+MARTS = contract.MARTS
 
 
 def _cdnow_purchases() -> list[tuple[str, date, float]]:

@@ -15,16 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipelines.contract import MARTS as MART_TABLES  # noqa: E402
 from pipelines.report import build_report  # noqa: E402
+from pipelines.report.pdf import BROWSER_ARGS  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = BROWSER_ARGS
 TITLES = [
     "Cohort retention",
     "Cumulative revenue and margin per customer by cohort (LTV curves)",

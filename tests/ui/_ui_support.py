@@ -16,16 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.report.pdf import BROWSER_ARGS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = BROWSER_ARGS
 LOCATION = "clv_warehouse"
 JOB = "clv_pipeline"
 STARTUP_TIMEOUT_S = 90
