@@ -190,7 +190,7 @@ def summary(settings: Settings) -> str:
     import duckdb
 
     from pipelines.sources.files import BEFORE_FIRST_PARTITION
-    from pipelines.warehouse import reporting_currency
+    from pipelines.warehouse import reporting_currency, table_names
 
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
@@ -206,12 +206,7 @@ def summary(settings: Settings) -> str:
             [BEFORE_FIRST_PARTITION],
         ).fetchall()[0][0]
         currency = reporting_currency(con)
-        existing = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts'"
-            ).fetchall()
-        }
+        existing = table_names(con, "marts")
         counts = [
             (t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in contract.MARTS if t in existing
         ]

@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from pipelines import warehouse as wh
-from pipelines.run_window import RunWindow
+from pipelines.run_window import Window
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 
 # The loads each successful build has taken in (load_log.loaded_at up to loads_through): a run that loads nothing
@@ -47,13 +47,13 @@ class BuildPlan:
         )
 
 
-def plan_build(con: duckdb.DuckDBPyConnection, window: RunWindow, run_id: str, settings: Settings) -> BuildPlan:
+def plan_build(con: duckdb.DuckDBPyConnection, window: Window, run_id: str, settings: Settings) -> BuildPlan:
     """Decide what the build rebuilds and hand the models the run's point in time, window and margin rate."""
     con.execute(BUILDS_DDL)
     loads_through = con.execute("select max(loaded_at) from raw.load_log").fetchall()[0][0]
-    if window.load_start is not None:
+    if window.start is not None:
         # Late changes the load found before its window (a refund a month late) widen what the models rebuild.
-        rebuild_from = wh.rebuild_start(con, window.load_start, run_id)
+        rebuild_from = wh.rebuild_start(con, window.start, run_id)
     else:
         rebuild_from = _unbuilt_loads_start(con)
     wh.set_run_context(con, window.as_of, rebuild_from, settings.default_margin_rate)
@@ -82,8 +82,7 @@ def _unbuilt_loads_start(con: duckdb.DuckDBPyConnection) -> date | None:
 
 def missing_relations(con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]]) -> list[str]:
     """The names of the (schema, name) relations the warehouse does not have."""
-    existing = set(con.execute("select table_schema, table_name from information_schema.tables").fetchall())
-    return sorted(name for schema, name in relations if (schema, name) not in existing)
+    return sorted(name for schema, name in relations if name not in wh.table_names(con, schema))
 
 
 def relation_figures(con: duckdb.DuckDBPyConnection, path: list[str], preview_rows: int) -> tuple[int, pl.DataFrame]:

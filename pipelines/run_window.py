@@ -6,10 +6,12 @@ one run agrees on one as-of date.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from pipelines.settings import Settings
+if TYPE_CHECKING:  # settings imports the sources, which use Window
+    from pipelines.settings import Settings
 
 AS_OF_TAG = "clv/as_of"
 # Widens the order dates a run reloads beyond its partitions (honoured for runs launched with it by hand or by
@@ -22,11 +24,27 @@ PARTITION_TAG = "dagster/partition"
 
 
 @dataclass(frozen=True)
-class RunWindow:
-    partition_start: date | None  # first partition this run loads (None: the run loads no partition)
-    partition_end: date | None
-    load_start: date | None  # partition_start minus the look-back, clamped to the first partition
-    as_of: date | None  # None: use everything loaded
+class Window:
+    """The one window type: the inclusive range of order dates a run loads (its partitions plus the look-back) and
+    its point in time `as_of` (what the sources may know, and the date the marts are as of). A run that loads no
+    partition (the refresh after a raw load, a hand-run model) has no start or end; `bounded` gives the window a
+    load reads."""
+
+    start: date | None  # the first partition minus the look-back, clamped to the first partition
+    end: date | None  # the last partition
+    as_of: date | None  # None: nothing loaded yet
+    first_partition: date = date(2000, 1, 1)  # rows dated before it belong to no partition: rejected, not lost
+    partition_start: date | None = None  # the first partition itself (for the run's log)
+
+    def bounded(self, start: date, end: date) -> Window:
+        """This window with a start and an end where it has none (a load of everything up to `end`)."""
+        end = self.end or end
+        return replace(self, start=self.start or start, end=end, as_of=self.as_of or end)
+
+    def split(self, days: int) -> list[Window]:
+        """Consecutive sub-windows of at most `days` order dates each, covering this window."""
+        starts = [self.start + timedelta(days=d) for d in range(0, (self.end - self.start).days + 1, days)]
+        return [replace(self, start=s, end=min(s + timedelta(days=days - 1), self.end)) for s in starts]
 
 
 def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
@@ -38,7 +56,7 @@ def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
     return None, None
 
 
-def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWindow:
+def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> Window:
     """The as-of date is explicit (CLV_AS_OF / --as-of / the clv/as_of tag) or the newest loaded day, so
     re-running an old day never rolls the marts back in time."""
     start, end = partition_range_from_tags(tags)
@@ -51,4 +69,4 @@ def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> RunWi
     else:
         candidates = [d for d in (end, latest_loaded) if d is not None]
         as_of = max(candidates) if candidates else None
-    return RunWindow(start, end, load_start, as_of)
+    return Window(load_start, end, as_of, first_partition=settings.start_date, partition_start=start)

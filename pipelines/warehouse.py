@@ -85,6 +85,27 @@ def connect(
         con.close()
 
 
+def table_names(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    """The tables and views of one schema of the open database (older warehouses lack some)."""
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_catalog = current_database() "
+        "and table_schema = ?",
+        [schema],
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """{column: data type} of `schema.table`, in table order; empty when there is no such table."""
+    schema, name = table.split(".")
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns where table_catalog = current_database() "
+        "and table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return dict(rows)
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     _migrate_raw_orders(con)
@@ -92,12 +113,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
     """Warehouses from before keyed e-mail hashes and version ordering by updated_at / natural file order."""
-    columns = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = 'orders'"
-        ).fetchall()
-    }
+    columns = table_columns(con, "raw.orders")
     if "email_sha256" in columns:
         # An unkeyed sha256 can be reversed with a list of addresses: dropped; `clv run` re-hashes from the source.
         con.execute("alter table raw.orders drop column email_sha256")
@@ -155,10 +171,7 @@ def shop_currency(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def reporting_currency(con: duckdb.DuckDBPyConnection) -> str | None:
     """The currency the marts' amounts are in (None before any order with a currency was loaded)."""
-    if not con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'raw' "
-        "and table_name = 'reporting_currency'"
-    ).fetchall()[0][0]:
+    if "reporting_currency" not in table_names(con, "raw"):
         return None  # a warehouse from before several currencies, opened read-only
     rows = con.execute("select currency from raw.reporting_currency").fetchall()
     return rows[0][0] if rows else None
@@ -288,16 +301,7 @@ def replace_window(
 
 
 def _content_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    schema, name = table.split(".")
-    return [
-        c
-        for (c,) in con.execute(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-            "order by ordinal_position",
-            [schema, name],
-        ).fetchall()
-        if c not in BOOKKEEPING_COLUMNS
-    ]
+    return [c for c in table_columns(con, table) if c not in BOOKKEEPING_COLUMNS]
 
 
 def _insert_changes(
@@ -381,11 +385,7 @@ def _remove_superseded_versions(
     con: duckdb.DuckDBPyConnection, table: str, date_col: str, version_key: str, source_table: str
 ) -> pl.DataFrame:
     # Only keys present twice can hold an old version (the table had one row per key before this window).
-    columns = con.execute(
-        "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ? "
-        "order by ordinal_position",
-        [table],
-    ).fetchall()
+    columns = list(table_columns(con, table).items())
     # The record reads like the one the file validation writes for a superseded row (pipelines/sources/files.py):
     # the source fields, timestamps to the microsecond, no derived or load columns.
     record = ", ".join(

@@ -44,7 +44,7 @@ def test_the_run_window_takes_the_as_of_from_the_tag_then_the_settings(monkeypat
     assert resolve({**day, AS_OF_TAG: "2025-01-15"}, settings, date(2025, 1, 20)).as_of == date(2025, 1, 15)
     plain = WarehouseResource().settings()
     window = resolve(day, plain, latest_loaded=date(2025, 1, 20))
-    assert (window.partition_start, window.as_of, window.load_start) == (
+    assert (window.partition_start, window.as_of, window.start) == (
         date(2025, 1, 10),
         date(2025, 1, 20),
         date(2025, 1, 3),

@@ -13,11 +13,14 @@ purchases: a model's predicted hold-out revenue is its predicted purchases × th
 from __future__ import annotations
 
 import datetime
+import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from pipelines.clv._mle import factorize
 from pipelines.clv.gamma_gamma import GammaGammaFit, conditional_expected_order_value, fit_gamma_gamma
 from pipelines.clv.models import FIT_FAILURES, PURCHASE_MODELS, fit_or_reason
 from pipelines.clv.rfm import DAYS_PER_WEEK, rfm_summary
@@ -169,25 +172,40 @@ def calibration_holdout_backtest(
 
     # the bucket once for every model's table ("0" < "1" < ... < "6" < "7+" also holds as strings)
     base = summary.select("customer_id", "frequency", "actual", "actual_revenue", frequency_bucket=_bucket())
-    by_model: dict[str, ModelBacktest] = {}
-    for name in models:
-        model = PURCHASE_MODELS[name]
-        fit, note = fit_or_reason(f"{model.label} (back-test)", model.fit, frequency, recency, T, covariance=False)
-        if fit is None:
-            notes[name] = note
-            continue
-        predicted = model.conditional_expected_purchases(fit, holdout_weeks, frequency, recency, T)
-        by_model[name] = _model_backtest(
-            name, fit, base, predicted, None if order_value is None else predicted * order_value
+    blocks: dict[str, Future] = {}
+    # polars releases the GIL and the fits hold it (numpy on small arrays, scipy's optimizer): the formula and each
+    # model's accuracy tables are computed on a second thread while this one fits the next model.
+    with ThreadPoolExecutor(max_workers=1) as tables:
+        formula_block = (
+            tables.submit(
+                _formula_backtest, orders, summary, base, calibration_end, holdout_end, customer_col, date_col
+            )
+            if formula
+            else None
         )
-    if formula:
-        predicted, predicted_revenue, note = _formula_predictions(
-            orders, summary, calibration_end, holdout_end, customer_col, date_col
-        )
-        if note:
-            notes[FORMULA] = note
-        else:
-            by_model[FORMULA] = _model_backtest(FORMULA, None, base, predicted, predicted_revenue)
+        # Every model is fitted to, and predicts, the distinct (x, t_x, T) rows (weighted by their customers),
+        # found once here instead of once per model: the same fits and predictions to the last bit (a fit
+        # collapses its rows into exactly these; a prediction depends on the customer's row only).
+        rows = _distinct_rows(frequency, recency, T) if models else None
+        for name in models:
+            model = PURCHASE_MODELS[name]
+            fit, note = fit_or_reason(
+                f"{model.label} (back-test)", model.fit, *rows.columns, weights=rows.weights, covariance=False
+            )
+            if fit is None:
+                notes[name] = note
+                continue
+            predicted = model.conditional_expected_purchases(fit, holdout_weeks, *rows.columns)[rows.inverse]
+            blocks[name] = tables.submit(
+                _model_backtest, name, fit, base, predicted, None if order_value is None else predicted * order_value
+            )
+        by_model: dict[str, ModelBacktest] = {name: block.result() for name, block in blocks.items()}
+        if formula_block is not None:
+            block, note = formula_block.result()
+            if note:
+                notes[FORMULA] = note
+            else:
+                by_model[FORMULA] = block
     first = next((by_model[name] for name in (*models, FORMULA) if name in by_model), None)
     if first is None or (models and not any(name in by_model for name in models)):
         raise ValueError(
@@ -206,6 +224,34 @@ def calibration_holdout_backtest(
     )
 
 
+@dataclass(frozen=True)
+class _DistinctRows:
+    """The distinct (x, t_x, T) rows of the calibration customers: `columns` (x, t_x, T), `weights` (customers per
+    row) and `inverse` (each customer's row: ``columns[i][inverse]`` is the customers' column i)."""
+
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray]
+    weights: np.ndarray
+    inverse: np.ndarray
+
+
+def _distinct_rows(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> _DistinctRows:
+    """Each column factorised (integers and whole-day weeks by counting, no sort), the codes combined into one
+    integer key per customer, and the keys made unique (one sort of integers)."""
+    factorised = [factorize(column) for column in (frequency, recency, T)]
+    sizes = [max(values.size, 1) for values, _ in factorised]
+    if math.prod(sizes) < np.iinfo(np.int64).max:
+        key = np.ravel_multi_index([codes for _, codes in factorised], sizes)
+        keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        codes = np.unravel_index(keys, sizes)
+        columns = tuple(values[c] for (values, _), c in zip(factorised, codes))
+    else:  # more distinct values than an int64 key can combine (never at realistic sizes)
+        stacked, inverse, counts = np.unique(
+            np.column_stack([frequency, recency, T]), axis=0, return_inverse=True, return_counts=True
+        )
+        columns = tuple(np.ascontiguousarray(stacked[:, i]) for i in range(3))
+    return _DistinctRows(columns, counts.astype(np.float64), inverse.reshape(-1))
+
+
 def _model_backtest(
     name: str, fit, base: pl.DataFrame, predicted: np.ndarray, predicted_revenue: np.ndarray | None
 ) -> ModelBacktest:
@@ -220,6 +266,22 @@ def _model_backtest(
         "customer_id", "frequency", "predicted", "actual", "predicted_revenue", "actual_revenue", "frequency_bucket"
     )
     return ModelBacktest(name, fit, _overall_accuracy(per_customer), _accuracy_by_frequency(per_customer), per_customer)
+
+
+def _formula_backtest(
+    orders: pl.LazyFrame,
+    summary: pl.DataFrame,
+    base: pl.DataFrame,
+    calibration_end: datetime.date,
+    holdout_end: datetime.date,
+    customer_col: str,
+    date_col: str,
+) -> tuple[ModelBacktest | None, str | None]:
+    """The formula's block, or why there is none."""
+    predicted, predicted_revenue, note = _formula_predictions(
+        orders, summary, calibration_end, holdout_end, customer_col, date_col
+    )
+    return (None, note) if note else (_model_backtest(FORMULA, None, base, predicted, predicted_revenue), None)
 
 
 def _formula_predictions(
@@ -245,10 +307,10 @@ def _formula_predictions(
         return None, None, "formula (back-test): the calibration period is too short to measure annual churn"
     lifespan = min(MAX_FORMULA_LIFESPAN_YEARS, 1.0 / churn)
     holdout_years = (holdout_end - calibration_end).days / DAYS_PER_YEAR
-    tenure_years = (
-        np.array([(calibration_end - d).days for d in summary["first_purchase_date"].to_list()], dtype=np.float64)
-        / DAYS_PER_YEAR
+    tenure_days = summary.select(
+        (pl.lit(calibration_end, dtype=pl.Date) - pl.col("first_purchase_date")).dt.total_days()
     )
+    tenure_years = tenure_days.to_series().to_numpy().astype(np.float64) / DAYS_PER_YEAR
     purchase_days = summary["purchase_days"].to_numpy().astype(np.float64)
     rate = purchase_days / np.maximum(tenure_years, 1.0)
     predicted = rate * min(holdout_years, lifespan)

@@ -347,13 +347,7 @@ HISTORY_COLUMNS = {
 def _upgrade_history_tables(con) -> None:
     """Warehouses from before the refit cadence have no fitted_on column (every block there was a fresh fit); from
     before the models were compared, no standard errors and a BG/NBD-only back-test (model null: it was BG/NBD)."""
-    existing = {
-        name
-        for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' "
-            "and table_name in ('clv_model_fit', 'clv_backtest')"
-        ).fetchall()
-    }
+    existing = wh.table_names(con, "marts") & set(HISTORY_COLUMNS)
     for table in sorted(existing):
         for column, sql_type in HISTORY_COLUMNS[table].items():
             con.execute(f"alter table marts.{table} add column if not exists {column} {sql_type}")
@@ -371,11 +365,7 @@ def recent_fit_rows(warehouse: wh.WarehouseHandle, as_of, refit_days: int):
     if refit_days <= 1:
         return None
     with warehouse.connect(read_only=True) as con:
-        has_fit_history = con.execute(
-            "select count(*) from information_schema.columns where table_schema = 'marts' "
-            "and table_name = 'clv_model_fit' and column_name = 'fitted_on'"
-        ).fetchall()[0][0]
-        if not has_fit_history:
+        if "fitted_on" not in wh.table_columns(con, "marts.clv_model_fit"):
             return None
         models = ", ".join(f"'{name}'" for name in PURCHASE_MODELS)
         row = con.execute(

@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 
 from pipelines import run_health
 from pipelines import warehouse as wh
-from pipelines.run_window import RunWindow, resolve
+from pipelines.run_window import Window, resolve
 from pipelines.settings import DBT_PROJECT_DIR, Settings
 
 
@@ -51,7 +51,7 @@ class WarehouseResource(ConfigurableResource):
     )
     # Resolved once per run (the in-process executor initialises resources once per run): every step agrees.
     _settings: Settings | None = PrivateAttr(default=None)
-    _window: tuple[RunWindow, date | None] | None = PrivateAttr(default=None)
+    _window: tuple[Window, date | None] | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -76,7 +76,7 @@ class WarehouseResource(ConfigurableResource):
         with wh.exclusive_warehouse(self.settings().warehouse, log=log):
             yield self
 
-    def run_window(self, context) -> tuple[RunWindow, date | None]:
+    def run_window(self, context) -> tuple[Window, date | None]:
         """This run's window and point in time (from its tags and what earlier runs loaded), and the newest
         loaded day. Every asset of a run resolves it the same way, so they agree on one as-of date."""
         if self._window is None:

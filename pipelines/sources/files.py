@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import polars as pl
 
 from pipelines import contract
 from pipelines.privacy import redact_expr
+from pipelines.run_window import Window
 from pipelines.sources import formats, fx
 
 ORDER_REQUIRED, ORDER_OPTIONAL = contract.ORDERS.required, contract.ORDERS.optional
@@ -45,21 +46,6 @@ RECORD_COLUMNS = [c for c in RAW_ORDERS_SCHEMA if c not in ("email", "source_sor
 
 class SourceFileError(ValueError):
     """A source file is not a usable table (unreadable, empty, or missing required columns)."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """Inclusive range of order dates a run loads; `as_of` is what the source is allowed to know."""
-
-    start: date
-    end: date
-    as_of: date
-    first_partition: date = date(2000, 1, 1)  # rows dated before it belong to no partition: rejected, not lost
-
-    def split(self, days: int) -> list[Window]:
-        """Consecutive sub-windows of at most `days` order dates each, covering this window."""
-        starts = [self.start + timedelta(days=d) for d in range(0, (self.end - self.start).days + 1, days)]
-        return [replace(self, start=s, end=min(s + timedelta(days=days - 1), self.end)) for s in starts]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pipelines.defs.partitions import daily_partitions, single_run_backfill
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
 from pipelines.raw_layer import RAW_TABLES, load_into
-from pipelines.run_window import RunWindow
+from pipelines.run_window import Window
 from pipelines.sources import files as src
 from pipelines.sources.landing import source_directory
 
@@ -21,25 +21,24 @@ SPEND = dg.AssetKey(["raw", "marketing_spend"])
 CART = dg.AssetKey(["raw", "cart_events"])
 
 
-def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> tuple[RunWindow, src.Window]:
+def _window(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Window:
     """The order dates this run (re)loads. raw/orders reads its partition range; the smaller raw tables are not
     partitioned (Dagster's bookkeeping per partition and asset would cost more than loading them) and follow the
     same range from the run's tags, or reload everything when the run loads no partition."""
     settings = warehouse.settings()
     window, latest = warehouse.run_window(context)
-    end = window.partition_end or window.as_of or latest
+    end = window.end or window.as_of or latest
     if end is None:
         raise dg.Failure(
             "Nothing to load: this run names no partition and no day has been loaded yet. "
             "Materialise raw/orders for a partition range first (or run `clv run`)."
         )
-    start = window.load_start or settings.start_date
-    load = src.Window(start=start, end=end, as_of=window.as_of or end, first_partition=settings.start_date)
+    load = window.bounded(settings.start_date, end)
     context.log.info(
-        f"Loading order dates {load.start}..{load.end} (partitions {window.partition_start or load.start}..{end} "
+        f"Loading order dates {load.start}..{load.end} (partitions {window.partition_start or load.start}..{load.end} "
         f"plus a {settings.lookback_days}-day look-back); the source is read as known on {load.as_of}."
     )
-    return window, load
+    return load
 
 
 def _preview(frame: pl.DataFrame, rows: int = 5) -> dg.MetadataValue:
@@ -99,7 +98,7 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
 
 def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str):
     settings = warehouse.settings()
-    _, load = _window(context, warehouse)
+    load = _window(context, warehouse)
     directory, today = source_directory(settings, log=context.log.info)
     try:
         with warehouse.connect() as con, nullcontext() if isinstance(directory, Path) else closing(directory):

@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from pipelines import warehouse as wh
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
@@ -33,18 +35,8 @@ def records(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 
 
 def has_column(con, table: str, column: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.columns where table_schema = 'marts' "
-            "and table_name = ? and column_name = ?",
-            [table, column],
-        ).fetchall()[0][0]
-    )
+    return column in wh.table_columns(con, f"marts.{table}")
 
 
 def has_table(con, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?", [table]
-        ).fetchall()[0][0]
-    )
+    return table in wh.table_names(con, "marts")
