@@ -13,7 +13,9 @@ stops before it replaces raw rows, so the live marts, the snapshot, the exports 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 
+import duckdb
 import polars as pl
 
 from pipelines.sources.files import BEFORE_FIRST_PARTITION
@@ -103,3 +105,68 @@ def blocking_problems(
             "is the export truncated or from another shop?"
         )
     return problems
+
+
+# ---------------------------------------------------------------- checks of the loaded table (warnings)
+# They describe raw.orders after a load: a historical backfill is not fresh, and says so. Dagster shows them as
+# asset checks of raw/orders (pipelines/defs/assets/ingest.py).
+@dataclass(frozen=True)
+class TableCheck:
+    passed: bool
+    metadata: dict
+    description: str | None = None
+
+
+def orders_freshness(con: duckdb.DuckDBPyConnection, freshness_hours: float, now: datetime) -> TableCheck:
+    """The newest order is at most `freshness_hours` old (`now` in UTC, naive)."""
+    newest = con.execute("select max(ordered_at) from raw.orders").fetchall()[0][0]
+    if newest is None:
+        return TableCheck(False, {}, "raw.orders is empty")
+    age_hours = (now - newest).total_seconds() / 3600
+    return TableCheck(
+        age_hours <= freshness_hours,
+        {"newest_order": str(newest), "age_hours": round(age_hours, 1), "threshold_hours": freshness_hours},
+    )
+
+
+def orders_reject_rate(con: duckdb.DuckDBPyConnection, threshold: float) -> TableCheck:
+    """Invalid rows of the whole table stay below `threshold`."""
+    invalid = con.execute(
+        "select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'"
+    ).fetchall()[0][0]
+    valid = con.execute("select count(*) from raw.orders").fetchall()[0][0]
+    rate = invalid / (invalid + valid) if invalid + valid else 0.0
+    metadata = {"invalid_rows": invalid, "valid_rows": valid, "reject_rate": round(rate, 6), "threshold": threshold}
+    return TableCheck(rate <= threshold, metadata)
+
+
+def orders_row_count_drop(con: duckdb.DuckDBPyConnection, threshold: float) -> TableCheck:
+    """The newest day's row count did not drop by more than `threshold` against the 7 days before it."""
+    rows = con.execute(
+        """select order_date, count(*) from raw.orders
+           where order_date > (select max(order_date) from raw.orders) - interval 8 day
+           group by 1 order by 1"""
+    ).fetchall()
+    if len(rows) < 2:
+        return TableCheck(True, {}, "not enough history to compare")
+    latest_day, latest = rows[-1]
+    previous = [n for _, n in rows[:-1]]
+    baseline = sum(previous) / len(previous)
+    drop = 1 - latest / baseline if baseline else 0.0
+    metadata = {
+        "day": str(latest_day),
+        "rows": latest,
+        "baseline_rows": round(baseline, 1),
+        "drop": round(drop, 3),
+        "threshold": threshold,
+    }
+    return TableCheck(drop <= threshold, metadata)
+
+
+def orders_per_day(con: duckdb.DuckDBPyConnection, start: date, end: date) -> tuple[int, dict[date, int]]:
+    """(rows of raw.orders, {order date: rows} for start..end)."""
+    total = con.execute("select count(*) from raw.orders").fetchall()[0][0]
+    per_day = con.execute(
+        "select order_date, count(*) from raw.orders where order_date between ? and ? group by 1", [start, end]
+    ).fetchall()
+    return total, dict(per_day)

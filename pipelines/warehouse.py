@@ -131,6 +131,11 @@ def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("update raw.orders set source_sort_key = ? where source_file = ?", [natural_key(name), name])
 
 
+def newest_order_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The newest order date in the marts (the as-of of a run that names none and loaded nothing)."""
+    return con.execute("select max(order_date) from marts.fct_orders").fetchall()[0][0]
+
+
 def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> date | None:
     """The newest order date any run has loaded (the default point in time of the marts)."""
     row = con.execute("select max(window_end) from raw.load_log where asset = 'orders'").fetchone()

@@ -5,6 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from pipelines import warehouse as wh
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
 
@@ -12,9 +13,10 @@ from pipelines.markdown import frame_to_markdown
 def marts_as_of(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> date:
     """The same point in time dbt used: the run's as-of, else the newest order in fct_orders."""
     window, _ = warehouse.run_window(context)
-    with warehouse.connect(read_only=True) as con:
-        newest_order = con.execute("select max(order_date) from marts.fct_orders").fetchone()[0]
-    as_of = window.as_of or newest_order
+    as_of = window.as_of
+    if as_of is None:
+        with warehouse.connect(read_only=True) as con:
+            as_of = wh.newest_order_date(con)
     if as_of is None:
         raise dg.Failure("marts.fct_orders is empty: there is nothing to model yet.")
     return as_of

@@ -7,7 +7,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from pipelines.data_checks import DataCheckFailed
+from pipelines.data_checks import (
+    DataCheckFailed,
+    TableCheck,
+    orders_freshness,
+    orders_per_day,
+    orders_reject_rate,
+    orders_row_count_drop,
+)
 from pipelines.defs.partitions import daily_partitions, single_run_backfill
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
@@ -58,13 +65,7 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     result, load, settings = _load(context, warehouse, "orders")
     keys = context.partition_keys
     with warehouse.connect(read_only=True) as con:
-        total = con.execute("select count(*) from raw.orders").fetchone()[0]
-        per_day = dict(
-            con.execute(
-                "select order_date, count(*) from raw.orders where order_date between ? and ? group by 1",
-                [date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])],
-            ).fetchall()
-        )
+        total, per_day = orders_per_day(con, date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]))
     by_kind = result.rejected.group_by("kind").len().sort("kind")
     counts = {row["kind"]: row["len"] for row in by_kind.iter_rows(named=True)}
     context.log.info(
@@ -203,23 +204,17 @@ def raw_cart_events(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 WARN = dg.AssetCheckSeverity.WARN
 
 
+def _check_result(check: TableCheck) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=check.passed, severity=WARN, metadata=check.metadata, description=check.description
+    )
+
+
 @dg.asset_check(asset=ORDERS, description="The newest order is at most CLV_FRESHNESS_HOURS old (default 36 h).")
 def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
-        newest = con.execute("select max(ordered_at) from raw.orders").fetchone()[0]
-    if newest is None:
-        return dg.AssetCheckResult(passed=False, severity=WARN, description="raw.orders is empty")
-    age_hours = (datetime.now(UTC).replace(tzinfo=None) - newest).total_seconds() / 3600
-    return dg.AssetCheckResult(
-        passed=age_hours <= settings.freshness_hours,
-        severity=WARN,
-        metadata={
-            "newest_order": str(newest),
-            "age_hours": round(age_hours, 1),
-            "threshold_hours": settings.freshness_hours,
-        },
-    )
+        check = orders_freshness(con, warehouse.settings().freshness_hours, datetime.now(UTC).replace(tzinfo=None))
+    return _check_result(check)
 
 
 @dg.asset_check(
@@ -228,23 +223,8 @@ def orders_are_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     "(a load above it is stopped before it is committed).",
 )
 def reject_rate_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
-        invalid = con.execute(
-            "select count(*) from raw.rejected_orders where source_table = 'orders' and kind = 'invalid'"
-        ).fetchone()[0]
-        valid = con.execute("select count(*) from raw.orders").fetchone()[0]
-    rate = invalid / (invalid + valid) if invalid + valid else 0.0
-    return dg.AssetCheckResult(
-        passed=rate <= settings.reject_rate_threshold,
-        severity=WARN,
-        metadata={
-            "invalid_rows": invalid,
-            "valid_rows": valid,
-            "reject_rate": round(rate, 6),
-            "threshold": settings.reject_rate_threshold,
-        },
-    )
+        return _check_result(orders_reject_rate(con, warehouse.settings().reject_rate_threshold))
 
 
 @dg.asset_check(
@@ -253,27 +233,5 @@ def reject_rate_below_threshold(warehouse: WarehouseResource) -> dg.AssetCheckRe
     "against the average of the previous 7 loaded days.",
 )
 def no_row_count_drop(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    settings = warehouse.settings()
     with warehouse.connect(read_only=True) as con:
-        rows = con.execute(
-            """select order_date, count(*) from raw.orders
-               where order_date > (select max(order_date) from raw.orders) - interval 8 day
-               group by 1 order by 1"""
-        ).fetchall()
-    if len(rows) < 2:
-        return dg.AssetCheckResult(passed=True, description="not enough history to compare")
-    latest_day, latest = rows[-1]
-    previous = [n for _, n in rows[:-1]]
-    baseline = sum(previous) / len(previous)
-    drop = 1 - latest / baseline if baseline else 0.0
-    return dg.AssetCheckResult(
-        passed=drop <= settings.row_drop_threshold,
-        severity=WARN,
-        metadata={
-            "day": str(latest_day),
-            "rows": latest,
-            "baseline_rows": round(baseline, 1),
-            "drop": round(drop, 3),
-            "threshold": settings.row_drop_threshold,
-        },
-    )
+        return _check_result(orders_row_count_drop(con, warehouse.settings().row_drop_threshold))
