@@ -70,6 +70,10 @@ def _date_flag(flag: str, value: str) -> date:
 
 
 def _apply_flags(args: argparse.Namespace) -> None:
+    # Dates are checked here, in the flags' words, before the settings read them from the environment.
+    for flag, value in (("--as-of", getattr(args, "as_of", None)), ("--start-date", getattr(args, "start_date", None))):
+        if value:
+            _date_flag(flag, value)
     if args.raw_dir and not Path(args.raw_dir).is_dir():
         what = "a file" if Path(args.raw_dir).exists() else "missing"
         raise UsageError(f"--raw-dir {args.raw_dir}: {what}, not a directory of orders*/marketing_spend* files")
