@@ -44,46 +44,19 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from _marts_support import diff_rows, rows, same
-from hand_shop_data import AS_OF, FILES, START_DATE
-from pipeline_runner import run_clv
+from hand_shop_data import AS_OF, connect_built, run_hand_shop
 
 D = date.fromisoformat
-HAND_REJECT_RATE_THRESHOLD = "0.2"
-
-
-def _write_shop(directory, files):
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(text)
-    return directory
 
 
 @pytest.fixture(scope="module")
 def hand_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hand_shop")
-    raw = _write_shop(base / "raw", FILES)
-    # check=False: the marts are built before the reporting steps; whether the whole run succeeds is its own test.
-    # The tiny shop's 3 deliberately bad rows are 13 % of its rows, above the default blocking reject rate (5 %).
-    return run_clv(
-        base / "data",
-        "run",
-        "--as-of",
-        AS_OF,
-        "--source",
-        "files",
-        "--raw-dir",
-        str(raw),
-        check=False,
-        CLV_START_DATE=START_DATE,
-        CLV_REJECT_RATE_THRESHOLD=HAND_REJECT_RATE_THRESHOLD,
-    )
+    return run_hand_shop(tmp_path_factory.mktemp("hand_shop"))
 
 
 @pytest.fixture(scope="module")
 def con(hand_run):
-    if not hand_run.warehouse.exists():
-        pytest.fail(f"the run built no warehouse:\n{hand_run.stdout[-2000:]}\n{hand_run.stderr[-4000:]}")
-    connection = hand_run.connect()
+    connection = connect_built(hand_run)
     yield connection
     connection.close()
 
@@ -1029,24 +1002,7 @@ EARLY_AS_OF = "2024-06-09"
 
 @pytest.fixture(scope="module")
 def early_con(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hand_shop_early")
-    raw = _write_shop(base / "raw", FILES)
-    run = run_clv(
-        base / "data",
-        "run",
-        "--as-of",
-        EARLY_AS_OF,
-        "--source",
-        "files",
-        "--raw-dir",
-        str(raw),
-        check=False,
-        CLV_START_DATE=START_DATE,
-        CLV_REJECT_RATE_THRESHOLD=HAND_REJECT_RATE_THRESHOLD,
-    )
-    if not run.warehouse.exists():
-        pytest.fail(f"the run built no warehouse:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
-    connection = run.connect()
+    connection = connect_built(run_hand_shop(tmp_path_factory.mktemp("hand_shop_early"), EARLY_AS_OF))
     yield connection
     connection.close()
 

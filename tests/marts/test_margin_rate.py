@@ -18,8 +18,7 @@ C3 60; C4 115 − 60 + 37.5 = 92.5; C5 37 − 22 + 13.75 = 28.75; C6 14.
 from __future__ import annotations
 
 import pytest
-from hand_shop_data import AS_OF, FILES, START_DATE
-from pipeline_runner import run_clv
+from hand_shop_data import connect_built, run_hand_shop
 
 MARGIN_BY_CUSTOMER = {"C1": 166.25, "C2": 79.5, "C3": 60.0, "C4": 92.5, "C5": 28.75, "C6": 14.0}
 REVENUE_BY_CUSTOMER = {"C1": 425.0, "C2": 225.0, "C3": 150.0, "C4": 260.0, "C5": 95.0, "C6": 35.0}
@@ -27,28 +26,8 @@ REVENUE_BY_CUSTOMER = {"C1": 425.0, "C2": 225.0, "C3": 150.0, "C4": 260.0, "C5":
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
-    base = tmp_path_factory.mktemp("margin_rate")
-    raw = base / "raw"
-    raw.mkdir()
-    for name, text in FILES.items():
-        (raw / name).write_text(text)
-    run = run_clv(
-        base / "data",
-        "run",
-        "--as-of",
-        AS_OF,
-        "--source",
-        "files",
-        "--raw-dir",
-        str(raw),
-        check=False,
-        CLV_START_DATE=START_DATE,
-        CLV_REJECT_RATE_THRESHOLD="0.2",
-        CLV_DEFAULT_MARGIN_RATE="0.25",
-    )
-    if not run.warehouse.exists():
-        pytest.fail(f"the run built no warehouse:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
-    connection = run.connect()
+    run = run_hand_shop(tmp_path_factory.mktemp("margin_rate"), CLV_DEFAULT_MARGIN_RATE="0.25")
+    connection = connect_built(run)
     yield connection
     connection.close()
 

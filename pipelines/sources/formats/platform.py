@@ -133,3 +133,15 @@ def net_share_of_refund(refund: pl.Expr, net: pl.Expr, total: pl.Expr, fully_ref
 
 def first_problem(*problems: pl.Expr) -> pl.Expr:
     return pl.coalesce(list(problems))
+
+
+def contract_frame(orders: pl.DataFrame, problems: list[pl.Expr], **columns: pl.Expr) -> pl.DataFrame:
+    """The grouped orders as the contract's columns, with the reader's bookkeeping (line, field counts) and each
+    order's first format problem: its own, or one of `problems`."""
+    return orders.select(
+        **columns,
+        _line=pl.col("_line"),
+        _fields=pl.col("_fields"),
+        _expected=pl.col("_expected"),
+        _format_problem=first_problem(pl.col("_format_problem"), *problems),
+    )

@@ -8,8 +8,8 @@ import polars as pl
 from pipelines.sources.formats.platform import (
     Export,
     Platform,
+    contract_frame,
     exact,
-    first_problem,
     group_orders,
     money_text,
     net_share_of_refund,
@@ -69,7 +69,17 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     cancelled = pl.col("cancelled_at").is_not_null() | (financial == "voided").fill_null(False)
     status = pl.when(cancelled).then(pl.lit("cancelled")).when(is_test).then(pl.lit("test")).otherwise(financial)
     refund_text = net_share_of_refund(exact(refunded), net, paid, (financial == "refunded").fill_null(False))
-    contract = orders.select(
+    contract = contract_frame(
+        orders,
+        [
+            date_problem,
+            subtotal_problem,
+            shipping_problem,
+            taxes_problem,
+            total_problem,
+            discount_problem,
+            refunded_problem,
+        ],
         order_id=pl.coalesce("name", "id"),
         customer_id=pl.col("email"),
         email=pl.col("email"),
@@ -81,19 +91,6 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
         refunded_amount=refund_text,
         status=status,
         product_category=pl.col("vendor"),
-        _line=pl.col("_line"),
-        _fields=pl.col("_fields"),
-        _expected=pl.col("_expected"),
-        _format_problem=first_problem(
-            pl.col("_format_problem"),
-            date_problem,
-            subtotal_problem,
-            shipping_problem,
-            taxes_problem,
-            total_problem,
-            discount_problem,
-            refunded_problem,
-        ),
     )
     items = int(orders["_items"].sum()) if orders.height else 0
     return contract, [

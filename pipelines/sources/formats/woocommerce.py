@@ -11,8 +11,8 @@ from pipelines.sources.formats.dialect import map_values
 from pipelines.sources.formats.platform import (
     Export,
     Platform,
+    contract_frame,
     exact,
-    first_problem,
     group_orders,
     money_text,
     net_share_of_refund,
@@ -71,7 +71,17 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
     ).cast(pl.String)
     user = pl.col("user_id")
     customer = pl.coalesce("email", pl.when(user.is_not_null() & (user != "0")).then(pl.format("user:{}", user)))
-    contract = orders.select(
+    contract = contract_frame(
+        orders,
+        [
+            date_problem,
+            net_problem,
+            subtotal_problem,
+            discount_problem,
+            total_problem,
+            refund_problem,
+            subtotal_refunded_problem,
+        ],
         order_id=pl.coalesce("order_number", "order_id"),
         customer_id=customer,
         email=pl.col("email"),
@@ -83,19 +93,6 @@ def adapt(export: Export) -> tuple[pl.DataFrame, list[str]]:
         refunded_amount=refunded,
         status=status,
         product_category=pl.col("category"),
-        _line=pl.col("_line"),
-        _fields=pl.col("_fields"),
-        _expected=pl.col("_expected"),
-        _format_problem=first_problem(
-            pl.col("_format_problem"),
-            date_problem,
-            net_problem,
-            subtotal_problem,
-            discount_problem,
-            total_problem,
-            refund_problem,
-            subtotal_refunded_problem,
-        ),
     )
     notes = [
         f"{export.file_name}: a WooCommerce orders export (Advanced Order Export): {orders['_items'].sum()} "
