@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
 try:
@@ -129,8 +131,8 @@ class OptimisationOutcome:
     covariance: np.ndarray | None = None
 
     def fit_fields(self, n_customers: float) -> dict:
-        """The fields every fit result (BgNbdFit, ParetoNbdFit, MbgNbdFit, GammaGammaFit) takes from the optimum,
-        beside its own parameters."""
+        """The fields every fit result (a :class:`FitResult`: BgNbdFit, ParetoNbdFit, MbgNbdFit, GammaGammaFit)
+        takes from the optimum, beside its own parameters."""
         return {
             "log_likelihood": self.total_log_likelihood,
             "converged": self.converged,
@@ -144,6 +146,81 @@ class OptimisationOutcome:
 
 TotalLogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """params -> (sum of weighted log-likelihoods, its gradient wrt params)."""
+
+
+class FitResult:
+    """A fitted model (BgNbdFit, MbgNbdFit, ParetoNbdFit, GammaGammaFit): its parameters, then what every
+    maximum-likelihood fit reports.
+
+    A subclass declares only its parameters, in the order of ``params``, as annotated class attributes; it becomes
+    a frozen dataclass whose fields are those parameters followed by
+        log_likelihood: float  total over the customers fitted, without penalty
+        converged: bool
+        n_customers: int  customers fitted
+        iterations: int
+        message: str
+        gradient_norm: float = nan  sup-norm of the mean objective's gradient, log-parameters
+        covariance: np.ndarray | None = None  asymptotic covariance of the parameters, in the order of ``params``:
+            inverse observed information at the optimum (observed_information_covariance); None when not
+            available. Neither compared nor shown by repr.
+    so a fit is built positionally as ``BgNbdFit(r, alpha, a, b, log_likelihood, converged, n_customers,
+    iterations, message)``.
+    """
+
+    parameter_names: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__bases__ != (FitResult,):  # the shared fields would be declared twice, out of order
+            raise TypeError(f"{cls.__name__}: a fit result derives from FitResult alone")
+        parameters = dict(cls.__dict__.get("__annotations__", {}))
+        cls.parameter_names = tuple(parameters)
+        cls.__annotations__ = {
+            **parameters,
+            "log_likelihood": "float",
+            "converged": "bool",
+            "n_customers": "int",
+            "iterations": "int",
+            "message": "str",
+            "gradient_norm": "float",
+            "covariance": "np.ndarray | None",
+        }
+        cls.gradient_norm = float("nan")
+        cls.covariance = field(default=None, compare=False, repr=False)
+        dataclass(frozen=True)(cls)
+
+    @property
+    def params(self) -> tuple[float, ...]:
+        return tuple(getattr(self, name) for name in self.parameter_names)
+
+    @property
+    def std_errors(self) -> tuple[float, ...] | None:
+        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
+
+
+Fit = TypeVar("Fit", bound=FitResult)
+
+
+def fit_by_maximum_likelihood(
+    fit_type: type[Fit],
+    likelihood: TotalLogLikelihood,
+    n_customers: float,
+    initial_params: ArrayLike,
+    *,
+    penalizer: float,
+    tolerance: float,
+    covariance: bool,
+) -> Fit:
+    """``fit_type`` at the maximum of ``likelihood`` (see :func:`maximise_log_likelihood`) from ``initial_params``."""
+    outcome = maximise_log_likelihood(
+        likelihood,
+        n_customers,
+        np.asarray(initial_params, dtype=np.float64),
+        penalizer=penalizer,
+        tolerance=tolerance,
+        covariance=covariance,
+    )
+    return fit_type(*(float(v) for v in outcome.params), **outcome.fit_fields(n_customers))
 
 
 def maximise_log_likelihood(
@@ -292,3 +369,67 @@ def observed_rate_scale(rows: CollapsedRows) -> float:
     """Total exposure / total repeat purchases (weeks) of collapsed (x, t_x, T) rows: with r = 1 the starting
     alpha that makes the prior mean purchase rate r / alpha the observed one."""
     return max(float((rows.weights @ rows.columns[2]) / max(rows.weights @ rows.columns[0], 1.0)), 1e-3)
+
+
+def validate_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+    """The purchase models' inputs: 1-D frequency, recency and T of equal length, at least one customer,
+    frequency >= 0, 0 <= recency <= T, and recency 0 without repeat purchases."""
+    if not (x.shape == t_x.shape == T.shape) or x.ndim != 1:
+        raise ValueError("frequency, recency and T must be 1-D arrays of equal length")
+    if x.size == 0:
+        raise ValueError("cannot fit a model on zero customers")
+    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T + 1e-9):
+        raise ValueError("need frequency >= 0 and 0 <= recency <= T")
+    if np.any((x == 0) & (t_x != 0)):
+        raise ValueError("customers with frequency 0 must have recency 0")
+
+
+def rfm_model_fitter(
+    name: str,
+    fit_type: type[Fit],
+    likelihood_type: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], TotalLogLikelihood],
+    starting_params: Callable[[CollapsedRows], tuple[float, ...]],
+    doc: str,
+) -> Callable[..., Fit]:
+    """The maximum-likelihood fit function of a purchase model (``fit_bgnbd``, ``fit_mbgnbd``, ``fit_paretonbd``:
+    one signature for all, so the models are interchangeable), as the public function ``name`` of the module
+    that defines ``fit_type``.
+
+    ``likelihood_type(x, t_x, T, weights)`` is the model's total log-likelihood over collapsed weighted rows, with
+    an ``n_customers`` attribute; ``starting_params(rows)`` the parameters the optimiser starts from when the caller
+    gives none; ``doc`` the function's docstring.
+    """
+
+    def fit(
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        *,
+        weights: ArrayLike | None = None,
+        penalizer: float = 0.0,
+        initial_params: tuple[float, float, float, float] | None = None,
+        tolerance: float = 1e-12,
+        covariance: bool = True,
+    ):
+        x = np.asarray(frequency, dtype=np.float64)
+        t_x = np.asarray(recency, dtype=np.float64)
+        T_arr = np.asarray(T, dtype=np.float64)
+        validate_rfm(x, t_x, T_arr)
+        w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+        rows = collapse_rfm_rows(x, t_x, T_arr, w)
+        likelihood = likelihood_type(*rows.columns, rows.weights)
+        return fit_by_maximum_likelihood(
+            fit_type,
+            likelihood,
+            likelihood.n_customers,
+            starting_params(rows) if initial_params is None else initial_params,
+            penalizer=penalizer,
+            tolerance=tolerance,
+            covariance=covariance,
+        )
+
+    fit.__name__ = fit.__qualname__ = name
+    fit.__module__ = fit_type.__module__
+    fit.__doc__ = doc
+    fit.__annotations__["return"] = fit_type
+    return fit

@@ -9,38 +9,25 @@ both in weeks (see :mod:`pipelines.clv.rfm`). ``alpha`` is therefore in weeks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, hyp2f1
 
-from pipelines.clv._mle import collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale, row_dot
+from pipelines.clv._mle import (
+    CollapsedRows,
+    FitResult,
+    factorize,
+    observed_rate_scale,
+    rfm_model_fitter,
+    row_dot,
+)
 
 
-@dataclass(frozen=True)
-class BgNbdFit:
+class BgNbdFit(FitResult):  # a frozen dataclass: these parameters, then FitResult's fields
     r: float
     alpha: float  # weeks
     a: float
     b: float
-    log_likelihood: float  # total over all customers, without penalty
-    converged: bool
-    n_customers: int
-    iterations: int
-    message: str
-    gradient_norm: float = float("nan")  # sup-norm, mean objective, log-params
-    # Asymptotic covariance of the parameters, in the order of `params`: inverse observed information at the
-    # optimum (pipelines.clv._mle.observed_information_covariance); None when not available.
-    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def std_errors(self) -> tuple[float, ...] | None:
-        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
-
-    @property
-    def params(self) -> tuple[float, float, float, float]:
-        return (self.r, self.alpha, self.a, self.b)
 
 
 def bgnbd_log_likelihood_terms(
@@ -100,7 +87,14 @@ class _BgNbdLikelihood:
         ln(exp(A3) + exp(A4)) - A3 = softplus(D),
         D = ln a - ln(b+x-1) + (r+x) (ln(alpha+T) - ln(alpha+t_x)),
     needs one pass over the repeat buyers.
+
+    The MBG/NBD's (:class:`pipelines.clv.mbgnbd._MbgNbdLikelihood`) is this with ``dropout_at_first_purchase``:
+    b + x + 1 in place of b + x in A2, b + x in place of b + x - 1 in D, and the correction for every row.
     """
+
+    # MBG/NBD: a customer may drop out right after the first purchase too, so customers without repeat purchases
+    # may be gone as well.
+    dropout_at_first_purchase = False
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
         self.n_customers = float(weights.sum())
@@ -109,83 +103,87 @@ class _BgNbdLikelihood:
         self.T_values, T_code = factorize(T)
         self.customers_per_T = np.bincount(T_code, weights=weights, minlength=self.T_values.size)
         self.purchases_per_T = np.bincount(T_code, weights=weights * x, minlength=self.T_values.size)
-        repeat = x > 0
-        self.recency_values, self.recency_code = factorize(t_x[repeat])
-        self.repeat_x_code = x_code[repeat]
-        self.repeat_T_code = T_code[repeat]
-        self.repeat_weights = weights[repeat]
+        # The rows that may have dropped out after their last purchase: repeat buyers (all of them: MBG/NBD).
+        may_drop = slice(None) if self.dropout_at_first_purchase else x > 0
+        self.recency_values, self.recency_code = factorize(t_x[may_drop])
+        self.dropout_x_code = x_code[may_drop]
+        self.dropout_T_code = T_code[may_drop]
+        self.dropout_weights = weights[may_drop]
 
     def __call__(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = (float(v) for v in params)
         xs = self.x_values
         r_x = r + xs
-        # Only x >= 1 rows ever index these two; keep x = 0 entries finite.
-        b_x_minus_1 = np.where(xs > 0, b + xs - 1.0, 1.0)
-        log_b_x_minus_1 = np.log(b_x_minus_1)
+        # Alive at T, a customer survived x chances to drop out (x + 1: MBG/NBD): b + x (+ 1) in A2.
+        survived = 1.0 if self.dropout_at_first_purchase else 0.0
+        b_x_alive = b + xs + survived
+        if self.dropout_at_first_purchase:
+            b_x_dropped = b + xs
+        else:  # b + x - 1: only x >= 1 rows ever index it; keep x = 0 entries finite.
+            b_x_dropped = np.where(xs > 0, b + xs - 1.0, 1.0)
 
         per_x = (
             gammaln(r_x)
             - gammaln(r)
             + r * np.log(alpha)
             + gammaln(a + b)
-            + gammaln(b + xs)
+            + gammaln(b_x_alive)
             - gammaln(b)
-            - gammaln(a + b + xs)
+            - gammaln(a + b + xs + survived)
         )
         log_alpha_T = np.log(alpha + self.T_values)
         exposure = r * self.customers_per_T + self.purchases_per_T  # sum of (r + x) per T
         total = float(self.weight_per_x @ per_x - exposure @ log_alpha_T)
 
         psi_a_b = digamma(a + b)
-        psi_a_b_x = digamma(a + b + xs)
+        psi_a_b_x = digamma(a + b + xs + survived)
         gradient = np.array(
             [
                 self.weight_per_x @ (digamma(r_x) - digamma(r) + np.log(alpha)) - self.customers_per_T @ log_alpha_T,
                 self.n_customers * r / alpha - exposure @ (1.0 / (alpha + self.T_values)),
                 self.weight_per_x @ (psi_a_b - psi_a_b_x),
-                self.weight_per_x @ (psi_a_b + digamma(b + xs) - digamma(b) - psi_a_b_x),
+                self.weight_per_x @ (psi_a_b + digamma(b_x_alive) - digamma(b) - psi_a_b_x),
             ]
         )
-        if self.repeat_weights.size == 0:
+        if self.dropout_weights.size == 0:
             return total, gradient
 
         log_alpha_tx = np.log(alpha + self.recency_values)
-        log_ratio = log_alpha_T[self.repeat_T_code] - log_alpha_tx[self.recency_code]
-        r_x_rows = r_x[self.repeat_x_code]
-        D = (np.log(a) - log_b_x_minus_1)[self.repeat_x_code] + r_x_rows * log_ratio
+        log_ratio = log_alpha_T[self.dropout_T_code] - log_alpha_tx[self.recency_code]
+        r_x_rows = r_x[self.dropout_x_code]
+        D = (np.log(a) - np.log(b_x_dropped))[self.dropout_x_code] + r_x_rows * log_ratio
         # softplus(D) and sigmoid(D) from one exp, stable for any sign of D.
         e = np.exp(-np.abs(D))
         softplus = np.maximum(D, 0.0) + np.log1p(e)
         dropped = np.where(D >= 0, 1.0, e) / (1.0 + e)  # P(dropped out after t_x | data)
-        weighted_dropped = self.repeat_weights * dropped
+        weighted_dropped = self.dropout_weights * dropped
 
-        total += row_dot(self.repeat_weights, softplus)
-        inverse_gap = (1.0 / (alpha + self.T_values))[self.repeat_T_code] - (1.0 / (alpha + self.recency_values))[
+        total += row_dot(self.dropout_weights, softplus)
+        inverse_gap = (1.0 / (alpha + self.T_values))[self.dropout_T_code] - (1.0 / (alpha + self.recency_values))[
             self.recency_code
         ]
-        dropped_per_x = np.bincount(self.repeat_x_code, weights=weighted_dropped, minlength=xs.size)
+        dropped_per_x = np.bincount(self.dropout_x_code, weights=weighted_dropped, minlength=xs.size)
         gradient += np.array(
             [
                 row_dot(weighted_dropped, log_ratio),
                 row_dot(weighted_dropped * r_x_rows, inverse_gap),
                 dropped_per_x.sum() / a,
-                -(dropped_per_x @ (1.0 / b_x_minus_1)),
+                -(dropped_per_x @ (1.0 / b_x_dropped)),
             ]
         )
         return total, gradient
 
 
-def fit_bgnbd(
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
-    penalizer: float = 0.0,
-    initial_params: tuple[float, float, float, float] | None = None,
-    tolerance: float = 1e-12,
-    covariance: bool = True,
-) -> BgNbdFit:
+def _starting_params(rows: CollapsedRows) -> tuple[float, float, float, float]:
+    """r = 1 and alpha = total exposure / total repeat purchases: the observed purchase rate; a = b = 1."""
+    return (1.0, observed_rate_scale(rows), 1.0, 1.0)
+
+
+fit_bgnbd = rfm_model_fitter(
+    "fit_bgnbd",
+    BgNbdFit,
+    _BgNbdLikelihood,
+    _starting_params,
     """Maximum-likelihood BG/NBD fit on frequency / recency / T (weeks).
 
     ``weights`` (optional) = number of customers each row stands for.
@@ -193,27 +191,8 @@ def fit_bgnbd(
     negative log-likelihood (an L2 shrinkage; 0 = plain MLE).
     ``covariance``: compute the parameters' asymptotic covariance (standard
     errors) at the optimum; off where only the estimates are needed.
-    """
-    x = np.asarray(frequency, dtype=np.float64)
-    t_x = np.asarray(recency, dtype=np.float64)
-    T_arr = np.asarray(T, dtype=np.float64)
-    _validate_rfm(x, t_x, T_arr)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = collapse_rfm_rows(x, t_x, T_arr, w)
-    likelihood = _BgNbdLikelihood(*rows.columns, rows.weights)
-    if initial_params is None:
-        # r = 1 and alpha = total exposure / total repeat purchases: the observed purchase rate.
-        initial_params = (1.0, observed_rate_scale(rows), 1.0, 1.0)
-    outcome = maximise_log_likelihood(
-        likelihood,
-        likelihood.n_customers,
-        np.asarray(initial_params, dtype=np.float64),
-        penalizer=penalizer,
-        tolerance=tolerance,
-        covariance=covariance,
-    )
-    r, alpha, a, b = (float(v) for v in outcome.params)
-    return BgNbdFit(r=r, alpha=alpha, a=a, b=b, **outcome.fit_fields(likelihood.n_customers))
+    """,
+)
 
 
 def p_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
@@ -243,12 +222,7 @@ def conditional_expected_purchases(
     multiplying a vanishing power by an exploding 2F1.
     The result is clipped to [0, largest finite float].
     """
-    r, alpha, a, b = fit.params
-    x = np.asarray(frequency, dtype=np.float64)
-    T_arr = np.asarray(T, dtype=np.float64)
-    t_arr = np.asarray(t, dtype=np.float64)
-    expected = _expected_purchases_while_alive(r, alpha, a, b, x, T_arr, t_arr) * p_alive(fit, x, recency, T_arr)
-    return _clip_finite(expected)
+    return _conditional_expected_purchases(fit, t, frequency, recency, T, p_alive, b_offset=0.0)
 
 
 def expected_purchases_new_customer(fit: BgNbdFit, t: ArrayLike) -> np.ndarray:
@@ -269,18 +243,7 @@ def expected_purchases_if_alive(fit: BgNbdFit, t: ArrayLike, frequency: ArrayLik
     :func:`conditional_expected_purchases`, which is this × P(alive). It depends on the customer only through
     (x, T), so group totals can weight it by P(alive) × value summed per distinct (x, T). Broadcasts like
     :func:`conditional_expected_purchases`."""
-    r, alpha, a, b = fit.params
-    return _clip_finite(
-        _expected_purchases_while_alive(
-            r,
-            alpha,
-            a,
-            b,
-            np.asarray(frequency, dtype=np.float64),
-            np.asarray(T, dtype=np.float64),
-            np.asarray(t, dtype=np.float64),
-        )
-    )
+    return _expected_purchases_if_alive(fit, t, frequency, T, b_offset=0.0)
 
 
 def discounted_expected_purchases(
@@ -290,17 +253,50 @@ def discounted_expected_purchases(
     discounted CLV. E[Y(t)] = A(x, T, t) · P(alive), with P(alive) free of t, so the sum is
     P(alive) · Σ_k discount_k · (A(t_k) − A(t_(k−1))); the bracket depends on the customer only through (x, T) and
     is computed once per distinct pair (12 steps × 58 k pairs instead of 12 × 1.6 M customers)."""
+    return _discounted_expected_purchases(fit, step_ends, discount, frequency, recency, T, p_alive, b_offset=0.0)
+
+
+# The three functions below serve the MBG/NBD too (pipelines.clv.mbgnbd). Alive at T after x repeat purchases, a
+# customer's dropout probability has the posterior Beta(a, b + x) under the BG/NBD and Beta(a, b + x + 1) under the
+# MBG/NBD (the chance to drop out right after the first purchase was survived as well): its expected purchases
+# while alive are the BG/NBD's with b + b_offset in place of b, b_offset = 0 or 1. ``alive_probability`` is the
+# model's p_alive.
+
+
+def _conditional_expected_purchases(fit, t, frequency, recency, T, alive_probability, b_offset: float) -> np.ndarray:
+    r, alpha, a, b = fit.params
+    x = np.asarray(frequency, dtype=np.float64)
+    T_arr = np.asarray(T, dtype=np.float64)
+    t_arr = np.asarray(t, dtype=np.float64)
+    while_alive = _expected_purchases_while_alive(r, alpha, a, b + b_offset, x, T_arr, t_arr)
+    return _clip_finite(while_alive * alive_probability(fit, x, recency, T_arr))
+
+
+def _expected_purchases_if_alive(fit, t, frequency, T, b_offset: float) -> np.ndarray:
+    r, alpha, a, b = fit.params
+    x = np.asarray(frequency, dtype=np.float64)
+    T_arr = np.asarray(T, dtype=np.float64)
+    return _clip_finite(
+        _expected_purchases_while_alive(r, alpha, a, b + b_offset, x, T_arr, np.asarray(t, dtype=np.float64))
+    )
+
+
+def _discounted_expected_purchases(
+    fit, step_ends, discount, frequency, recency, T, alive_probability, b_offset: float
+) -> np.ndarray:
     r, alpha, a, b = fit.params
     x = np.asarray(frequency, dtype=np.float64)
     T_arr = np.asarray(T, dtype=np.float64)
     steps = np.asarray(step_ends, dtype=np.float64).reshape(-1, 1)
     distinct = _distinct_pairs(x, T_arr)
     pair_x, pair_T = (distinct[0], distinct[1]) if distinct else (x, T_arr)
-    cumulative = _expected_purchases_while_alive_direct(r, alpha, a, b, pair_x[None, :], pair_T[None, :], steps)
+    cumulative = _expected_purchases_while_alive_direct(
+        r, alpha, a, b + b_offset, pair_x[None, :], pair_T[None, :], steps
+    )
     while_alive = np.asarray(discount, dtype=np.float64) @ np.diff(cumulative, axis=0, prepend=0.0)
     if distinct:
         while_alive = while_alive[distinct[2]]
-    return _clip_finite(while_alive * p_alive(fit, x, recency, T_arr))
+    return _clip_finite(while_alive * alive_probability(fit, x, recency, T_arr))
 
 
 # Below this many customers the direct evaluation is cheaper than finding the distinct (x, T) pairs.
@@ -367,14 +363,3 @@ def _log_inverse_p_alive(fit: BgNbdFit, frequency: ArrayLike, recency: ArrayLike
 def _clip_finite(values: np.ndarray) -> np.ndarray:
     largest = np.finfo(np.float64).max
     return np.clip(np.nan_to_num(values, nan=np.nan, posinf=largest, neginf=0.0), 0.0, largest)
-
-
-def _validate_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
-    if not (x.shape == t_x.shape == T.shape) or x.ndim != 1:
-        raise ValueError("frequency, recency and T must be 1-D arrays of equal length")
-    if x.size == 0:
-        raise ValueError("cannot fit a model on zero customers")
-    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T + 1e-9):
-        raise ValueError("need frequency >= 0 and 0 <= recency <= T")
-    if np.any((x == 0) & (t_x != 0)):
-        raise ValueError("customers with frequency 0 must have recency 0")

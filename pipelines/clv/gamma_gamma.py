@@ -14,36 +14,18 @@ still scores them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln
 
-from pipelines.clv._mle import collapse_identical_rows, factorize, maximise_log_likelihood, row_dot
+from pipelines.clv._mle import FitResult, collapse_identical_rows, factorize, fit_by_maximum_likelihood, row_dot
 
 
-@dataclass(frozen=True)
-class GammaGammaFit:
+class GammaGammaFit(FitResult):  # a frozen dataclass: these parameters, then FitResult's fields
     p: float
     q: float
     gamma: float  # currency units
-    log_likelihood: float  # total over fitted customers, without penalty
-    converged: bool
-    n_customers: int  # customers actually used (x > 0 and m > 0)
-    iterations: int
-    message: str
-    gradient_norm: float = float("nan")
-    # Asymptotic covariance of (p, q, gamma): inverse observed information at the optimum (None: not available).
-    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def params(self) -> tuple[float, float, float]:
-        return (self.p, self.q, self.gamma)
-
-    @property
-    def std_errors(self) -> tuple[float, ...] | None:
-        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
+    # log_likelihood and n_customers: over the customers actually used (x > 0 and m > 0)
 
 
 def gamma_gamma_log_likelihood_terms(
@@ -161,16 +143,15 @@ def fit_gamma_gamma(
         # matches the observed average spend.
         mean_spend = float(rows.weights @ rows.columns[1]) / likelihood.n_customers
         initial_params = (2.0, 2.0, max(mean_spend / 2.0, 1e-6))
-    outcome = maximise_log_likelihood(
+    return fit_by_maximum_likelihood(
+        GammaGammaFit,
         likelihood,
         likelihood.n_customers,
-        np.asarray(initial_params, dtype=np.float64),
+        initial_params,
         penalizer=penalizer,
         tolerance=tolerance,
         covariance=covariance,
     )
-    p, q, gamma = (float(v) for v in outcome.params)
-    return GammaGammaFit(p=p, q=q, gamma=gamma, **outcome.fit_fields(likelihood.n_customers))
 
 
 def conditional_expected_order_value(fit: GammaGammaFit, frequency: ArrayLike, monetary_value: ArrayLike) -> np.ndarray:

@@ -33,39 +33,19 @@ same nodes; a series at z = 1/2 gives the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, expit, gammaln
 
-from pipelines.clv._mle import collapse_rfm_rows, factorize, maximise_log_likelihood, observed_rate_scale, row_dot
-from pipelines.clv.bgnbd import _clip_finite, _validate_rfm
+from pipelines.clv._mle import CollapsedRows, FitResult, factorize, observed_rate_scale, rfm_model_fitter, row_dot
+from pipelines.clv.bgnbd import _clip_finite
 
 
-@dataclass(frozen=True)
-class ParetoNbdFit:
+class ParetoNbdFit(FitResult):  # a frozen dataclass: these parameters, then FitResult's fields
     r: float
     alpha: float  # weeks
     s: float
     beta: float  # weeks
-    log_likelihood: float  # total over all customers, without penalty
-    converged: bool
-    n_customers: int
-    iterations: int
-    message: str
-    gradient_norm: float = float("nan")  # sup-norm, mean objective, log-params
-    # Asymptotic covariance of the parameters, in the order of `params`: inverse observed information at the
-    # optimum (pipelines.clv._mle.observed_information_covariance); None when not available.
-    covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def std_errors(self) -> tuple[float, ...] | None:
-        return None if self.covariance is None else tuple(float(v) for v in np.sqrt(np.diag(self.covariance)))
-
-    @property
-    def params(self) -> tuple[float, float, float, float]:
-        return (self.r, self.alpha, self.s, self.beta)
 
 
 # Series truncation: the terms left out are below this fraction of the sum.
@@ -603,42 +583,22 @@ def _single_thread_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_paretonbd(
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
-    penalizer: float = 0.0,
-    initial_params: tuple[float, float, float, float] | None = None,
-    tolerance: float = 1e-12,
-    covariance: bool = True,
-) -> ParetoNbdFit:
+def _starting_params(rows: CollapsedRows) -> tuple[float, float, float, float]:
+    """r = 1 and alpha = exposure / repeat purchases match the observed purchase rate; s = 1, beta = alpha (z = 0
+    everywhere at the start)."""
+    alpha0 = observed_rate_scale(rows)
+    return (1.0, alpha0, 1.0, alpha0)
+
+
+fit_paretonbd = rfm_model_fitter(
+    "fit_paretonbd",
+    ParetoNbdFit,
+    _ParetoNbdLikelihood,
+    _starting_params,
     """Maximum-likelihood Pareto/NBD fit on frequency / recency / T (weeks); same arguments as
     :func:`pipelines.clv.bgnbd.fit_bgnbd` (``weights`` = customers per row; ``penalizer`` adds
-    ``penalizer * (r^2 + alpha^2 + s^2 + beta^2)`` to the mean negative log-likelihood)."""
-    x = np.asarray(frequency, dtype=np.float64)
-    t_x = np.asarray(recency, dtype=np.float64)
-    T_arr = np.asarray(T, dtype=np.float64)
-    _validate_rfm(x, t_x, T_arr)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = collapse_rfm_rows(x, t_x, T_arr, w)
-    likelihood = _ParetoNbdLikelihood(*rows.columns, rows.weights)
-    if initial_params is None:
-        # r = 1 and alpha = exposure / repeat purchases match the observed purchase rate; s = 1, beta = alpha
-        # (z = 0 everywhere at the start).
-        alpha0 = observed_rate_scale(rows)
-        initial_params = (1.0, alpha0, 1.0, alpha0)
-    outcome = maximise_log_likelihood(
-        likelihood,
-        likelihood.n_customers,
-        np.asarray(initial_params, dtype=np.float64),
-        penalizer=penalizer,
-        tolerance=tolerance,
-        covariance=covariance,
-    )
-    r, alpha, s, beta = (float(v) for v in outcome.params)
-    return ParetoNbdFit(r=r, alpha=alpha, s=s, beta=beta, **outcome.fit_fields(likelihood.n_customers))
+    ``penalizer * (r^2 + alpha^2 + s^2 + beta^2)`` to the mean negative log-likelihood).""",
+)
 
 
 def _log_p_alive_flat(fit: ParetoNbdFit, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 import clv_reference as ref
 import numpy as np
+import purchase_model_checks
 import pytest
+from purchase_model_checks import FitCase, FitChecks, hand_fit
 
 from pipelines.clv._mle import collapse_identical_rows
 from pipelines.clv.bgnbd import (
@@ -19,20 +21,23 @@ from pipelines.clv.simulate import BgNbdParams, GammaGammaParams, simulate_rfm
 
 PUBLISHED = (0.243, 4.414, 0.793, 2.426)  # FHL 2005 CDNOW estimates
 
+CUSTOMERS = purchase_model_checks.CUSTOMERS[:7]  # (x, t_x, T) in weeks, up to x = 400
+
 
 def _fit(r, alpha, a, b) -> BgNbdFit:
-    return BgNbdFit(r, alpha, a, b, log_likelihood=np.nan, converged=True, n_customers=0, iterations=0, message="")
+    return hand_fit(BgNbdFit, r, alpha, a, b)
 
 
-CUSTOMERS = [  # (x, t_x, T) in weeks
-    (0, 0.0, 38.86),
-    (1, 1.71, 38.86),
-    (2, 30.43, 38.86),
-    (7, 35.0, 36.0),
-    (7, 5.0, 36.0),
-    (60, 50.0, 52.0),
-    (400, 100.0, 104.0),
-]
+def simulate_bgnbd(n: int, *params: float, seed: int):
+    """(x, t_x, T) of n customers simulated by pipelines.clv.simulate."""
+    rfm = simulate_rfm(n, BgNbdParams(*params), GammaGammaParams(6.0, 4.0, 15.0), seed=seed)
+    return rfm.frequency, rfm.recency, rfm.T
+
+
+class TestBgNbdFit(FitChecks):
+    case = FitCase(
+        fit=fit_bgnbd, simulate=simulate_bgnbd, params=PUBLISHED, truth=(0.5, 6.0, 0.9, 3.0), recovery_rtol=0.15
+    )
 
 
 @pytest.mark.parametrize("x, t_x, T", CUSTOMERS)
@@ -77,8 +82,7 @@ def test_log_likelihood_matches_naive_formula():
 
 
 def _random_customers(seed: int, n: int = 300):
-    rfm = simulate_rfm(n, BgNbdParams(*PUBLISHED), GammaGammaParams(6.0, 4.0, 15.0), seed=seed)
-    return rfm.frequency, rfm.recency, rfm.T
+    return simulate_bgnbd(n, *PUBLISHED, seed=seed)
 
 
 def _central_difference(function, params, step=1e-6):
@@ -142,32 +146,6 @@ def test_collapse_handles_off_grid_values():
     rows = collapse_identical_rows(frequency, monetary)
     got = sorted(zip(*(c.tolist() for c in rows.columns), rows.weights.tolist()))
     assert got == [(1.0, np.pi, 1.0), (1.0, 5.0, 1.0), (1.0, 12.34, 2.0), (2.0, 12.34, 1.0)]
-
-
-def test_fit_recovers_simulated_parameters_and_reports_convergence():
-    truth = (0.5, 6.0, 0.9, 3.0)
-    rfm = simulate_rfm(40_000, BgNbdParams(*truth), GammaGammaParams(6.0, 4.0, 15.0), seed=5)
-    fit = fit_bgnbd(rfm.frequency, rfm.recency, rfm.T)
-    assert fit.converged and fit.gradient_norm < 1e-5
-    np.testing.assert_allclose(fit.params, truth, rtol=0.15)
-
-    stopped_early = fit_bgnbd(rfm.frequency, rfm.recency, rfm.T, tolerance=1e-1)
-    assert not stopped_early.converged
-
-
-def test_penalizer_shrinks_parameters():
-    x, t_x, T = _random_customers(seed=4, n=2000)
-    plain = fit_bgnbd(x, t_x, T)
-    penalised = fit_bgnbd(x, t_x, T, penalizer=0.1)
-    assert np.sum(np.square(penalised.params)) < np.sum(np.square(plain.params))
-    assert penalised.log_likelihood < plain.log_likelihood
-
-
-def test_fit_rejects_inconsistent_rfm():
-    with pytest.raises(ValueError):
-        fit_bgnbd([1, 0], [5.0, 1.0], [10.0, 10.0])  # x = 0 with recency > 0
-    with pytest.raises(ValueError):
-        fit_bgnbd([1], [11.0], [10.0])  # recency > T
 
 
 def test_large_populations_score_each_distinct_customer_like_the_quadrature():
