@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,40 +171,31 @@ def calibration_holdout_backtest(
 
     # the bucket once for every model's table ("0" < "1" < ... < "6" < "7+" also holds as strings)
     base = summary.select("customer_id", "frequency", "actual", "actual_revenue", frequency_bucket=_bucket())
-    blocks: dict[str, Future] = {}
-    # polars releases the GIL and the fits hold it (numpy on small arrays, scipy's optimizer): the formula and each
-    # model's accuracy tables are computed on a second thread while this one fits the next model.
-    with ThreadPoolExecutor(max_workers=1) as tables:
-        formula_block = (
-            tables.submit(
-                _formula_backtest, orders, summary, base, calibration_end, holdout_end, customer_col, date_col
-            )
-            if formula
-            else None
+    by_model: dict[str, ModelBacktest] = {}
+    # Every model is fitted to, and predicts, the distinct (x, t_x, T) rows (weighted by their customers), found
+    # once here instead of once per model: the same fits and predictions to the last bit (a fit collapses its
+    # rows into exactly these; a prediction depends on the customer's row only).
+    rows = _distinct_rows(frequency, recency, T) if models else None
+    for name in models:
+        model = PURCHASE_MODELS[name]
+        fit, note = fit_or_reason(
+            f"{model.label} (back-test)", model.fit, *rows.columns, weights=rows.weights, covariance=False
         )
-        # Every model is fitted to, and predicts, the distinct (x, t_x, T) rows (weighted by their customers),
-        # found once here instead of once per model: the same fits and predictions to the last bit (a fit
-        # collapses its rows into exactly these; a prediction depends on the customer's row only).
-        rows = _distinct_rows(frequency, recency, T) if models else None
-        for name in models:
-            model = PURCHASE_MODELS[name]
-            fit, note = fit_or_reason(
-                f"{model.label} (back-test)", model.fit, *rows.columns, weights=rows.weights, covariance=False
-            )
-            if fit is None:
-                notes[name] = note
-                continue
-            predicted = model.conditional_expected_purchases(fit, holdout_weeks, *rows.columns)[rows.inverse]
-            blocks[name] = tables.submit(
-                _model_backtest, name, fit, base, predicted, None if order_value is None else predicted * order_value
-            )
-        by_model: dict[str, ModelBacktest] = {name: block.result() for name, block in blocks.items()}
-        if formula_block is not None:
-            block, note = formula_block.result()
-            if note:
-                notes[FORMULA] = note
-            else:
-                by_model[FORMULA] = block
+        if fit is None:
+            notes[name] = note
+            continue
+        predicted = model.conditional_expected_purchases(fit, holdout_weeks, *rows.columns)[rows.inverse]
+        by_model[name] = _model_backtest(
+            name, fit, base, predicted, None if order_value is None else predicted * order_value
+        )
+    if formula:
+        predicted, predicted_revenue, note = _formula_predictions(
+            orders, summary, calibration_end, holdout_end, customer_col, date_col
+        )
+        if note:
+            notes[FORMULA] = note
+        else:
+            by_model[FORMULA] = _model_backtest(FORMULA, None, base, predicted, predicted_revenue)
     first = next((by_model[name] for name in (*models, FORMULA) if name in by_model), None)
     if first is None or (models and not any(name in by_model for name in models)):
         raise ValueError(
@@ -266,22 +256,6 @@ def _model_backtest(
         "customer_id", "frequency", "predicted", "actual", "predicted_revenue", "actual_revenue", "frequency_bucket"
     )
     return ModelBacktest(name, fit, _overall_accuracy(per_customer), _accuracy_by_frequency(per_customer), per_customer)
-
-
-def _formula_backtest(
-    orders: pl.LazyFrame,
-    summary: pl.DataFrame,
-    base: pl.DataFrame,
-    calibration_end: datetime.date,
-    holdout_end: datetime.date,
-    customer_col: str,
-    date_col: str,
-) -> tuple[ModelBacktest | None, str | None]:
-    """The formula's block, or why there is none."""
-    predicted, predicted_revenue, note = _formula_predictions(
-        orders, summary, calibration_end, holdout_end, customer_col, date_col
-    )
-    return (None, note) if note else (_model_backtest(FORMULA, None, base, predicted, predicted_revenue), None)
 
 
 def _formula_predictions(

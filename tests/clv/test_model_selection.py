@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.clv.backtest import FORMULA, backtest_table, calibration_holdout_backtest
 from pipelines.clv.models import PURCHASE_MODELS, fit_or_reason, model_of, purchase_model, select_purchase_model
+from pipelines.clv.rfm import rfm_summary
 from pipelines.clv.simulate import BgNbdParams, GammaGammaParams, simulate_orders
 from pipelines.settings import PURCHASE_MODEL_NAMES
 
@@ -162,6 +163,41 @@ def test_predictions_of_the_backtest_match_the_reference_quadrature(orders, back
         assert row["predicted_revenue"] == pytest.approx(expected * value, rel=1e-7)
         checked += 1
     assert checked == 4
+
+
+@pytest.mark.parametrize("customers", [4_000, 60_000])  # below and above 50 k: the models deduplicate (x, T) there
+def test_the_backtest_fits_and_predicts_as_a_fit_on_every_calibration_customer(customers):
+    """The back-test fits each model to the distinct (x, t_x, T) rows, weighted, and predicts them once each: the
+    fits and every customer's prediction are those of the model fitted to, and predicting, every customer, to the
+    last bit."""
+    orders = simulate_orders(
+        customers,
+        BgNbdParams(0.243, 4.414, 0.793, 2.426),
+        GammaGammaParams(6.25, 3.74, 15.44),
+        start=START,
+        acquisition_days=84,
+        end=HOLDOUT_END,
+        seed=5,
+    )
+    result = calibration_holdout_backtest(orders.lazy(), CALIBRATION_END, HOLDOUT_END, models=ALL, revenue=False)
+    summary = rfm_summary(orders.lazy(), CALIBRATION_END).collect()
+    x, t_x, T = (summary[c].to_numpy().astype(np.float64) for c in ("frequency", "recency", "T"))
+    holdout_weeks = (HOLDOUT_END - CALIBRATION_END).days / 7
+    for name in ALL:
+        model = PURCHASE_MODELS[name]
+        fit = model.fit(x, t_x, T, covariance=False)
+        got = result.by_model[name]
+        assert (got.fit.params, got.fit.log_likelihood, got.fit.iterations, got.fit.n_customers) == (
+            fit.params,
+            fit.log_likelihood,
+            fit.iterations,
+            fit.n_customers,
+        ), name
+        expected = dict(
+            zip(summary["customer_id"], model.conditional_expected_purchases(fit, holdout_weeks, x, t_x, T))
+        )
+        per_customer = got.per_customer
+        assert per_customer["predicted"].to_list() == [expected[c] for c in per_customer["customer_id"]], name
 
 
 def test_the_backtest_table_has_one_block_per_model(backtest):
