@@ -16,6 +16,7 @@ import polars as pl
 from pipelines import warehouse as wh
 from pipelines.data_checks import DataCheckFailed, Thresholds, blocking_problems
 from pipelines.privacy import HashKey, hmac_sql, pseudonym_sql, redact, redact_expr
+from pipelines.run_window import Window
 from pipelines.sources import files as src
 from pipelines.sources import fx
 
@@ -104,7 +105,7 @@ def load_into(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
     directory: Path | PostgresSource,
-    window: src.Window,
+    window: Window,
     today: date | None,
     source: str,
     chunk_days: int | None = None,
@@ -308,7 +309,7 @@ def _changes_before_window(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
     changed: list[Path],
-    window: src.Window,
+    window: Window,
     covered: tuple[date, date],
     today: date | None,
     summary: LoadSummary,
@@ -353,7 +354,7 @@ def _check_hash_key(con: duckdb.DuckDBPyConnection, table: str, hash_key: HashKe
         )
 
 
-def _unmatched(con: duckdb.DuckDBPyConnection, table: str, window: src.Window) -> list[str]:
+def _unmatched(con: duckdb.DuckDBPyConnection, table: str, window: Window) -> list[str]:
     """Valid rows that no order explains: kept (an order may still come), but said, so nothing goes unnoticed."""
     if table == "marketing_spend":
         rows = con.execute(
