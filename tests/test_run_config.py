@@ -49,3 +49,25 @@ def test_the_run_window_takes_the_as_of_from_the_tag_then_the_settings(monkeypat
         date(2025, 1, 20),
         date(2025, 1, 3),
     )
+
+
+def test_every_step_of_a_run_sees_the_settings_resolved_at_its_start(monkeypatch, tmp_path):
+    import dagster as dg
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLV_LOOKBACK_DAYS", "3")
+    seen = []
+
+    @dg.asset
+    def first(warehouse: WarehouseResource):
+        seen.append(warehouse.settings().lookback_days)
+        monkeypatch.setenv("CLV_LOOKBACK_DAYS", "9")  # changed while the run goes on
+
+    @dg.asset(deps=[first])
+    def second(warehouse: WarehouseResource):
+        seen.append(warehouse.settings().lookback_days)
+
+    dg.materialize([first, second], resources={"warehouse": WarehouseResource(hold_run_lock=False)})
+    assert seen == [3, 3]
+    dg.materialize([second], resources={"warehouse": WarehouseResource(hold_run_lock=False)})
+    assert seen[-1] == 9  # the next run reads the environment again
