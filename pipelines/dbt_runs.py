@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ def _unbuilt_loads_start(con: duckdb.DuckDBPyConnection) -> date | None:
 
 def missing_relations(con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]]) -> list[str]:
     """The names of the (schema, name) relations the warehouse does not have."""
-    return sorted(name for schema, name in relations if name not in wh.table_names(con, schema))
+    existing = {schema: wh.table_names(con, schema) for schema in {schema for schema, _ in relations}}
+    return sorted(name for schema, name in relations if name not in existing[schema])
 
 
 def relation_figures(con: duckdb.DuckDBPyConnection, path: list[str], preview_rows: int) -> tuple[int, pl.DataFrame]:
@@ -142,8 +144,6 @@ def fix_static_docs(page: str) -> str:
 def write_static_docs(generate: Callable[[Path], None], docs_dir: Path) -> bool:
     """data/docs/index.html from `generate(scratch)` (which runs `dbt docs generate --static` into `scratch`), when
     the project changed since the page was written (or the fixes applied to it). True when it was regenerated."""
-    import tempfile
-
     manifest_hash = hashlib.sha256(MANIFEST.read_bytes() + repr(STATIC_DOCS_FIXES).encode()).hexdigest()
     stamp = docs_dir / ".manifest-sha256"
     if (docs_dir / "index.html").exists() and stamp.exists() and stamp.read_text() == manifest_hash:

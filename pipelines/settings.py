@@ -91,6 +91,11 @@ def _positive(name: str, default: str) -> float:
     return value
 
 
+def _refit_days(days: int) -> int:
+    """At least 1 (a refit every run)."""
+    return max(1, days)
+
+
 def yesterday_utc() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
 
@@ -190,7 +195,7 @@ class Settings:
             duckdb_threads=_number("CLV_DUCKDB_THREADS", "2"),
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "2GB"),
             ingest_chunk_days=_number("CLV_INGEST_CHUNK_DAYS", "92"),
-            clv_refit_days=max(1, _number("CLV_REFIT_DAYS", "7")),
+            clv_refit_days=_refit_days(_number("CLV_REFIT_DAYS", "7")),
             purchase_model=_purchase_model(_env("CLV_PURCHASE_MODEL", "")),
             target_ltv_to_cac=_positive("CLV_TARGET_LTV_TO_CAC", "3"),
             hash_key_file=Path(_env("CLV_HASH_KEY_FILE", str(default_key_file()))).expanduser().resolve(),
@@ -207,12 +212,12 @@ class Settings:
         """These settings with the given values (None: keep), validated like their variables: the run config of
         the launchpad (pipelines/defs/resources.py)."""
         given = {name: value for name, value in overrides.items() if value is not None}
-        if "as_of" in given and isinstance(given["as_of"], str):
+        if isinstance(given.get("as_of"), str):
             given["as_of"] = _parse_date("as_of", given["as_of"])
         if "purchase_model" in given:
             given["purchase_model"] = _purchase_model(given["purchase_model"])
-        if given.get("clv_refit_days") is not None:
-            given["clv_refit_days"] = max(1, given["clv_refit_days"])
+        if "clv_refit_days" in given:
+            given["clv_refit_days"] = _refit_days(given["clv_refit_days"])
         return replace(self, **given) if given else self
 
     @property
