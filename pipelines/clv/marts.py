@@ -459,13 +459,17 @@ def build_segment_clv(warehouse: wh.WarehouseHandle, settings: Settings, log: Lo
         if joined.height
         else np.zeros((0, len(keys)), bool)
     )
+    # Lazy, on the columns the sums need: the eleven overlapping groups as one eager frame were 11 copies of the
+    # joined rows (1.6 M customers: ~1 GB allocated and freed again).
+    values = ["historical_revenue", "historical_margin", "predicted_clv_365d", "p_alive", "expected_purchases_365d"]
+    rows = joined.lazy().select("segment", *flags, *values)
     long = pl.concat(
         [
-            joined.with_columns(segment_kind=pl.lit("total"), segment=pl.lit("all_customers")),
-            joined.with_columns(segment_kind=pl.lit("rfm_segment")),
+            rows.select(pl.lit("total").alias("segment_kind"), pl.lit("all_customers").alias("segment"), *values),
+            rows.select(pl.lit("rfm_segment").alias("segment_kind"), "segment", *values),
             *[
-                joined.filter(pl.col(f)).with_columns(
-                    segment_kind=pl.lit("flag"), segment=pl.lit(f.removeprefix("is_"))
+                rows.filter(pl.col(f)).select(
+                    pl.lit("flag").alias("segment_kind"), pl.lit(f.removeprefix("is_")).alias("segment"), *values
                 )
                 for f in flags
             ],
@@ -488,6 +492,7 @@ def build_segment_clv(warehouse: wh.WarehouseHandle, settings: Settings, log: Lo
             share_of_customers=pl.col("customers") / joined.height,
             share_of_predicted_clv=pl.col("predicted_clv_365d") / joined["predicted_clv_365d"].sum(),
         )
+        .collect()
     )
     summary = summary.join(
         _segment_intervals(log, warehouse, settings, joined, membership, keys, summary),
