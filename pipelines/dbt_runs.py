@@ -1,13 +1,13 @@
 """What the dbt assets need around `dbt build` and `dbt docs generate`: which dates the incremental models rebuild,
 the run's context for the models (raw.run_context), the build log, the subprocess's environment, and the static
-docs page. No Dagster here: pipelines/defs/assets/dbt.py and reporting.py call these."""
+docs page. No Dagster here: pipelines/defs/assets/dbt.py and report.py call these."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -103,17 +103,24 @@ def target_path(settings: Settings) -> Path:
 
 
 @contextmanager
-def dbt_environment(settings: Settings) -> Iterator[None]:
+def dbt_environment(settings: Settings, *, read_only: bool = False) -> Iterator[None]:
     """The warehouse and engine limits of these settings for the dbt subprocess (profiles.yml reads them), set for
-    the duration only: dagster-dbt starts dbt with this process's environment and takes no other."""
+    the duration only: dagster-dbt starts dbt with this process's environment and takes no other. `read_only`: dbt
+    attaches the warehouse read-only (`dbt docs generate`), so that other readers may hold it at the same time."""
     wanted = {
         "CLV_WAREHOUSE": str(settings.warehouse),
+        # unset for the build: its partial-parse state (which records the profile's variables) stays valid
+        "CLV_WAREHOUSE_READ_ONLY": "true" if read_only else None,
         "CLV_DUCKDB_THREADS": str(settings.duckdb_threads),
         "CLV_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
     }
     saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
+    for name, value in wanted.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:
@@ -141,18 +148,24 @@ def fix_static_docs(page: str) -> str:
     return page
 
 
-def write_static_docs(generate: Callable[[Path], None], docs_dir: Path) -> bool:
-    """data/docs/index.html from `generate(scratch)` (which runs `dbt docs generate --static` into `scratch`), when
-    the project changed since the page was written (or the fixes applied to it). True when it was regenerated."""
-    manifest_hash = hashlib.sha256(MANIFEST.read_bytes() + repr(STATIC_DOCS_FIXES).encode()).hexdigest()
+def _docs_hash() -> str:
+    return hashlib.sha256(MANIFEST.read_bytes() + repr(STATIC_DOCS_FIXES).encode()).hexdigest()
+
+
+@contextmanager
+def static_docs_target(docs_dir: Path) -> Iterator[Path | None]:
+    """A scratch target directory for `dbt docs generate --static` when data/docs/index.html is older than the dbt
+    project (or the fixes applied to it), None when the page is current. When the block ends without an error, the
+    page generated there is fixed and renamed into place (readers never see half a page)."""
+    manifest_hash = _docs_hash()
     stamp = docs_dir / ".manifest-sha256"
     if (docs_dir / "index.html").exists() and stamp.exists() and stamp.read_text() == manifest_hash:
-        return False
+        yield None
+        return
     with tempfile.TemporaryDirectory() as scratch:
-        generate(Path(scratch))
+        yield Path(scratch)
         docs_dir.mkdir(parents=True, exist_ok=True)
         page = fix_static_docs((Path(scratch) / "static_index.html").read_text(encoding="utf-8"))
         (docs_dir / ".index.html.tmp").write_text(page, encoding="utf-8")
         (docs_dir / ".index.html.tmp").replace(docs_dir / "index.html")
     stamp.write_text(manifest_hash)
-    return True

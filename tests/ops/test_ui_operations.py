@@ -214,7 +214,7 @@ def test_clv_prints_one_line_per_step_and_logs_the_event_stream(recorded):
         "clv_models",
         "cac_payback",
         "reporting/published_marts",
-        "reporting/report",
+        "reporting/report_and_docs",  # the report and the dbt docs page: one step
     ):
         assert name in names, run.stdout
     orders = next(line for line in steps if line.split()[1] == "raw/orders")

@@ -1,12 +1,8 @@
-"""Serve the marts: read-only snapshot + Parquet exports, dbt docs."""
-
-from pathlib import Path
+"""Serve the marts: read-only snapshot + Parquet exports (the report and the dbt docs page: report.py)."""
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from pipelines import contract
-from pipelines.dbt_runs import dbt_environment, write_static_docs
 from pipelines.defs.resources import WarehouseResource
 from pipelines.publish import publish
 
@@ -40,32 +36,4 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "exports": dg.MetadataValue.path(str(settings.exports_dir)),
             "row_counts": dg.MetadataValue.json(counts),
         }
-    )
-
-
-@dg.asset(
-    key=dg.AssetKey(["reporting", "dbt_docs"]),
-    deps=ALL_MARTS,
-    group_name="reporting",
-    kinds={"dbt"},
-    description="dbt docs (models, columns, tests, lineage, exposures) as one static page: data/docs/index.html.",
-)
-def dbt_docs(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    settings = warehouse.settings()
-    target = settings.data_dir / "docs"
-
-    def generate(scratch: Path) -> None:
-        # test_polars_marts: the tests of the polars marts (off in the pipeline's dbt build, which runs before the
-        # polars assets) are shown in the docs too.
-        args = ["docs", "generate", "--static", "--quiet", "--vars", "{test_polars_marts: true}"]
-        with dbt_environment(settings):
-            dbt.cli(args, target_path=scratch, raise_on_error=True).wait()
-
-    regenerated = write_static_docs(generate, target)
-    if not regenerated:
-        context.log.info("dbt project unchanged since the docs were generated: data/docs kept as is.")
-    return dg.MaterializeResult(
-        metadata={"docs": dg.MetadataValue.path(str(target / "index.html")), "regenerated": regenerated}
     )

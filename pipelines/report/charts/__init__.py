@@ -22,7 +22,7 @@ from pipelines.report.charts import (
 from pipelines.report.charts.backtest import backtest_table
 from pipelines.report.charts.common import MODEL_LABELS, Chart, ChartSpec, Table, format_months, format_number
 from pipelines.report.charts.payback_curves import load_payback_table, payback_table, pooled_payback_months
-from pipelines.report.charts.render import render
+from pipelines.report.charts.render import render_png, render_svg
 from pipelines.report.key_figures import assumption_warnings  # kept importable from here, where it used to live
 
 CHARTS: tuple[ChartSpec, ...] = (
@@ -52,5 +52,6 @@ __all__ = [
     "load_payback_table",
     "payback_table",
     "pooled_payback_months",
-    "render",
+    "render_png",
+    "render_svg",
 ]

@@ -42,8 +42,13 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def render(spec: ChartSpec, data: dict, png: bool = False) -> tuple[str, bytes | None]:
-    """(inline SVG, PNG when asked) of one chart."""
+def render_svg(spec: ChartSpec, data: dict) -> tuple[str, Figure]:
+    """(inline SVG, the figure: `render_png` draws the same figure as a PNG later)."""
     with matplotlib.rc_context(STYLE):
         fig = spec.draw(data)
-        return _svg_element(fig, spec.id), (_png(fig) if png else None)
+        return _svg_element(fig, spec.id), fig
+
+
+def render_png(fig: Figure) -> bytes:
+    with matplotlib.rc_context(STYLE):
+        return _png(fig)
