@@ -659,11 +659,14 @@ def load_orders(
         rows, fx_rates if fx_rates is not None else pl.DataFrame(schema=fx.RATES_SCHEMA), reporting_currency
     )
     invalid = rows.filter(pl.col("_problem").is_not_null())
-    duplicates = _exact_duplicates(rows, content_cols, key="order_id")
-    # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others.
-    is_valid = pl.col("_problem").is_null() & ~pl.col("_row").is_in(duplicates["_row"].implode())
+    candidates = _repeat_candidates(rows, content_cols, key="order_id")
+    duplicates = _exact_duplicates(candidates, content_cols)
+    # Same order_id, different content: the latest version (VERSION_ORDER) supersedes the others. Only candidates
+    # can share an order_id: looked for among them, not in a copy of every valid row (10 M orders: 1.6 s saved).
+    not_duplicate = ~pl.col("_row").is_in(duplicates["_row"].implode())
+    is_valid = pl.col("_problem").is_null() & not_duplicate
     latest = (
-        rows.filter(is_valid)
+        candidates.filter(not_duplicate)
         .select("order_id", *VERSION_ORDER, "source_file", "_row")
         .filter(pl.col("order_id").is_duplicated())
         .sort(list(VERSION_ORDER), nulls_last=False, maintain_order=True)
@@ -708,15 +711,21 @@ def load_orders(
     )
 
 
-def _exact_duplicates(rows: pl.DataFrame, content: list[str], key: str | None = None) -> pl.DataFrame:
-    """The valid rows (`_problem` null) whose `content` repeats an earlier row's, as rejects of kind 'duplicate'
-    naming the first copy: exact duplicates count once. `rows` carries `_row`, a row number. Candidates are found
-    cheaply, then compared exactly: by a repeated `key` (a content column that copies share and other rows rarely
-    do: order_id; 10 M orders in 92-day chunks 1.5 s instead of 2.8 s), else by a 64-bit hash of the content."""
+def _repeat_candidates(rows: pl.DataFrame, content: list[str], key: str | None = None) -> pl.DataFrame:
+    """The valid rows (`_problem` null) that may share their `key` (a content column that copies and versions
+    share and other rows rarely do: order_id), else their whole `content`, with another valid row: the only rows
+    that can be an exact duplicate or an older version. Found by a 64-bit hash of the key or content, so a
+    collision only adds a candidate, which the exact comparisons that follow drop (10 M orders in 92-day chunks:
+    0.6 s on the hashes of order_id, 1.6 s on the order_id strings themselves)."""
     valid = pl.col("_problem").is_null()
     # Invalid rows are nulled out rather than filtered away first: one filter copies only the candidates.
-    repeated = pl.when(valid).then(pl.col(key) if key else pl.struct(content).hash()).is_duplicated()
-    candidates = rows.filter(valid & repeated)
+    repeated = pl.when(valid).then((pl.col(key) if key else pl.struct(content)).hash()).is_duplicated()
+    return rows.filter(valid & repeated)
+
+
+def _exact_duplicates(candidates: pl.DataFrame, content: list[str]) -> pl.DataFrame:
+    """The `candidates` (_repeat_candidates) whose `content` repeats an earlier row's, as rejects of kind
+    'duplicate' naming the first copy: exact duplicates count once. The rows carry `_row`, a row number."""
     first_copy = pl.struct(content).is_first_distinct()
     originals = candidates.filter(first_copy).select(*content, _first_file="source_file", _first_line="source_line")
     return (
@@ -801,7 +810,7 @@ def _load_events(
     )
     content = [c for c in rows.columns if not c.startswith("_") and c not in ("source_file", "source_line")]
     rows = rows.with_columns(_row=pl.int_range(pl.len(), dtype=pl.UInt32))
-    duplicates = _exact_duplicates(rows, content)
+    duplicates = _exact_duplicates(_repeat_candidates(rows, content), content)
     rejected = pl.concat(
         [
             _as_rejected(rows.filter(pl.col("_problem").is_not_null()).with_columns(_kind=pl.lit("invalid")), table),

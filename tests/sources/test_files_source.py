@@ -190,6 +190,23 @@ def test_later_file_supersedes_earlier_version_of_an_order(tmp_path):
         assert (rec["kind"], rec["source_file"], rec["source_line"]) == ("superseded", "orders_2025_03_01.csv", 2)
 
 
+def test_copy_version_and_bad_row_of_one_order_are_told_apart(tmp_path):
+    # One order_id four times: a first row, its exact copy, a row that fails validation, and a later version.
+    first = "V1,C1,2025-03-01,10.00,0,0"
+    a = write_csv(tmp_path / "orders_1.csv", [first, first, "V1,C1,not a date,1.00,0,0", "V2,C2,2025-03-01,7.00,0,0"])
+    b = write_csv(tmp_path / "orders_2.csv", ["V1,C1,2025-03-01,10.00,0,4.00"])
+    result = load([a, b])
+    assert sorted(result.valid.select("order_id", "source_file", "source_line").rows()) == [
+        ("V1", "orders_2.csv", 2),
+        ("V2", "orders_1.csv", 5),
+    ]
+    kinds = {(r["source_file"], r["source_line"]): (r["kind"], r["reason"]) for r in result.rejected.to_dicts()}
+    assert kinds.keys() == {("orders_1.csv", 2), ("orders_1.csv", 3), ("orders_1.csv", 4)}
+    assert kinds[("orders_1.csv", 2)] == ("superseded", "superseded by orders_2.csv:2")
+    assert kinds[("orders_1.csv", 3)] == ("duplicate", "exact duplicate of orders_1.csv:2")
+    assert kinds[("orders_1.csv", 4)][0] == "invalid"
+
+
 # ---------------------------------------------------------------- files that are not tables
 def _garbage(path: Path) -> Path:
     path.write_bytes(bytes(range(256)) * 8 + os.urandom(1024))
