@@ -4,7 +4,8 @@ tests call the same code)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -81,6 +82,26 @@ RAW_TABLES = {
 CSV_REREAD_LIMIT_BYTES = 32 * 1024 * 1024
 # Changed files larger than this make a daily run a full reload instead of a row-by-row comparison.
 CHANGE_DIFF_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def _read_ahead(
+    loader: Callable[..., src.LoadResult], files, chunks: list[Window], *, ahead: bool, **options
+) -> Iterator:
+    """`loader(files, chunk, **options)` of each chunk in order. With `ahead`, the next chunk is read and validated on
+    a thread while the caller inserts this one: polars and DuckDB both release the GIL, and the insert alone keeps
+    only ~1.2 of 2 cores busy (10 M orders in 12 chunks). Files only: a database source's connection is not shared
+    across threads. One chunk more is held in memory meanwhile."""
+    if not ahead or len(chunks) < 2:
+        for chunk in chunks:
+            yield loader(files, chunk, **options)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(loader, files, chunks[0], **options)
+        for chunk in chunks[1:]:
+            result = pending.result()
+            pending = pool.submit(loader, files, chunk, **options)
+            yield result
+        yield pending.result()
 
 
 @dataclass
@@ -172,8 +193,7 @@ def load_into(
         )
 
     def batches():
-        for chunk in chunks:
-            result = table.loader(files, chunk, today=today, **options)
+        for result in _read_ahead(table.loader, files, chunks, ahead=on_disk, today=today, **options):
             summary.rows_read += result.rows_read
             for name, rows in result.file_rows.items():  # every chunk counts the whole file
                 file_rows[name] = max(rows, file_rows.get(name, 0))
