@@ -42,12 +42,17 @@ DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 POLARS_MARTS_SOURCE = "marts_polars"
 
 
+# dbt's scratch relations: a run killed between a table swap's commit and the drop of the old table leaves
+# `<model>__dbt_backup` behind until the model's next build drops it; it is not a mart.
+DBT_SCRATCH_SUFFIXES = ("__dbt_backup", "__dbt_tmp")
+
+
 def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         "select table_name from information_schema.tables where table_catalog = current_database() "
         "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name"
     ).fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows if not r[0].endswith(DBT_SCRATCH_SUFFIXES)]
 
 
 def _ident(name: str) -> str:

@@ -140,3 +140,20 @@ def test_exports_always_belong_to_one_warehouse_and_are_complete(tmp_path):
     fresh = tmp_path / "fresh_exports"
     publish(second, tmp_path / "fresh_published", fresh)
     assert set(_exported(fresh / "fct_orders")) == {"2025-01.parquet", "2025-03.parquet"}
+
+
+def test_a_table_left_by_a_killed_dbt_swap_is_neither_exported_nor_published(tmp_path):
+    warehouse, published, exports = tmp_path / "w.duckdb", tmp_path / "published", tmp_path / "exports"
+    con = _warehouse(warehouse, None)
+    # dbt renames the old table to <model>__dbt_backup, commits the swap, then drops it: a kill in between leaves it
+    con.execute("create table marts.dim_customers__dbt_backup as select * from marts.dim_customers")
+    con.close()
+    counts = publish(warehouse, published, exports)
+    assert counts == {"dim_customers": 1, "fct_orders": 5}
+    assert not list(exports.glob("*dbt_backup*"))
+    snapshot = duckdb.connect(str(published / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = {r[0] for r in snapshot.execute("select table_name from information_schema.tables").fetchall()}
+    finally:
+        snapshot.close()
+    assert tables == {"dim_customers", "fct_orders"}
