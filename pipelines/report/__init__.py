@@ -116,7 +116,7 @@ def build_report(
             extra, html_table = {"table": table}, ch.payback_table(table)
         elif spec.id == "backtest":
             html_table = ch.backtest_table(data[spec.id])
-        rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, None, html_table, extra))
+        rendered.append(ch.Chart(spec.id, spec.title, spec.caption, data[spec.id], svg, html_table, extra))
     subtitle = (
         f"As of {key_figures['as_of_date'] or 'unknown'}: {key_figures['customers'] or 0:,} customers, "
         f"{key_figures['orders'] or 0:,} orders from {key_figures['first_order'] or '–'} to "

@@ -87,7 +87,6 @@ class Chart:
     caption: str
     data: dict
     svg: str  # inline <svg> element, ids prefixed with the chart id
-    png: bytes | None = None  # only for the charts shown in Dagster's metadata
     table: Table | None = None
     extra_data: dict = field(default_factory=dict)  # further JSON blocks: {suffix: data} → id="data-<id>-<suffix>"
 
