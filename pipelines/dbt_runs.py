@@ -116,19 +116,20 @@ def dbt_environment(settings: Settings, *, read_only: bool = False) -> Iterator[
         "DBT_SEND_ANONYMOUS_USAGE_STATS": os.environ.get("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
     }
     saved = {name: os.environ.get(name) for name in wanted}
-    for name, value in wanted.items():
+    _set_environment(wanted)
+    try:
+        yield
+    finally:
+        _set_environment(saved)
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    """Set each variable; None unsets it."""
+    for name, value in values.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # dbt-docs' page has two template bugs that only show where nothing is served for them, e.g. opened from a file:
