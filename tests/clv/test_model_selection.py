@@ -80,10 +80,10 @@ def test_fit_or_reason_keeps_the_reason():
 START, CALIBRATION_END, HOLDOUT_END = D(2020, 1, 1), D(2020, 9, 30), D(2021, 6, 30)
 
 
-@pytest.fixture(scope="module")
-def orders() -> pl.DataFrame:
+def simulated_shop(customers: int) -> pl.DataFrame:
+    """A BG/NBD shop (the CDNOW estimates) acquiring customers over 12 weeks, observed to the hold-out's end."""
     return simulate_orders(
-        4_000,
+        customers,
         BgNbdParams(0.243, 4.414, 0.793, 2.426),
         GammaGammaParams(6.25, 3.74, 15.44),
         start=START,
@@ -91,6 +91,11 @@ def orders() -> pl.DataFrame:
         end=HOLDOUT_END,
         seed=5,
     )
+
+
+@pytest.fixture(scope="module")
+def orders() -> pl.DataFrame:
+    return simulated_shop(4_000)
 
 
 @pytest.fixture(scope="module")
@@ -170,15 +175,7 @@ def test_the_backtest_fits_and_predicts_as_a_fit_on_every_calibration_customer(c
     """The back-test fits each model to the distinct (x, t_x, T) rows, weighted, and predicts them once each: the
     fits and every customer's prediction are those of the model fitted to, and predicting, every customer, to the
     last bit."""
-    orders = simulate_orders(
-        customers,
-        BgNbdParams(0.243, 4.414, 0.793, 2.426),
-        GammaGammaParams(6.25, 3.74, 15.44),
-        start=START,
-        acquisition_days=84,
-        end=HOLDOUT_END,
-        seed=5,
-    )
+    orders = simulated_shop(customers)
     result = calibration_holdout_backtest(orders.lazy(), CALIBRATION_END, HOLDOUT_END, models=ALL, revenue=False)
     summary = rfm_summary(orders.lazy(), CALIBRATION_END).collect()
     x, t_x, T = (summary[c].to_numpy().astype(np.float64) for c in ("frequency", "recency", "T"))
