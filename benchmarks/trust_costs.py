@@ -89,10 +89,7 @@ class CheckClock:
 
 
 def load_orders(table: raw_layer.RawTable, landing: Path, window: Window, scratch: Path) -> None:
-    path = scratch / "ingest.duckdb"
-    for stale in (path, Path(f"{path}.wal")):
-        stale.unlink(missing_ok=True)
-    with wh.connect(path) as con:
+    with wh.connect(_fresh(scratch / "ingest.duckdb")) as con:
         raw_layer.load_into(
             con,
             table,
