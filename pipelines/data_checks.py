@@ -2,7 +2,8 @@
 stops before it replaces raw rows, so the live marts, the snapshot, the exports and the report stay as they were.
 
 - reject rate: invalid rows above CLV_REJECT_RATE_THRESHOLD of the data rows of the table's files, or more than
-  half of any one file (an Excel re-save that turned dates into `12/03/2025 12:00`, a shifted column);
+  half (or the threshold, if higher) of any one file of at least MIN_FILE_ROWS rows (an Excel re-save that turned
+  dates into `12/03/2025 12:00`, a shifted column);
 - no valid rows: a full-history load that finds no valid row at all;
 - collapse: the reloaded dates hold fewer than (1 − CLV_ROW_DROP_THRESHOLD) of the rows they held before (a
   truncated or wrong export replacing a good one).
@@ -27,8 +28,12 @@ OVERRIDE_HINT = (
 
 
 # A file with more invalid than valid rows was mis-saved (Excel re-typed its dates, a column shifted) or belongs
-# to another shop, however small it is next to the rest of the input.
+# to another shop, however small it is next to the rest of the input. Below MIN_FILE_ROWS data rows a file says too
+# little to tell (a one-row correction with a typo): its bad rows are quarantined like any, and the whole input's
+# reject rate still applies. A CLV_REJECT_RATE_THRESHOLD above MOSTLY_BAD_FILE relaxes this rule too, as the
+# message tells the user.
 MOSTLY_BAD_FILE = 0.5
+MIN_FILE_ROWS = 10
 
 
 class DataCheckFailed(Exception):
@@ -90,7 +95,8 @@ def blocking_problems(
         )
     for source_file, n_invalid in per_file:
         rows = max(file_rows.get(source_file, 0), n_invalid)
-        if n_invalid / rows > MOSTLY_BAD_FILE and not (problems and source_file in problems[0]):
+        mostly_bad = rows >= MIN_FILE_ROWS and n_invalid / rows > max(MOSTLY_BAD_FILE, thresholds.reject_rate)
+        if mostly_bad and not (problems and source_file in problems[0]):
             problems.append(
                 f"{source_file}: {n_invalid:,} of its {rows:,} rows rejected ({n_invalid / rows:.1%}: a file "
                 "this bad was mis-saved or is not an export of this shop); "
