@@ -213,6 +213,42 @@ def _pseudonym(value: str, key: bytes = bytes(range(32))) -> str:
     return "hmac:" + hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:24]
 
 
+def test_a_header_less_export_does_not_print_its_addresses(tmp_path):
+    """A file without a header row fails with 'missing required column(s) ...; found <the first row>': the first
+    row's addresses are redacted from that message (stderr, the run log, Dagster's run storage)."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "P0000,C000,2025-01-01T10:00:00,20.00,good0@planted-mail.com,cat0,bill0@planted-mail.com,web,\n"
+        "P0001,C001,2025-02-04T10:00:00,21.00,good1@planted-mail.com,cat1,bill1@planted-mail.com,web,\n"
+    )
+    with pytest.raises(src.SourceFileError, match="missing required column") as failed:
+        src.load_orders([path], WINDOW, today=TODAY)
+    assert "@" not in str(failed.value) and REDACTED in str(failed.value)
+
+
+def test_file_names_with_an_address_are_redacted_in_what_the_run_says(tmp_path):
+    """A file named after the person who exported it: the names in the load's summary (logs, Dagster metadata,
+    the `Not loaded from` line) are redacted."""
+    from pipelines.defs.assets.ingest import _files_metadata
+
+    write(tmp_path / "orders_anna.export@planted-mail.com.csv", good_rows(5))
+    (tmp_path / "from_bob.sender@planted-mail.com.txt").write_text("hi\n")
+    con = duckdb.connect()
+    summary = load(tmp_path, con)
+    assert summary.rows_loaded == 5
+    said = [*summary.unloaded, *summary.notes, *_files_metadata(summary).values()]
+    assert not [s for s in said if "@" in str(s)], said
+    assert _files_metadata(summary)["files"] == REDACTED  # the pattern takes the whole name as an address
+    assert src.unloaded_files(tmp_path)[0].startswith(f"{REDACTED} (the name does not start")
+    # A daily run reads the changed file whole, and says so: redacted too.
+    os.utime(tmp_path / "orders_anna.export@planted-mail.com.csv", ns=(1, 1))
+    daily = src.Window(
+        start=date(2025, 2, 20), end=date(2025, 2, 21), as_of=date(2025, 2, 21), first_partition=date(2025, 1, 1)
+    )
+    metadata = _files_metadata(load(tmp_path, con, window=daily))
+    assert metadata["files_read_whole"] == REDACTED
+
+
 FREE_TEXT_HEADER = "order_id,customer_id,ordered_at,net_revenue,email,product_category,channel,discount_code,status"
 
 
