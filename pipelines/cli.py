@@ -227,11 +227,12 @@ def summary(settings: Settings) -> str:
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),
     ]
     if settings.source == "files" and settings.raw_dir is not None:
+        from pipelines.privacy import redact
         from pipelines.sources.files import unloaded_files
 
         unloaded = unloaded_files(settings.raw_dir)
         if unloaded:
-            lines.append(f"Not loaded from {settings.raw_dir}: " + "; ".join(unloaded))
+            lines.append(redact(f"Not loaded from {settings.raw_dir}: " + "; ".join(unloaded)))
     if before_start:  # last: what this run left out because of a setting
         lines.append(
             f"{before_start:,} orders dated before the first partition {settings.start_date} "

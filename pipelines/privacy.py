@@ -2,10 +2,12 @@
 
 - Anything that looks like an e-mail address in text we keep about bad input (a rejected row's record, a reason,
   metadata, log lines) is replaced by `<email redacted>`.
-- E-mails (and customer ids that are e-mail addresses) are kept only as an HMAC-SHA256 with a per-installation
-  secret key, so a list of known addresses cannot be hashed to re-identify customers. The key is created on first
-  use in `CLV_HASH_KEY_FILE` (default `~/.config/clv/email_hash.key`), outside the data directory, so it never
-  travels with a copied warehouse, snapshot or export. `CLV_HASH_KEY` (64 hex digits) supplies it directly.
+- Free-text columns of valid rows (channel, product category, discount code...) are redacted the same way at ingest
+  (`redact_sql`), and so are file names wherever they are said (logs, notes, metadata).
+- E-mails (and customer ids that are or contain an e-mail address) are kept only as an HMAC-SHA256 with a
+  per-installation secret key, so a list of known addresses cannot be hashed to re-identify customers. The key is
+  created on first use in `CLV_HASH_KEY_FILE` (default `~/.config/clv/email_hash.key`), outside the data directory,
+  so it never travels with a copied warehouse, snapshot or export. `CLV_HASH_KEY` (64 hex digits) supplies it directly.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ REDACTED = "<email redacted>"
 # Deliberately broad: a false positive only hides a little text from a rejected record.
 EMAIL_PATTERN = r"[^\s,;:\"'<>()\[\]{}|]+@[^\s,;:\"'<>()\[\]{}|@]+\.[A-Za-z]{2,}"
 _EMAIL = re.compile(EMAIL_PATTERN)
-# Whole-value match, as DuckDB regexp_full_match needs it (no lookarounds: RE2).
-EMAIL_VALUE_SQL = r"^\s*" + EMAIL_PATTERN + r"\s*$"
+# The pattern as a DuckDB string literal (RE2: no lookarounds).
+_EMAIL_SQL = "'" + EMAIL_PATTERN.replace("'", "''") + "'"
 PSEUDONYM_PREFIX = "hmac:"
 PSEUDONYM_HEX_DIGITS = 24
 KEY_BYTES = 32
@@ -69,12 +71,21 @@ def hmac_sql(value_sql: str, outer: str = "$hmac_outer", inner: str = "$hmac_inn
 
 
 def pseudonym_sql(value_sql: str) -> str:
-    """A customer id that is an e-mail address becomes a stable keyed pseudonym; any other id is kept."""
-    pattern = EMAIL_VALUE_SQL.replace("'", "''")
+    """A customer id that is or contains an e-mail address (`Anna <anna@x.com>`, `mailto:anna@x.com`) becomes a stable
+    keyed pseudonym of the whole trimmed, lower-cased value (a bare address keeps the pseudonym it always had); any
+    other id is kept."""
     # contains() first: most ids have no '@', and the regular expression is the expensive part (7 M cart events)
     return (
-        f"case when contains({value_sql}, '@') and regexp_full_match({value_sql}, '{pattern}') "
+        f"case when contains({value_sql}, '@') and regexp_matches({value_sql}, {_EMAIL_SQL}) "
         f"then '{PSEUDONYM_PREFIX}' || left({hmac_sql(f'lower(trim({value_sql}))')}, {PSEUDONYM_HEX_DIGITS}) "
+        f"else {value_sql} end"
+    )
+
+
+def redact_sql(value_sql: str) -> str:
+    """SQL for `redact` of a text column: only the rare values with an '@' pay for the regular expression."""
+    return (
+        f"case when contains({value_sql}, '@') then regexp_replace({value_sql}, {_EMAIL_SQL}, '{REDACTED}', 'g') "
         f"else {value_sql} end"
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines import contract
-from pipelines.privacy import redact_expr
+from pipelines.privacy import redact, redact_expr
 from pipelines.run_window import Window
 from pipelines.sources import formats, fx
 
@@ -45,7 +45,13 @@ RECORD_COLUMNS = [c for c in RAW_ORDERS_SCHEMA if c not in ("email", "source_sor
 
 
 class SourceFileError(ValueError):
-    """A source file is not a usable table (unreadable, empty, or missing required columns)."""
+    """A source file is not a usable table (unreadable, empty, or missing required columns).
+
+    The message names the file and often quotes it (a header-less file's first row as its "columns"): e-mail
+    addresses in it are redacted, since it reaches stderr, the run log and Dagster's run storage."""
+
+    def __init__(self, message: str = "", *args) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 @dataclass
@@ -108,7 +114,8 @@ def discover(raw_dir: Path, prefix: str) -> list[Path]:
 
 
 def unloaded_files(raw_dir: Path) -> list[str]:
-    """Every entry of the directory that no table reads, with why: the run names them instead of skipping them."""
+    """Every entry of the directory that no table reads, with why: the run names them instead of skipping them
+    (redacted: a file may be named after the person who exported it)."""
     unloaded = []
     try:
         mapping = formats.load_mapping(raw_dir, CONTRACT)
@@ -124,7 +131,7 @@ def unloaded_files(raw_dir: Path) -> list[str]:
             unloaded.append(f"{name} (the name does not start with {', '.join(SOURCE_PREFIXES)})")
         elif not _supported(name):
             unloaded.append(f"{name} (unsupported file type: save it as .csv or .parquet)")
-    return unloaded
+    return [redact(entry) for entry in unloaded]
 
 
 # ---------------------------------------------------------------- reading

@@ -206,3 +206,123 @@ def test_an_export_with_no_valid_row_is_blocked_and_a_few_bad_rows_are_not(tmp_p
         load(tmp_path, con, thresholds=STRICT)
     write(tmp_path / "orders.csv", good_rows(100) + ["B1,C1,someday,1,", "B2,,2025-02-01,1,"])  # 2 of 102: 2 %
     assert load(tmp_path, con, thresholds=STRICT).rows_loaded == 100
+
+
+# ---------------------------------------------------------------- leaks found by an adversarial test (F3-F6)
+def _pseudonym(value: str, key: bytes = bytes(range(32))) -> str:
+    return "hmac:" + hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def test_a_header_less_export_does_not_print_its_addresses(tmp_path):
+    """A file without a header row fails with 'missing required column(s) ...; found <the first row>': the first
+    row's addresses are redacted from that message (stderr, the run log, Dagster's run storage)."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "P0000,C000,2025-01-01T10:00:00,20.00,good0@planted-mail.com,cat0,bill0@planted-mail.com,web,\n"
+        "P0001,C001,2025-02-04T10:00:00,21.00,good1@planted-mail.com,cat1,bill1@planted-mail.com,web,\n"
+    )
+    with pytest.raises(src.SourceFileError, match="missing required column") as failed:
+        src.load_orders([path], WINDOW, today=TODAY)
+    assert "@" not in str(failed.value) and REDACTED in str(failed.value)
+
+
+def test_file_names_with_an_address_are_redacted_in_what_the_run_says(tmp_path):
+    """A file named after the person who exported it: the names in the load's summary (logs, Dagster metadata,
+    the `Not loaded from` line) are redacted."""
+    from pipelines.defs.assets.ingest import _files_metadata
+
+    write(tmp_path / "orders_anna.export@planted-mail.com.csv", good_rows(5))
+    (tmp_path / "from_bob.sender@planted-mail.com.txt").write_text("hi\n")
+    con = duckdb.connect()
+    summary = load(tmp_path, con)
+    assert summary.rows_loaded == 5
+    said = [*summary.unloaded, *summary.notes, *_files_metadata(summary).values()]
+    assert not [s for s in said if "@" in str(s)], said
+    assert _files_metadata(summary)["files"] == REDACTED  # the pattern takes the whole name as an address
+    assert src.unloaded_files(tmp_path)[0].startswith(f"{REDACTED} (the name does not start")
+    # A daily run reads the changed file whole, and says so: redacted too.
+    os.utime(tmp_path / "orders_anna.export@planted-mail.com.csv", ns=(1, 1))
+    daily = src.Window(
+        start=date(2025, 2, 20), end=date(2025, 2, 21), as_of=date(2025, 2, 21), first_partition=date(2025, 1, 1)
+    )
+    metadata = _files_metadata(load(tmp_path, con, window=daily))
+    assert metadata["files_read_whole"] == REDACTED
+
+
+FREE_TEXT_HEADER = "order_id,customer_id,ordered_at,net_revenue,email,product_category,channel,discount_code,status"
+
+
+def test_addresses_in_free_text_columns_of_valid_rows_are_redacted_at_ingest(tmp_path):
+    """A valid order with an address in a free-text column loads (it is not rejected), without the address."""
+    rows = [
+        "V1,C010,2025-03-04,16.00,x@y.z,valid.category@planted-mail.com,newsletter valid.channel@planted-mail.com,"
+        "CODE-valid.code@planted-mail.com,paid by st@tus.example.com",
+        "V2,C011,2025-03-05,17.00,,shoes,web,SPRING,",
+    ]
+    write(tmp_path / "orders.csv", rows, header=FREE_TEXT_HEADER)
+    con = duckdb.connect()
+    summary = load(tmp_path, con)
+    assert summary.rows_loaded == 2 and summary.rejected.height == 0
+    got = con.execute(
+        "select product_category, channel, discount_code, status from raw.orders order by order_id"
+    ).fetchall()
+    assert got == [
+        (REDACTED, f"newsletter {REDACTED}", REDACTED, f"paid by {REDACTED}"),  # `CODE-valid.code` is the local part
+        ("shoes", "web", "SPRING", None),
+    ]
+    assert text_values_with_at_sign(con) == []
+    # A daily re-run of the same (touched) file finds nothing changed: the comparison is made on redacted values.
+    os.utime(tmp_path / "orders.csv", ns=(1, 1))
+    daily = src.Window(
+        start=date(2025, 3, 30), end=date(2025, 3, 31), as_of=date(2025, 3, 31), first_partition=date(2025, 1, 1)
+    )
+    again = load(tmp_path, con, window=daily)
+    assert again.changed_files == ["orders.csv"] and again.changed_rows == 0
+
+
+def test_addresses_in_marketing_spend_channels_are_redacted_at_ingest(tmp_path):
+    (tmp_path / "orders.csv").write_text("order_id,customer_id,ordered_at,net_revenue\nO1,C1,2025-02-01,10\n")
+    (tmp_path / "marketing_spend.csv").write_text(
+        "date,channel,spend\n2025-02-01,partner ann@planted-mail.com,12.5\n2025-02-01,web,3\n"
+    )
+    con = duckdb.connect()
+    load(tmp_path, con)
+    summary = load_into(con, RAW_TABLES["marketing_spend"], tmp_path, WINDOW, TODAY, "files", hash_key=KEY)
+    assert summary.rows_loaded == 2
+    assert sorted(r[0] for r in con.execute("select channel from raw.marketing_spend").fetchall()) == [
+        f"partner {REDACTED}",
+        "web",
+    ]
+    assert text_values_with_at_sign(con) == []
+    assert not [n for n in summary.notes if "@" in n]
+
+
+def test_a_customer_id_containing_an_address_becomes_a_keyed_pseudonym(tmp_path):
+    """Not only a whole address: a display name with an address, a mailto: link. The whole trimmed, lower-cased
+    value is hashed, so a whole address keeps the pseudonym it always had."""
+    write(
+        tmp_path / "orders.csv",
+        [
+            'K0,"Anna Nowak <anna.display@planted-mail.com>",2025-01-10,10.00,',
+            "K1,mailto:bob.mailto@planted-mail.com,2025-02-11,11.00,",
+            "K2,MAILTO:Bob.Mailto@planted-mail.com ,2025-02-12,11.00,",
+            "K3,guest.one@example.com,2025-02-13,5,",
+            "K4,C77,2025-02-13,5,",
+        ],
+    )
+    (tmp_path / "cart_events.csv").write_text(
+        "customer_id,event_at,event_type\nmailto:bob.mailto@planted-mail.com,2025-02-10,add_to_cart\n"
+    )
+    con = duckdb.connect()
+    load(tmp_path, con)
+    load_into(con, RAW_TABLES["cart_events"], tmp_path, WINDOW, TODAY, "files", hash_key=KEY)
+    ids = dict(con.execute("select order_id, customer_id from raw.orders").fetchall())
+    assert ids == {
+        "K0": _pseudonym("Anna Nowak <anna.display@planted-mail.com>"),
+        "K1": _pseudonym("mailto:bob.mailto@planted-mail.com"),
+        "K2": _pseudonym("mailto:bob.mailto@planted-mail.com"),
+        "K3": _pseudonym("guest.one@example.com"),  # as before: existing warehouses keep their pseudonyms
+        "K4": "C77",
+    }
+    assert con.execute("select customer_id from raw.cart_events").fetchall() == [(ids["K1"],)]
+    assert text_values_with_at_sign(con) == []

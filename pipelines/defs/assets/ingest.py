@@ -18,6 +18,7 @@ from pipelines.data_checks import (
 from pipelines.defs.partitions import daily_partitions, single_run_backfill
 from pipelines.defs.resources import WarehouseResource
 from pipelines.markdown import frame_to_markdown
+from pipelines.privacy import redact
 from pipelines.raw_layer import RAW_TABLES, load_into
 from pipelines.run_window import Window
 from pipelines.sources import files as src
@@ -119,45 +120,49 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, table
             )
     except DataCheckFailed as failed:
         for problem in failed.problems:
-            context.log.error(f"Blocking data check failed on raw.{table}: {problem}")
+            context.log.error(redact(f"Blocking data check failed on raw.{table}: {problem}"))
         raise dg.Failure(
-            description=str(failed), metadata={"blocking_problems": "\n".join(failed.problems)}, allow_retries=False
+            description=redact(str(failed)),
+            metadata={"blocking_problems": redact("\n".join(failed.problems))},
+            allow_retries=False,
         ) from None
     except src.SourceFileError as bad_file:
-        raise dg.Failure(description=str(bad_file), allow_retries=False) from None
+        raise dg.Failure(description=redact(str(bad_file)), allow_retries=False) from None
+    # File names are redacted wherever they are said: a file may be named after the person who exported it.
     for name in result.unloaded:
-        context.log.warning(f"Not loaded: {name}")
+        context.log.warning(redact(f"Not loaded: {name}"))
     if result.changed_files:
         context.log.info(
-            f"New or changed since the last load, read whole: {', '.join(result.changed_files)}; "
+            f"New or changed since the last load, read whole: {redact(', '.join(result.changed_files))}; "
             f"{result.changed_rows} rows dated before the window changed"
             + (f" (the marts rebuild from {result.changed_from})." if result.changed_from else ".")
         )
     if result.deleted:
         context.log.warning(f"Removed {result.deleted} orders that no source file holds any more (raw.deleted_orders).")
     for note in result.notes:
-        context.log.warning(f"raw.{table}: {note}")
+        context.log.warning(redact(f"raw.{table}: {note}"))
     for name, missing in result.missing_kept.items():
         context.log.warning(
-            f"{missing} orders are no longer in {name}; they are kept until a full reload "
+            f"{missing} orders are no longer in {redact(name)}; they are kept until a full reload "
             "(`clv run`), which removes orders no file holds."
         )
     for problem in result.warnings:
-        context.log.warning(f"Loaded despite a failed data check (CLV_ACCEPT_BAD_INPUT): {problem}")
+        context.log.warning(redact(f"Loaded despite a failed data check (CLV_ACCEPT_BAD_INPUT): {problem}"))
     return result, load, settings
 
 
 def _files_metadata(result) -> dict:
+    """The load's files for the asset's metadata, names redacted."""
     return {
-        "files": ", ".join(result.files) or "none supplied",
-        "files_read_whole": ", ".join(result.changed_files) or "none (no file changed since the last load)",
+        "files": redact(", ".join(result.files)) or "none supplied",
+        "files_read_whole": redact(", ".join(result.changed_files)) or "none (no file changed since the last load)",
         "changed_rows_before_window": result.changed_rows,
         "changes_rebuild_from": str(result.changed_from or "-"),
         "orders_removed": result.deleted,
         "orders_missing_kept_until_full_reload": sum(result.missing_kept.values()),
-        "files_not_loaded": "\n".join(result.unloaded) or "none",
-        "data_checks_overridden": "\n".join(result.warnings) or "none",
-        "notes": "\n".join(result.notes) or "none",
+        "files_not_loaded": redact("\n".join(result.unloaded)) or "none",
+        "data_checks_overridden": redact("\n".join(result.warnings)) or "none",
+        "notes": redact("\n".join(result.notes)) or "none",
     }
 
 
