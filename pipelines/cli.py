@@ -19,8 +19,16 @@ from pipelines import contract
 from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors in one line like every other user error (exit code 2); --help is unchanged. The
+    subparsers are of the same class (argparse makes them with the main parser's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"clv: error: {' '.join(message.split())}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clv", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="clv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -42,15 +42,19 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
         (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
         (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
+        # argparse's own errors: one line too, without the usage block
+        (["run", "--source", "file"], {}, "clv: error: argument --source: invalid choice: 'file'"),
+        (["backfill", "--start", "2025-01-01"], {}, "clv: error: the following arguments are required: --end"),
+        (["run", "--bogus"], {}, "clv: error: unrecognized arguments: --bogus"),
+        ([], {}, "clv: error: the following arguments are required: command"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_a_user_error_is_one_line_and_exit_code_2(tmp_path, args, env, words):
     (tmp_path / "a_file.csv").write_text("x")
-    args = [
-        str(tmp_path / "a_file.csv") if a == "RAW_FILE" else str(tmp_path / "nope") if a == "MISSING" else a
-        for a in args
-    ]
+    places = {"RAW_FILE": tmp_path / "a_file.csv", "MISSING": tmp_path / "nope", "A_DIR": tmp_path}
+    args = [str(places.get(a, a)) for a in args]
+    env = {name: str(places.get(value, value)) for name, value in env.items()}
     done = _clv(tmp_path, *args, **env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -65,3 +69,8 @@ def test_a_damaged_key_file_is_a_configuration_error(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"clv: {key_file}: not a hex key (delete it to create a new one, then run `clv run`)"
     ]
+
+
+def test_help_still_prints_the_usage(tmp_path):
+    done = _clv(tmp_path, "backfill", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: clv backfill") and "--as-of" in done.stdout
