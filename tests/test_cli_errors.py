@@ -42,6 +42,15 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
         (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
         (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
+        # thresholds are shares; the warehouse is a file, whether named by the variable or the flag
+        (
+            ["run"],
+            {"CLV_REJECT_RATE_THRESHOLD": "-1"},
+            "CLV_REJECT_RATE_THRESHOLD='-1' must be a share between 0 and 1",
+        ),
+        (["run"], {"CLV_ROW_DROP_THRESHOLD": "2"}, "CLV_ROW_DROP_THRESHOLD='2' must be a share between 0 and 1"),
+        (["run"], {"CLV_WAREHOUSE": "A_DIR"}, "a directory; give the DuckDB file"),
+        (["run", "--warehouse", "A_DIR"], {}, "a directory; give the DuckDB file"),
         # argparse's own errors: one line too, without the usage block
         (["run", "--source", "file"], {}, "clv: error: argument --source: invalid choice: 'file'"),
         (["backfill", "--start", "2025-01-01"], {}, "clv: error: the following arguments are required: --end"),
@@ -74,3 +83,29 @@ def test_a_damaged_key_file_is_a_configuration_error(tmp_path):
 def test_help_still_prints_the_usage(tmp_path):
     done = _clv(tmp_path, "backfill", "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: clv backfill") and "--as-of" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CLV_REJECT_RATE_THRESHOLD", "-1"),
+        ("CLV_REJECT_RATE_THRESHOLD", "1.5"),
+        ("CLV_ROW_DROP_THRESHOLD", "2"),
+        ("CLV_ROW_DROP_THRESHOLD", "-0.1"),
+        ("CLV_ROW_DROP_THRESHOLD", "nan"),
+    ],
+)
+def test_thresholds_are_shares(monkeypatch, name, value):
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}='{value}' must be a share between 0 and 1"):
+        Settings.from_env()
+
+
+def test_clv_warehouse_must_not_be_a_directory(monkeypatch, tmp_path):
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_WAREHOUSE", str(tmp_path))
+    with pytest.raises(ValueError, match="a directory; give the DuckDB file"):
+        Settings.from_env()
