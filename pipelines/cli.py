@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipelines import contract
+from pipelines.run_window import as_of_problem
 from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
 
 
@@ -271,18 +272,17 @@ def _history_from_data(settings: Settings) -> Settings:
 
 
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
-    """(first partition, last partition, explicit as-of, first order date to reload) of the command."""
+    """(first partition, last partition, explicit as-of, first order date to reload) of the command. The explicit
+    as-of is --as-of or CLV_AS_OF (the flag sets the variable): the same checks, said in the words it came in."""
     today = datetime.now(UTC).date()
-    explicit = _date_flag("--as-of", args.as_of) if args.as_of else None
-    if explicit and explicit > today:
-        raise UsageError(
-            f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet"
-        )
+    explicit = settings.as_of
+    named = f"--as-of {explicit}" if args.as_of else f"CLV_AS_OF={explicit}"
     if args.command == "run":
         # Every partition up to the as-of day, in one run: the UI then shows each loaded day as materialized.
         as_of = explicit or yesterday_utc()
-        if as_of < settings.start_date:
-            raise UsageError(f"--as-of {as_of} is before the first partition {settings.start_date} (--start-date)")
+        problem = as_of_problem(as_of, named if explicit else f"--as-of {as_of}", settings.start_date)
+        if problem:
+            raise UsageError(problem)
         return settings.start_date, as_of, as_of, None
     start, end = _date_flag("--start", args.start), _date_flag("--end", args.end)
     if start > end:
@@ -291,6 +291,9 @@ def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, dat
         raise UsageError(f"--start {start} is before the first partition {settings.start_date} (--start-date)")
     if end > today:
         raise UsageError(f"--end {end} is in the future (today is {today} UTC)")
+    problem = explicit and as_of_problem(explicit, named, settings.start_date, start, "--start")
+    if problem:
+        raise UsageError(problem)
     return start, end, explicit, None
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pipeline_runner import PROJECT_ROOT, pipeline_env
+
+from pipelines.cli import UsageError
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 
@@ -42,6 +44,19 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
         (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
         (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
+        # CLV_AS_OF is --as-of: the same checks, in the variable's words
+        (["run"], {"CLV_AS_OF": TOMORROW}, f"CLV_AS_OF={TOMORROW} is in the future"),
+        (["run"], {"CLV_AS_OF": "2023-12-31"}, "CLV_AS_OF=2023-12-31 is before the first partition 2024-01-01"),
+        (
+            ["backfill", "--start", "2025-01-01", "--end", "2025-01-05"],
+            {"CLV_AS_OF": TOMORROW},
+            f"CLV_AS_OF={TOMORROW} is in the future",
+        ),
+        (
+            ["backfill", "--start", "2025-01-01", "--end", "2025-01-05", "--as-of", "2024-12-01"],
+            {},
+            "--as-of 2024-12-01 is before --start 2025-01-01",
+        ),
         # thresholds are shares; the warehouse is a file, whether named by the variable or the flag
         (
             ["run"],
@@ -83,6 +98,23 @@ def test_a_damaged_key_file_is_a_configuration_error(tmp_path):
 def test_help_still_prints_the_usage(tmp_path):
     done = _clv(tmp_path, "backfill", "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: clv backfill") and "--as-of" in done.stdout
+
+
+def test_clv_run_honours_clv_as_of(monkeypatch):
+    from pipelines.cli import _parser, _plan
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_AS_OF", "2025-09-30")
+    settings = Settings.from_env()
+    assert _plan(_parser().parse_args(["run"]), settings) == (
+        settings.start_date,
+        date(2025, 9, 30),
+        date(2025, 9, 30),
+        None,
+    )
+    monkeypatch.setenv("CLV_AS_OF", TOMORROW)
+    with pytest.raises(UsageError, match=f"CLV_AS_OF={TOMORROW} is in the future"):
+        _plan(_parser().parse_args(["backfill", "--start", "2025-01-01", "--end", "2025-01-02"]), Settings.from_env())
 
 
 @pytest.mark.parametrize(
