@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipelines import contract
 from pipelines.run_window import as_of_problem
-from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
+from pipelines.settings import PROJECT_ROOT, Settings, recorded_history_start, yesterday_utc
 
 
 class _Parser(argparse.ArgumentParser):
@@ -271,6 +271,35 @@ def _history_from_data(settings: Settings) -> Settings:
     return Settings.from_env()
 
 
+def _undo_history_start(warehouse: Path, before: date | None) -> None:
+    """After a failed run: the history start recorded for it (`_history_from_data`) stands only if raw.orders took
+    the new history, i.e. holds orders and none before it. A load that was blocked leaves the old orders, so what
+    was recorded before is put back (or nothing, if nothing was): the first partition never moves past the
+    data the warehouse holds."""
+    import duckdb
+
+    from pipelines.settings import forget_history_start, record_history_start, recorded_history_start
+
+    recorded = recorded_history_start(warehouse)
+    if recorded is None or recorded == before:
+        return
+    first = None
+    if warehouse.exists():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            first = con.execute("select min(order_date) from raw.orders").fetchone()[0]
+        except duckdb.CatalogException:  # no raw.orders yet
+            first = None
+        finally:
+            con.close()
+    if first is not None and first >= recorded:
+        return
+    if before is None:
+        forget_history_start(warehouse)
+    else:
+        record_history_start(warehouse, before)
+
+
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
     """(first partition, last partition, explicit as-of, first order date to reload) of the command. The explicit
     as-of is --as-of or CLV_AS_OF (the flag sets the variable): the same checks, said in the words it came in."""
@@ -307,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipelines.sources.postgres import check_source
 
             check_source(settings)
+        history_before = recorded_history_start(settings.warehouse)
         if args.command == "run":
             settings = _history_from_data(settings)
         start, end, explicit, load_start = _plan(args, settings)
@@ -333,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
     if failure:
+        _undo_history_start(settings.warehouse, history_before)
         print(
             f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
             f"Full log: {log_path}",

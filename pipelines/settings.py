@@ -63,6 +63,10 @@ def record_history_start(warehouse: Path, first_day: date) -> None:
     os.replace(scratch, target)
 
 
+def forget_history_start(warehouse: Path) -> None:
+    history_start_file(warehouse).unlink(missing_ok=True)
+
+
 def _currency_code(value: str) -> str | None:
     code = value.strip().upper()
     if code and not (len(code) == 3 and code.isalpha() and code.isascii()):

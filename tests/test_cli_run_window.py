@@ -1,5 +1,6 @@
 """The run's as-of date and history start on a real warehouse: an as-of the CLI refuses is refused whether it comes
-from --as-of or CLV_AS_OF, a refused backfill publishes nothing"""
+from --as-of or CLV_AS_OF, a refused backfill publishes nothing, and a blocked run does not move the recorded
+history start (issue 12's adversarial findings F1, F2, X1)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from datetime import date, timedelta
 
 import pytest
 from pipeline_runner import run_clv
+
+from pipelines.settings import history_start_file
 
 FIRST_DAY = date(2025, 1, 1)
 
@@ -71,3 +74,27 @@ def test_a_backfill_as_of_the_run_cannot_use_is_refused_and_publishes_nothing(go
     run = run_clv(data, *args, *(["--as-of", as_of] if as_of else []), check=False, **env)
     _one_line(run, words)
     assert _published_state(data) == before
+
+
+def test_a_blocked_run_does_not_move_the_history_start(good_shop, tmp_path):
+    data, _ = _copy(good_shop, tmp_path)
+    history_start = history_start_file(data / "warehouse.duckdb")
+    assert history_start.read_text().strip() == "2025-01-01"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "orders.csv").write_text(_orders(excel_dates=True))
+    run = run_clv(data, "run", "--source", "files", "--raw-dir", str(bad), "--as-of", "2025-09-30", check=False)
+    assert run.returncode == 1 and "raw__orders" in run.stderr, run.stderr
+    # raw.orders still holds January: the history still starts there, so a backfill of January is accepted
+    assert history_start.read_text().strip() == "2025-01-01"
+
+
+def test_a_blocked_first_run_records_no_history_start(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "orders.csv").write_text(_orders(excel_dates=True))
+    run = run_clv(
+        tmp_path / "data", "run", "--source", "files", "--raw-dir", str(bad), "--as-of", "2025-09-30", check=False
+    )
+    assert run.returncode == 1, run.stderr
+    assert not history_start_file(tmp_path / "data" / "warehouse.duckdb").exists()
