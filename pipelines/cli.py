@@ -16,11 +16,20 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pipelines import contract
-from pipelines.settings import PROJECT_ROOT, Settings, yesterday_utc
+from pipelines.run_window import as_of_problem
+from pipelines.settings import PROJECT_ROOT, Settings, recorded_history_start, yesterday_utc
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors in one line like every other user error (exit code 2); --help is unchanged. The
+    subparsers are of the same class (argparse makes them with the main parser's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"clv: error: {' '.join(message.split())}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clv", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="clv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -263,19 +272,47 @@ def _history_from_data(settings: Settings) -> Settings:
     return Settings.from_env()
 
 
+def _undo_history_start(warehouse: Path, before: date | None) -> None:
+    """After a failed run: the history start recorded for it (`_history_from_data`) stands only if raw.orders took
+    the new history, i.e. holds orders and none before it. A load that was blocked leaves the old orders, so what
+    was recorded before is put back (or nothing, if nothing was): the first partition never moves past the
+    data the warehouse holds."""
+    import duckdb
+
+    from pipelines.settings import forget_history_start, record_history_start, recorded_history_start
+
+    recorded = recorded_history_start(warehouse)
+    if recorded is None or recorded == before:
+        return
+    first = None
+    if warehouse.exists():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            first = con.execute("select min(order_date) from raw.orders").fetchone()[0]
+        except duckdb.CatalogException:  # no raw.orders yet
+            first = None
+        finally:
+            con.close()
+    if first is not None and first >= recorded:
+        return
+    if before is None:
+        forget_history_start(warehouse)
+    else:
+        record_history_start(warehouse, before)
+
+
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, date | None, date | None]:
-    """(first partition, last partition, explicit as-of, first order date to reload) of the command."""
+    """(first partition, last partition, explicit as-of, first order date to reload) of the command. The explicit
+    as-of is --as-of or CLV_AS_OF (the flag sets the variable): the same checks, said in the words it came in."""
     today = datetime.now(UTC).date()
-    explicit = _date_flag("--as-of", args.as_of) if args.as_of else None
-    if explicit and explicit > today:
-        raise UsageError(
-            f"--as-of {explicit} is in the future (today is {today} UTC): nothing after today is known yet"
-        )
+    explicit = settings.as_of
+    named = f"--as-of {explicit}" if args.as_of else f"CLV_AS_OF={explicit}"
     if args.command == "run":
         # Every partition up to the as-of day, in one run: the UI then shows each loaded day as materialized.
         as_of = explicit or yesterday_utc()
-        if as_of < settings.start_date:
-            raise UsageError(f"--as-of {as_of} is before the first partition {settings.start_date} (--start-date)")
+        problem = as_of_problem(as_of, named if explicit else f"--as-of {as_of}", settings.start_date)
+        if problem:
+            raise UsageError(problem)
         return settings.start_date, as_of, as_of, None
     start, end = _date_flag("--start", args.start), _date_flag("--end", args.end)
     if start > end:
@@ -284,6 +321,9 @@ def _plan(args: argparse.Namespace, settings: Settings) -> tuple[date, date, dat
         raise UsageError(f"--start {start} is before the first partition {settings.start_date} (--start-date)")
     if end > today:
         raise UsageError(f"--end {end} is in the future (today is {today} UTC)")
+    problem = explicit and as_of_problem(explicit, named, settings.start_date, start, "--start")
+    if problem:
+        raise UsageError(problem)
     return start, end, explicit, None
 
 
@@ -297,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipelines.sources.postgres import check_source
 
             check_source(settings)
+        history_before = recorded_history_start(settings.warehouse)
         if args.command == "run":
             settings = _history_from_data(settings)
         start, end, explicit, load_start = _plan(args, settings)
@@ -323,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
     if failure:
+        _undo_history_start(settings.warehouse, history_before)
         print(
             f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
             f"Full log: {log_path}",

@@ -7,7 +7,7 @@ one run agrees on one as-of date.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # settings imports the sources, which use Window
@@ -56,15 +56,42 @@ def partition_range_from_tags(tags: dict) -> tuple[date | None, date | None]:
     return None, None
 
 
+def as_of_problem(
+    as_of: date, named: str, first_partition: date, partition_start: date | None = None, start_named: str = ""
+) -> str | None:
+    """Why a run cannot be as of `as_of` (one line, in the words of whoever asked for it: `named` is e.g.
+    "--as-of 2030-01-01"), or None. In the future nothing is known yet; before the partitions the run loads, or
+    before the first partition, the marts would be rebuilt from orders the run does not load (empty, or rolled back
+    in time) and published."""
+    today = datetime.now(UTC).date()
+    if as_of > today:
+        return f"{named} is in the future (today is {today} UTC): nothing after today is known yet"
+    if partition_start is not None and as_of < partition_start:
+        return f"{named} is before {start_named or 'the first partition of the run'} {partition_start}"
+    if as_of < first_partition:
+        return f"{named} is before the first partition {first_partition} (CLV_START_DATE / --start-date)"
+    return None
+
+
 def resolve(tags: dict, settings: Settings, latest_loaded: date | None) -> Window:
     """The as-of date is explicit (CLV_AS_OF / --as-of / the clv/as_of tag) or the newest loaded day, so
-    re-running an old day never rolls the marts back in time."""
+    re-running an old day never rolls the marts back in time. An explicit as-of the run cannot use (in the future,
+    before its partitions or before the first partition: `as_of_problem`) is a ValueError, so a run launched from
+    the UI or the schedule with one fails at its first step, before anything is loaded or published."""
     start, end = partition_range_from_tags(tags)
     load_start = max(settings.start_date, start - timedelta(days=settings.lookback_days)) if start else None
     if load_start and tags.get(LOAD_START_TAG):
         load_start = max(settings.start_date, min(load_start, date.fromisoformat(tags[LOAD_START_TAG])))
     explicit = date.fromisoformat(tags[AS_OF_TAG]) if tags.get(AS_OF_TAG) else settings.as_of
     if explicit:
+        named = (
+            f"as-of {explicit} (the run's {AS_OF_TAG} tag)"
+            if tags.get(AS_OF_TAG)
+            else f"as-of {explicit} (CLV_AS_OF or the warehouse resource's as_of)"
+        )
+        problem = as_of_problem(explicit, named, settings.start_date, start, "the run's first partition")
+        if problem:
+            raise ValueError(f"The run's {problem}.")
         as_of = explicit
     else:
         candidates = [d for d in (end, latest_loaded) if d is not None]

@@ -63,6 +63,10 @@ def record_history_start(warehouse: Path, first_day: date) -> None:
     os.replace(scratch, target)
 
 
+def forget_history_start(warehouse: Path) -> None:
+    history_start_file(warehouse).unlink(missing_ok=True)
+
+
 def _currency_code(value: str) -> str | None:
     code = value.strip().upper()
     if code and not (len(code) == 3 and code.isalpha() and code.isascii()):
@@ -89,6 +93,21 @@ def _positive(name: str, default: str) -> float:
     if not value > 0:
         raise ValueError(f"{name}={_env(name, default)!r} must be a number above 0")
     return value
+
+
+def _share(name: str, default: str) -> float:
+    """A threshold that is a share of rows: 0..1 (a negative one, or one above 1, would block every load or none)."""
+    value = _number(name, default, float)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}={_env(name, default)!r} must be a share between 0 and 1 (e.g. {default})")
+    return value
+
+
+def _warehouse(value: str) -> Path:
+    path = Path(value).resolve()
+    if path.is_dir():
+        raise ValueError(f"CLV_WAREHOUSE={value}: a directory; give the DuckDB file, e.g. {path / 'warehouse.duckdb'}")
+    return path
 
 
 def _refit_days(days: int) -> int:
@@ -169,7 +188,7 @@ class Settings:
             from pipelines.sources.postgres import check_settings
 
             check_settings(database_url, pg)
-        warehouse = Path(_env("CLV_WAREHOUSE", str(data_dir / "warehouse.duckdb"))).resolve()
+        warehouse = _warehouse(_env("CLV_WAREHOUSE", str(data_dir / "warehouse.duckdb")))
         explicit_start = _env("CLV_START_DATE", "")
         # History starts where the data does (recorded by the last full load of real data); the synthetic shop
         # starts on its configured first day.
@@ -189,9 +208,9 @@ class Settings:
             synthetic_end_date=_parse_date("CLV_SYNTHETIC_END", _env("CLV_SYNTHETIC_END", "2026-12-31")),
             default_margin_rate=_number("CLV_DEFAULT_MARGIN_RATE", "0.40", float),
             annual_discount_rate=_number("CLV_ANNUAL_DISCOUNT_RATE", "0.10", float),
-            reject_rate_threshold=_number("CLV_REJECT_RATE_THRESHOLD", "0.05", float),
+            reject_rate_threshold=_share("CLV_REJECT_RATE_THRESHOLD", "0.05"),
             freshness_hours=_number("CLV_FRESHNESS_HOURS", "36", float),
-            row_drop_threshold=_number("CLV_ROW_DROP_THRESHOLD", "0.5", float),
+            row_drop_threshold=_share("CLV_ROW_DROP_THRESHOLD", "0.5"),
             duckdb_threads=_number("CLV_DUCKDB_THREADS", "2"),
             duckdb_memory_limit=_env("CLV_DUCKDB_MEMORY_LIMIT", "2GB"),
             ingest_chunk_days=_number("CLV_INGEST_CHUNK_DAYS", "92"),

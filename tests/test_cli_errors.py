@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pipeline_runner import PROJECT_ROOT, pipeline_env
+
+from pipelines.cli import UsageError
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 
@@ -42,15 +44,41 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         (["run"], {"CLV_LOOKBACK_DAYS": "a week"}, "CLV_LOOKBACK_DAYS='a week' is not a whole number"),
         (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
         (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
+        # CLV_AS_OF is --as-of: the same checks, in the variable's words
+        (["run"], {"CLV_AS_OF": TOMORROW}, f"CLV_AS_OF={TOMORROW} is in the future"),
+        (["run"], {"CLV_AS_OF": "2023-12-31"}, "CLV_AS_OF=2023-12-31 is before the first partition 2024-01-01"),
+        (
+            ["backfill", "--start", "2025-01-01", "--end", "2025-01-05"],
+            {"CLV_AS_OF": TOMORROW},
+            f"CLV_AS_OF={TOMORROW} is in the future",
+        ),
+        (
+            ["backfill", "--start", "2025-01-01", "--end", "2025-01-05", "--as-of", "2024-12-01"],
+            {},
+            "--as-of 2024-12-01 is before --start 2025-01-01",
+        ),
+        # thresholds are shares; the warehouse is a file, whether named by the variable or the flag
+        (
+            ["run"],
+            {"CLV_REJECT_RATE_THRESHOLD": "-1"},
+            "CLV_REJECT_RATE_THRESHOLD='-1' must be a share between 0 and 1",
+        ),
+        (["run"], {"CLV_ROW_DROP_THRESHOLD": "2"}, "CLV_ROW_DROP_THRESHOLD='2' must be a share between 0 and 1"),
+        (["run"], {"CLV_WAREHOUSE": "A_DIR"}, "a directory; give the DuckDB file"),
+        (["run", "--warehouse", "A_DIR"], {}, "a directory; give the DuckDB file"),
+        # argparse's own errors: one line too, without the usage block
+        (["run", "--source", "file"], {}, "clv: error: argument --source: invalid choice: 'file'"),
+        (["backfill", "--start", "2025-01-01"], {}, "clv: error: the following arguments are required: --end"),
+        (["run", "--bogus"], {}, "clv: error: unrecognized arguments: --bogus"),
+        ([], {}, "clv: error: the following arguments are required: command"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_a_user_error_is_one_line_and_exit_code_2(tmp_path, args, env, words):
     (tmp_path / "a_file.csv").write_text("x")
-    args = [
-        str(tmp_path / "a_file.csv") if a == "RAW_FILE" else str(tmp_path / "nope") if a == "MISSING" else a
-        for a in args
-    ]
+    places = {"RAW_FILE": tmp_path / "a_file.csv", "MISSING": tmp_path / "nope", "A_DIR": tmp_path}
+    args = [str(places.get(a, a)) for a in args]
+    env = {name: str(places.get(value, value)) for name, value in env.items()}
     done = _clv(tmp_path, *args, **env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -65,3 +93,51 @@ def test_a_damaged_key_file_is_a_configuration_error(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         f"clv: {key_file}: not a hex key (delete it to create a new one, then run `clv run`)"
     ]
+
+
+def test_help_still_prints_the_usage(tmp_path):
+    done = _clv(tmp_path, "backfill", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: clv backfill") and "--as-of" in done.stdout
+
+
+def test_clv_run_honours_clv_as_of(monkeypatch):
+    from pipelines.cli import _parser, _plan
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_AS_OF", "2025-09-30")
+    settings = Settings.from_env()
+    assert _plan(_parser().parse_args(["run"]), settings) == (
+        settings.start_date,
+        date(2025, 9, 30),
+        date(2025, 9, 30),
+        None,
+    )
+    monkeypatch.setenv("CLV_AS_OF", TOMORROW)
+    with pytest.raises(UsageError, match=f"CLV_AS_OF={TOMORROW} is in the future"):
+        _plan(_parser().parse_args(["backfill", "--start", "2025-01-01", "--end", "2025-01-02"]), Settings.from_env())
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CLV_REJECT_RATE_THRESHOLD", "-1"),
+        ("CLV_REJECT_RATE_THRESHOLD", "1.5"),
+        ("CLV_ROW_DROP_THRESHOLD", "2"),
+        ("CLV_ROW_DROP_THRESHOLD", "-0.1"),
+        ("CLV_ROW_DROP_THRESHOLD", "nan"),
+    ],
+)
+def test_thresholds_are_shares(monkeypatch, name, value):
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}='{value}' must be a share between 0 and 1"):
+        Settings.from_env()
+
+
+def test_clv_warehouse_must_not_be_a_directory(monkeypatch, tmp_path):
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_WAREHOUSE", str(tmp_path))
+    with pytest.raises(ValueError, match="a directory; give the DuckDB file"):
+        Settings.from_env()

@@ -3,6 +3,7 @@ launchpad), resolved once per run into the settings and the run window every ste
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -71,3 +72,25 @@ def test_every_step_of_a_run_sees_the_settings_resolved_at_its_start(monkeypatch
     assert seen == [3, 3]
     dg.materialize([second], resources={"warehouse": WarehouseResource(hold_run_lock=False)})
     assert seen[-1] == 9  # the next run reads the environment again
+
+
+@pytest.mark.parametrize(
+    "tags, config, words",
+    [
+        ({PARTITION_TAG: "2025-01-10"}, {"as_of": "2099-01-01"}, "as-of 2099-01-01 (CLV_AS_OF or the warehouse"),
+        ({PARTITION_TAG: "2025-01-10", AS_OF_TAG: "2099-01-01"}, {}, "as-of 2099-01-01 (the run's clv/as_of tag)"),
+        ({}, {"as_of": "2023-06-30"}, "is before the first partition 2024-01-01"),
+        ({PARTITION_TAG: "2025-01-10", AS_OF_TAG: "2025-01-09"}, {}, "is before the run's first partition 2025-01-10"),
+    ],
+)
+def test_the_run_window_refuses_an_as_of_the_run_cannot_use(monkeypatch, tags, config, words):
+    """The launchpad's as_of, CLV_AS_OF for the schedule or the UI, or a hand-set tag: the one place the run's as-of
+    is resolved refuses it (the run fails at its first step, before anything is loaded or published)."""
+    monkeypatch.delenv("CLV_AS_OF", raising=False)
+    monkeypatch.delenv("CLV_START_DATE", raising=False)
+    monkeypatch.setenv("CLV_SOURCE", "synthetic")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        resolve(tags, WarehouseResource(**config).settings(), latest_loaded=date(2025, 1, 20))
+    if "future" in words or "2099" in words:
+        with pytest.raises(ValueError, match="is in the future"):
+            resolve(tags, WarehouseResource(**config).settings(), latest_loaded=date(2025, 1, 20))
