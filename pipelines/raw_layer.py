@@ -176,6 +176,9 @@ def load_into(
         src.unloaded_files(directory) if on_disk else directory.unloaded(),
         [],
     )
+    if on_disk and not files and table.name == "orders":  # the one required input: say what is there instead
+        unloaded = f"; not loaded: {'; '.join(summary.unloaded)}" if summary.unloaded else ""
+        raise src.SourceFileError(f"no orders*.csv|parquet file found in {directory}{unloaded}")
     full_reload = window.start <= window.first_partition
     changed: list[Path] = []
     covered = None

@@ -183,3 +183,18 @@ def test_parquet_named_csv_is_read_as_parquet_and_a_workbook_is_named(tmp_path):
     (tmp_path / "orders_x.csv").write_bytes(b"PK\x03\x04" + b"\0" * 100)
     with pytest.raises(src.SourceFileError, match=r"orders_x.csv: is an Excel workbook or a zip archive"):
         load(tmp_path / "orders_x.csv")
+
+
+def test_a_folder_with_only_a_workbook_says_so_in_the_error(tmp_path):
+    import duckdb
+
+    from pipelines.privacy import HashKey
+    from pipelines.raw_layer import RAW_TABLES, load_into
+
+    (tmp_path / "orders.xlsx").write_bytes(b"PK\x03\x04 a workbook")
+    with pytest.raises(src.SourceFileError) as failed:
+        load_into(duckdb.connect(), RAW_TABLES["orders"], tmp_path, WINDOW, TODAY, "files", hash_key=HashKey(bytes(32)))
+    assert str(failed.value) == (
+        f"no orders*.csv|parquet file found in {tmp_path}; not loaded: orders.xlsx (unsupported file type: save it "
+        "as .csv or .parquet)"
+    )
