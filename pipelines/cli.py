@@ -230,7 +230,8 @@ def summary(settings: Settings) -> str:
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
         f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    "
         f"Report: {settings.report_dir / 'index.html'}",
-        f"Orders {first} .. {last}: {orders:,} orders, {customers:,} customers, revenue {revenue or 0:,.2f}, "
+        (f"Orders {first} .. {last}: " if orders else "Orders: none in the marts; ")
+        + f"{orders:,} orders, {customers:,} customers, revenue {revenue or 0:,.2f}, "
         f"gross margin {margin or 0:,.2f}{' ' + currency if currency else ''}; "
         f"{rejected} input rows quarantined in raw.rejected_orders",
         "Marts (rows): " + ", ".join(f"{t} {n:,}" for t, n in counts),
@@ -365,9 +366,10 @@ def main(argv: list[str] | None = None) -> int:
                 failure = f"the start of the run: {type(exc).__name__}: {' '.join(str(exc).split())}."
     if failure:
         _undo_history_start(settings.warehouse, history_before)
+        published = (settings.published_dir / "warehouse.duckdb").exists()
+        kept = "BI still reads the last complete run" if published else "there is no complete run yet"
         print(
-            f"clv: the run failed at {failure} Nothing was published: BI still reads the last complete run. "
-            f"Full log: {log_path}",
+            f"clv: the run failed at {failure} Nothing was published; {kept}. Full log: {log_path}",
             file=sys.stderr,
         )
         return 1

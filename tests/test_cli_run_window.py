@@ -98,3 +98,23 @@ def test_a_blocked_first_run_records_no_history_start(tmp_path):
     )
     assert run.returncode == 1, run.stderr
     assert not history_start_file(tmp_path / "data" / "warehouse.duckdb").exists()
+    # nothing has ever been published: the last line does not promise BI a last complete run
+    last = run.stderr.strip().splitlines()[-1]
+    assert "Nothing was published; there is no complete run yet." in last and "BI still reads" not in last
+
+
+def test_the_summary_of_empty_marts_says_none_instead_of_none_dates(tmp_path, monkeypatch):
+    import duckdb
+
+    from pipelines.cli import summary
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_DATA_DIR", str(tmp_path))
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("create schema marts; create schema raw")
+    con.execute("create table marts.fct_orders (order_date date, revenue double, gross_margin double)")
+    con.execute("create table marts.dim_customers (customer_id varchar)")
+    con.execute("create table raw.rejected_orders (kind varchar, source_table varchar, reason varchar)")
+    con.close()
+    orders_line = next(line for line in summary(Settings.from_env()).splitlines() if line.startswith("Orders"))
+    assert orders_line.startswith("Orders: none in the marts; 0 orders, 0 customers") and "None" not in orders_line
