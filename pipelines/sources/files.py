@@ -164,7 +164,23 @@ def _sniff(path: Path) -> tuple[str, bytes | None, bool]:
             ) from exc
     if head.startswith(b"\xef\xbb\xbf"):
         return "csv", (data or path.read_bytes())[3:], True
+    bom_less = _bom_less_utf16(head)
+    if bom_less:
+        try:
+            return "csv", (data or path.read_bytes()).decode(bom_less).encode("utf-8"), True
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: read as text, which names the first bad byte
     return "csv", data, False
+
+
+def _bom_less_utf16(head: bytes) -> str | None:
+    """UTF-16 written without a byte-order mark, told by its NUL bytes: a header starts with ASCII letters, which
+    UTF-16 stores as the letter and a NUL (little-endian: letter first). NUL is never in CSV text otherwise."""
+    if len(head) == 4 and head[1] == head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if len(head) == 4 and head[0] == head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return None
 
 
 def _not_utf8(path: Path, data: bytes | None) -> str:

@@ -164,6 +164,16 @@ def test_utf16_and_bom_text_loads(tmp_path):
     ]
 
 
+def test_utf16_without_a_byte_order_mark_loads(tmp_path):
+    # some exporters write UTF-16 with no BOM: every other byte of the (ASCII) header is NUL
+    text = HEADER + ",product_category\nZ1,C1,2025-02-01,10,żółw\n"
+    (tmp_path / "orders_le.csv").write_bytes(text.encode("utf-16-le"))
+    (tmp_path / "orders_be.csv").write_bytes(text.replace("Z1", "Z2").encode("utf-16-be"))
+    result = load(*src.discover(tmp_path, "orders"))
+    assert result.rejected.height == 0
+    assert sorted(result.valid.select("order_id", "product_category").rows()) == [("Z1", "żółw"), ("Z2", "żółw")]
+
+
 def test_text_that_is_not_utf8_names_the_line(tmp_path):
     # Windows-1250 text (Polish Excel) is decoded (tests/sources/test_spreadsheet_csv.py); these bytes are not a
     # letter in any code page the reader knows
