@@ -1,8 +1,11 @@
-"""Small polars → markdown tables for Dagster metadata (no pandas/tabulate dependency)."""
+"""Small polars → markdown tables for Dagster metadata (no pandas/tabulate dependency). Every cell is redacted:
+previews reach Dagster's event log, and a file name or a free-text value may hold an e-mail address."""
 
 from __future__ import annotations
 
 import polars as pl
+
+from pipelines.privacy import redact
 
 
 def _cell(value) -> str:
@@ -10,7 +13,7 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
-    return str(value).replace("|", "\\|")
+    return redact(str(value)).replace("|", "\\|")
 
 
 def markdown_table(columns: list[str], rows: list[list[str]], align: str | None = None) -> str:

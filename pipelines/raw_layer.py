@@ -16,7 +16,7 @@ import polars as pl
 
 from pipelines import warehouse as wh
 from pipelines.data_checks import DataCheckFailed, Thresholds, blocking_problems
-from pipelines.privacy import HashKey, hmac_sql, pseudonym_sql, redact, redact_expr, redact_sql
+from pipelines.privacy import REDACTED, HashKey, hmac_sql, pseudonym_sql, redact, redact_expr, redact_sql
 from pipelines.run_window import Window
 from pipelines.sources import files as src
 from pipelines.sources import fx
@@ -213,7 +213,12 @@ def load_into(
                 file_rows[name] = max(rows, file_rows.get(name, 0))
             if summary.preview.is_empty():
                 preview = result.valid.head(5).drop("email", strict=False)
-                summary.preview = preview.with_columns(redact_expr(pl.col(pl.String)))  # an id may be an e-mail
+                summary.preview = preview.with_columns(redact_expr(pl.col(pl.String)))
+                if "customer_id" in preview.columns:  # stored as its keyed pseudonym: the rest may be a name
+                    holds_address = pl.col("customer_id").str.contains(REDACTED, literal=True)
+                    summary.preview = summary.preview.with_columns(
+                        customer_id=pl.when(holds_address).then(pl.lit(REDACTED)).otherwise(pl.col("customer_id"))
+                    )
             rejected_parts.append(result.rejected)
             # What reading assumed (an encoding, a platform's export): said once, however many chunks read it.
             reading_notes.extend(redact(n) for n in result.notes if redact(n) not in reading_notes)
