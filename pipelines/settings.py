@@ -96,7 +96,8 @@ def _positive(name: str, default: str) -> float:
 
 
 def _share(name: str, default: str) -> float:
-    """A threshold that is a share of rows: 0..1 (a negative one, or one above 1, would block every load or none)."""
+    """A share, 0..1: a threshold of rows (a negative one, or one above 1, would block every load or none), a margin
+    or a yearly discount rate (`40` for 40 % would make every CLV forty times too large, or too small)."""
     value = _number(name, default, float)
     if not 0 <= value <= 1:
         raise ValueError(f"{name}={_env(name, default)!r} must be a share between 0 and 1 (e.g. {default})")
@@ -206,8 +207,8 @@ class Settings:
             synthetic_customers=_number("CLV_SYNTHETIC_CUSTOMERS", "10000"),
             synthetic_seed=_number("CLV_SYNTHETIC_SEED", "42"),
             synthetic_end_date=_parse_date("CLV_SYNTHETIC_END", _env("CLV_SYNTHETIC_END", "2026-12-31")),
-            default_margin_rate=_number("CLV_DEFAULT_MARGIN_RATE", "0.40", float),
-            annual_discount_rate=_number("CLV_ANNUAL_DISCOUNT_RATE", "0.10", float),
+            default_margin_rate=_share("CLV_DEFAULT_MARGIN_RATE", "0.40"),
+            annual_discount_rate=_share("CLV_ANNUAL_DISCOUNT_RATE", "0.10"),
             reject_rate_threshold=_share("CLV_REJECT_RATE_THRESHOLD", "0.05"),
             freshness_hours=_number("CLV_FRESHNESS_HOURS", "36", float),
             row_drop_threshold=_share("CLV_ROW_DROP_THRESHOLD", "0.5"),

@@ -125,6 +125,10 @@ def test_clv_run_honours_clv_as_of(monkeypatch):
         ("CLV_ROW_DROP_THRESHOLD", "2"),
         ("CLV_ROW_DROP_THRESHOLD", "-0.1"),
         ("CLV_ROW_DROP_THRESHOLD", "nan"),
+        ("CLV_DEFAULT_MARGIN_RATE", "40"),  # a percentage where a share is meant
+        ("CLV_DEFAULT_MARGIN_RATE", "-0.2"),
+        ("CLV_ANNUAL_DISCOUNT_RATE", "10"),
+        ("CLV_ANNUAL_DISCOUNT_RATE", "-1"),
     ],
 )
 def test_thresholds_are_shares(monkeypatch, name, value):
