@@ -278,22 +278,17 @@ def _undo_history_start(warehouse: Path, before: date | None) -> None:
     the new history, i.e. holds orders and none before it. A load that was blocked leaves the old orders, so what
     was recorded before is put back (or nothing, if nothing was): the first partition never moves past the
     data the warehouse holds."""
-    import duckdb
-
-    from pipelines.settings import forget_history_start, record_history_start, recorded_history_start
+    from pipelines import warehouse as wh
+    from pipelines.settings import forget_history_start, record_history_start
 
     recorded = recorded_history_start(warehouse)
     if recorded is None or recorded == before:
         return
     first = None
     if warehouse.exists():
-        con = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            first = con.execute("select min(order_date) from raw.orders").fetchone()[0]
-        except duckdb.CatalogException:  # no raw.orders yet
-            first = None
-        finally:
-            con.close()
+        with wh.connect(warehouse, read_only=True) as con:
+            if "orders" in wh.table_names(con, "raw"):
+                first = con.execute("select min(order_date) from raw.orders").fetchone()[0]
     if first is not None and first >= recorded:
         return
     if before is None:
