@@ -83,8 +83,10 @@ def backtest_inputs(warehouse: Path):
     import polars as pl
 
     from pipelines.clv.backtest import default_backtest_split
+    from pipelines.warehouse import attach_marts
 
     con = duckdb.connect(str(warehouse), read_only=True)
+    attach_marts(con, warehouse, read_only=True)
     try:
         orders = pl.from_arrow(
             con.sql("select customer_id, order_date, revenue from marts.fct_orders").to_arrow_table()

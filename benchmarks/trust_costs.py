@@ -14,9 +14,11 @@ both alike; the figures are medians of wall and CPU seconds (every thread of the
   customer ids) against the insert as before issue 12 (an unkeyed sha256 of each row's address, customer ids as
   given) and today's insert with an unkeyed sha256 per distinct address (what the key alone costs). The blocking
   data checks (``blocking_problems``, the hash-key check) are timed inside the keyed runs.
-- ``snapshot``: the published snapshot as written today (the ``marts`` schema in DuckDB's v1.1 storage), against
-  the whole warehouse copied byte for byte after a checkpoint (before issue 12; DuckDB 1.1 clients cannot open
-  it, which issue 14 requires) and the whole warehouse in v1.1 storage (what issue 14 would need without issue 12).
+- ``snapshot``: the published snapshot as written today (a byte copy of the marts' own file, kept in DuckDB's v1.1
+  storage), against the marts rewritten table by table into a new v1.1 file (session 8's snapshot, and today's
+  fallback for a marts file in DuckDB 2.0's format), the whole warehouse copied byte for byte after a checkpoint
+  (before issue 12; DuckDB 1.1 clients cannot open it, which issue 14 requires) and the whole warehouse in v1.1
+  storage (what issue 14 would need without issue 12).
 """
 
 from __future__ import annotations
@@ -105,22 +107,60 @@ def load_orders(table: raw_layer.RawTable, landing: Path, window: Window, scratc
 
 
 def snapshot_today(warehouse: Path, target: Path) -> None:
-    with duckdb.connect(str(warehouse)) as con:
-        publish._write_snapshot(con, publish.mart_tables(con), target)
+    with wh.connect(warehouse) as con:
+        publish._write_snapshot(con, warehouse, target)
+
+
+def marts_rewritten(warehouse: Path, target: Path) -> None:
+    """Session 8's snapshot: the marts written table by table into a new file in v1.1 storage, with comments."""
+    with wh.connect(warehouse) as con:
+        tables = publish.mart_tables(con)
+        docs = catalog_docs(con, wh.MARTS_CATALOG, tables)
+        con.execute(f"attach {sql_string(target)} as rewritten (storage_version 'v1.1.0')")
+        try:
+            con.execute("create schema rewritten.marts")
+            for table in tables:
+                con.execute(f"create table rewritten.marts.{table} as select * from marts.{table}")
+            publish.comment_marts(con, docs, "rewritten")
+        finally:
+            con.execute("detach rewritten")
+
+
+def catalog_docs(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[str]) -> publish.TableDocs:
+    """The table and column COMMENTs of `catalog`.marts (those dbt's persist_docs and `comment_marts` wrote)."""
+    comments = {
+        t: c
+        for t, c in con.execute(
+            "select table_name, comment from duckdb_tables() where database_name = ? and schema_name = 'marts'",
+            [catalog],
+        ).fetchall()
+    }
+    columns: dict[str, dict[str, str]] = {}
+    for table, column, comment in con.execute(
+        "select table_name, column_name, comment from duckdb_columns() where database_name = ? "
+        "and schema_name = 'marts' and comment is not null",
+        [catalog],
+    ).fetchall():
+        columns.setdefault(table, {})[column] = comment
+    return {t: (comments.get(t) or "", columns.get(t, {})) for t in tables}
 
 
 def byte_copy(warehouse: Path, target: Path) -> None:
-    with duckdb.connect(str(warehouse)) as con:
+    """Both files (the warehouse and the marts' own), as one file held both before issue 12."""
+    with wh.connect(warehouse) as con:
         con.execute("checkpoint")
+        con.execute(f"checkpoint {wh.MARTS_CATALOG}")
     shutil.copyfile(warehouse, target)
+    shutil.copyfile(wh.marts_path(warehouse), wh.marts_path(target))
 
 
 def whole_in_v11(warehouse: Path, target: Path) -> None:
-    with duckdb.connect(str(warehouse)) as con:
+    with wh.connect(warehouse) as con:
         source = con.execute("select current_database()").fetchall()[0][0]
         con.execute(f"attach {sql_string(target)} as whole (storage_version 'v1.1.0')")
         try:
             con.execute(f"copy from database {publish._ident(source)} to whole")
+            con.execute(f"copy from database {wh.MARTS_CATALOG} to whole")
         finally:
             con.execute("detach whole")
 
@@ -149,7 +189,8 @@ def main() -> None:
             "unkeyed, per distinct address": lambda: load_orders(UNKEYED_DISTINCT_ORDERS, landing, window, scratch),
         },
         "snapshot": {
-            "marts, v1.1 (today)": lambda: snapshot_today(warehouse, _fresh(scratch / "snapshot.duckdb")),
+            "marts file, byte copy (today)": lambda: snapshot_today(warehouse, _fresh(scratch / "snapshot.duckdb")),
+            "marts rewritten in v1.1 (session 8)": lambda: marts_rewritten(warehouse, _fresh(scratch / "mv11.duckdb")),
             "whole file, byte copy (before issue 12)": lambda: byte_copy(warehouse, _fresh(scratch / "copy.duckdb")),
             "whole warehouse, v1.1": lambda: whole_in_v11(warehouse, _fresh(scratch / "whole.duckdb")),
         },

@@ -200,13 +200,10 @@ def execute(
 
 
 def summary(settings: Settings) -> str:
-    import duckdb
-
     from pipelines.sources.files import BEFORE_FIRST_PARTITION
-    from pipelines.warehouse import reporting_currency, table_names
+    from pipelines.warehouse import connect, marts_path, reporting_currency, table_names
 
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
+    with connect(settings.warehouse, read_only=True) as con:
         # customers from dim_customers (one row each): a distinct count over every order costs 0.5 s at 10 M
         customers, orders, revenue, margin, first, last = con.execute(
             "select (select count(*) from marts.dim_customers), count(*), sum(revenue), sum(gross_margin), "
@@ -223,10 +220,8 @@ def summary(settings: Settings) -> str:
         counts = [
             (t, con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in contract.MARTS if t in existing
         ]
-    finally:
-        con.close()
     lines = [
-        f"Warehouse: {settings.warehouse}",
+        f"Warehouse: {settings.warehouse} (live marts: {marts_path(settings.warehouse).name} beside it)",
         f"BI snapshot (read-only): {settings.published_dir / 'warehouse.duckdb'}",
         f"Parquet exports: {settings.exports_dir}/<mart>.parquet (fct_orders/<YYYY-MM>.parquet)    "
         f"Report: {settings.report_dir / 'index.html'}",

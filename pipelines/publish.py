@@ -2,9 +2,10 @@
 
 - `published/warehouse.duckdb`: a read-only snapshot holding only the `marts` schema (what BI reads: no raw rows,
   no rejected records, no e-mail hashes), written beside the old one and swapped in with one rename (readers
-  holding the old file keep reading it; new readers get the new one). It is written in DuckDB 1.1's storage
-  format (SNAPSHOT_STORAGE_VERSION), so every client from DuckDB 1.1 on opens it, not only DuckDB 2.0, and every
-  table and column carries its dbt description as a COMMENT (BI tools and SQL clients show them).
+  holding the old file keep reading it; new readers get the new one). It is a byte copy of the marts' own file
+  (pipelines/warehouse.py, MARTS_CATALOG), which is kept in DuckDB 1.1's storage format, so every client from
+  DuckDB 1.1 on opens it, not only DuckDB 2.0; every table and column carries its dbt description as a COMMENT
+  (BI tools and SQL clients show them).
 - `exports/<mart>.parquet`: one Parquet file per mart. `fct_orders`, the one mart that grows with history, is
   exported one file per order month (`exports/fct_orders/<YYYY-MM>.parquet`): a daily run rewrites only the
   months its window touched.
@@ -26,31 +27,30 @@ from pathlib import Path
 import duckdb
 
 from pipelines.settings import DBT_PROJECT_DIR
-from pipelines.warehouse import ensure_raw_schema, sql_string
+from pipelines.warehouse import (
+    DBT_SCRATCH_SUFFIXES,
+    MARTS_CATALOG,
+    connect,
+    ensure_raw_schema,
+    marts_path,
+    sql_string,
+)
 
 # mart -> its month column (first day of the month): exported one Parquet file per month.
 MONTHLY_EXPORTS = {"fct_orders": "order_month"}
 # Says which warehouse the exports beside it come from: a daily run rewrites only its months when it is this one.
 MANIFEST = "_manifest.json"
 SCRATCH_MARK = ".publishing"
-# The oldest DuckDB that must open the snapshot: DuckDB 2.0's own format (storage version 69) is refused by every
-# 1.x client (the BI tools' drivers lag behind). Readers from 1.1 on open this one. Measured at 1 M orders (median
-# of 15, interleaved): the snapshot write 0.75 s -> 0.94 s with the comments (0.03 s of it), file +3 %.
-SNAPSHOT_STORAGE_VERSION = "v1.1.0"
 # The dbt manifest (`dbt parse`; needed by Dagster anyway): descriptions of the marts the polars assets write.
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 POLARS_MARTS_SOURCE = "marts_polars"
 
 
-# dbt's scratch relations: a run killed between a table swap's commit and the drop of the old table leaves
-# `<model>__dbt_backup` behind until the model's next build drops it; it is not a mart.
-DBT_SCRATCH_SUFFIXES = ("__dbt_backup", "__dbt_tmp")
-
-
-def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+def mart_tables(con: duckdb.DuckDBPyConnection, catalog: str = MARTS_CATALOG) -> list[str]:
     rows = con.execute(
-        "select table_name from information_schema.tables where table_catalog = current_database() "
-        "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name"
+        "select table_name from information_schema.tables where table_catalog = ? "
+        "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name",
+        [catalog],
     ).fetchall()
     return [r[0] for r in rows if not r[0].endswith(DBT_SCRATCH_SUFFIXES)]
 
@@ -76,25 +76,6 @@ def polars_mart_docs(manifest: Path = DBT_MANIFEST) -> TableDocs:
         for s in sources
         if s.get("source_name") == POLARS_MARTS_SOURCE
     }
-
-
-def catalog_docs(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[str]) -> TableDocs:
-    """The table and column COMMENTs of `catalog`.marts (those dbt's persist_docs and `comment_marts` wrote)."""
-    comments = {
-        t: c
-        for t, c in con.execute(
-            "select table_name, comment from duckdb_tables() where database_name = ? and schema_name = 'marts'",
-            [catalog],
-        ).fetchall()
-    }
-    columns: dict[str, dict[str, str]] = {}
-    for table, column, comment in con.execute(
-        "select table_name, column_name, comment from duckdb_columns() where database_name = ? "
-        "and schema_name = 'marts' and comment is not null",
-        [catalog],
-    ).fetchall():
-        columns.setdefault(table, {})[column] = comment
-    return {t: (comments.get(t) or "", columns.get(t, {})) for t in tables}
 
 
 def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str | None = None) -> int:
@@ -226,19 +207,25 @@ def _read_manifest(exports_dir: Path) -> dict | None:
         return None
 
 
-def _write_snapshot(con: duckdb.DuckDBPyConnection, tables: list[str], target: Path) -> None:
-    target.unlink(missing_ok=True)
-    docs = catalog_docs(con, con.execute("select current_database()").fetchall()[0][0], tables)
-    con.execute(
-        f"attach {sql_string(target)} as published_snapshot (storage_version {sql_string(SNAPSHOT_STORAGE_VERSION)})"
-    )
-    try:
-        con.execute("create schema published_snapshot.marts")
-        for table in tables:
-            con.execute(f"create table published_snapshot.marts.{_ident(table)} as select * from marts.{_ident(table)}")
-        comment_marts(con, docs, "published_snapshot")
-    finally:
-        con.execute("detach published_snapshot")
+def _write_snapshot(con: duckdb.DuckDBPyConnection, warehouse: Path, target: Path) -> None:
+    """The marts file's bytes, once nothing else is in it and everything is in it: dbt's scratch relations of a
+    killed run dropped, the write-ahead log checkpointed into the file and the file detached (closed)."""
+    leftovers = [
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts'", [MARTS_CATALOG]
+        ).fetchall()
+        if name.endswith(DBT_SCRATCH_SUFFIXES)
+    ]
+    for name in leftovers:
+        con.execute(f"drop table {MARTS_CATALOG}.marts.{_ident(name)}")
+    con.execute(f"checkpoint {MARTS_CATALOG}")
+    con.execute(f"detach {MARTS_CATALOG}")
+    source = marts_path(warehouse)
+    wal = Path(f"{source}.wal")
+    if wal.exists() and wal.stat().st_size:  # the copy would miss what the log holds: never publish that
+        raise RuntimeError(f"{source.name}: its write-ahead log was not checkpointed; the snapshot was not replaced")
+    shutil.copyfile(source, target)
 
 
 def publish(
@@ -249,37 +236,46 @@ def publish(
     remove_scratch(published_dir, exports_dir)
     counts: dict[str, int] = {}
     staged = _Staged()
-    con = duckdb.connect(str(warehouse), config={"threads": threads, "memory_limit": memory_limit})
     try:
-        con.execute("set enable_progress_bar = false")
-        ensure_raw_schema(con)  # warehouses from before the exports' manifest get their identity here
-        window_start = con.execute("select max(window_start) from raw.run_context").fetchall()[0][0]
-        identity = con.execute("select warehouse_id from raw.warehouse_identity").fetchall()[0][0]
-        manifest = {"warehouse": str(warehouse), "warehouse_id": identity}
-        if _read_manifest(exports_dir) != manifest:
-            window_start = None  # exports of another warehouse, or none yet: every month is written from this one
-        staged.scratch_for(exports_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        # The polars marts were (re)written after dbt: their descriptions come from the dbt manifest (the dbt
-        # models have theirs from persist_docs). In the warehouse too, so its readers see them.
-        comment_marts(con, polars_mart_docs())
-        tables = mart_tables(con)
-        for table in tables:
-            counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]
-            if table in MONTHLY_EXPORTS:
-                _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
-            else:
-                _copy_to_parquet(
-                    con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet")
-                )
-        # Single files of marts that are gone or now exported by month (fct_orders.parquet of earlier versions).
-        wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
-        staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)
-        # The snapshot is renamed last: its presence says every export beside it is complete.
-        _write_snapshot(con, tables, staged.scratch_for(published_dir / "warehouse.duckdb"))
+        with connect(warehouse, threads=threads, memory_limit=memory_limit) as con:
+            _publish(con, warehouse, exports_dir, published_dir, staged, counts)
     except BaseException:
         staged.discard()
         raise
-    finally:
-        con.close()
     staged.commit()
     return counts
+
+
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    exports_dir: Path,
+    published_dir: Path,
+    staged: _Staged,
+    counts: dict[str, int],
+) -> None:
+    con.execute("set enable_progress_bar = false")
+    ensure_raw_schema(con)  # warehouses from before the exports' manifest get their identity here
+    window_start = con.execute("select max(window_start) from raw.run_context").fetchall()[0][0]
+    identity = con.execute("select warehouse_id from raw.warehouse_identity").fetchall()[0][0]
+    manifest = {"warehouse": str(warehouse), "warehouse_id": identity}
+    if _read_manifest(exports_dir) != manifest:
+        window_start = None  # exports of another warehouse, or none yet: every month is written from this one
+    staged.scratch_for(exports_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    # The polars marts were (re)written after dbt: their descriptions come from the dbt manifest (the dbt
+    # models have theirs from persist_docs). In the warehouse too, so its readers see them.
+    comment_marts(con, polars_mart_docs(), MARTS_CATALOG)
+    tables = mart_tables(con)
+    for table in tables:
+        counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]
+        if table in MONTHLY_EXPORTS:
+            _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
+        else:
+            _copy_to_parquet(
+                con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet")
+            )
+    # Single files of marts that are gone or now exported by month (fct_orders.parquet of earlier versions).
+    wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
+    staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)
+    # The snapshot is renamed last: its presence says every export beside it is complete.
+    _write_snapshot(con, warehouse, staged.scratch_for(published_dir / "warehouse.duckdb"))

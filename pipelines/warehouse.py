@@ -38,7 +38,7 @@ def sql_string(text: str | Path) -> str:
 RAW_TABLE_COLUMNS = {table.name: table.ddl_columns() for table in contract.RAW_TABLES}
 
 RAW_DDL = (
-    "create schema if not exists raw;\ncreate schema if not exists marts;\n"
+    "create schema if not exists raw;\n"
     + "".join(f"create table if not exists {name} ({columns});\n" for name, columns in RAW_TABLE_COLUMNS.items())
     + """
 -- The point in time and window of the current run, read by the dbt models. Passing them as data rather than
@@ -68,8 +68,29 @@ create table if not exists raw.deleted_orders (
 # Which version of a row with the same key wins in the warehouse: the file-level order (VERSION_ORDER), with the
 # later load before the line, so a file re-exported under the same name replaces what its earlier copy said.
 WAREHOUSE_VERSION_ORDER = "updated_at desc nulls last, source_sort_key desc, load_id desc nulls last, source_line desc"
+# dbt's scratch relations: a run killed between a table swap's commit and the drop of the old table leaves
+# `<model>__dbt_backup` behind until the model's next build drops it; it is not a mart.
+DBT_SCRATCH_SUFFIXES = ("__dbt_backup", "__dbt_tmp")
 # Columns that say where and when a row was loaded, not what it says.
 BOOKKEEPING_COLUMNS = ("source_file", "source_sort_key", "source_line", "loaded_at", "load_id")
+
+
+# The marts live in a DuckDB file of their own beside the warehouse, attached under this name: publishing them for
+# BI is then a copy of that file's bytes (the warehouse file holds raw rows and keyed e-mail hashes, which BI must
+# not get). Every connection puts the file's `marts` schema on the search path, so SQL says `marts.<table>` as
+# before. dbt attaches it under the same name (dbt_project/profiles.yml, generate_database_name).
+MARTS_CATALOG = "marts_db"
+# The oldest DuckDB that must open the published marts: DuckDB 2.0's own format (storage version 69) is refused by
+# every 1.x client (the BI tools' drivers lag behind). The marts file is created in DuckDB 1.1's format and keeps it
+# (DuckDB writes a file in the version it was created with), so its bytes are what BI 1.1 clients can open.
+MARTS_STORAGE_VERSION = "v1.1.0"
+
+
+def marts_path(warehouse: Path) -> Path:
+    """The marts' own file beside the warehouse: data/warehouse.duckdb -> data/warehouse.marts.duckdb, shop.db ->
+    shop.db.marts.duckdb. dbt_project/profiles.yml derives the same name from CLV_WAREHOUSE."""
+    name = warehouse.name.removesuffix(".duckdb")
+    return warehouse.with_name(f"{name}.marts.duckdb")
 
 
 @contextmanager
@@ -77,19 +98,79 @@ def connect(
     path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "2GB"
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection: dbt runs in its own process and needs the file lock between our steps."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config={"threads": threads, "memory_limit": memory_limit})
+    con = open_warehouse(path, read_only=read_only, threads=threads, memory_limit=memory_limit)
     try:
         yield con
     finally:
         con.close()
 
 
+def open_warehouse(
+    path: Path, *, read_only: bool = False, threads: int = 2, memory_limit: str = "2GB"
+) -> duckdb.DuckDBPyConnection:
+    """The warehouse with the marts file attached (created on the first writable connection); a read-only
+    connection to a warehouse from before the marts had their own file sees its `marts` schema as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only, config={"threads": threads, "memory_limit": memory_limit})
+    try:
+        attach_marts(con, path, read_only=read_only)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def attach_marts(con: duckdb.DuckDBPyConnection, warehouse: Path, *, read_only: bool = False) -> None:
+    """Attach the marts file as MARTS_CATALOG and put its `marts` schema on the search path."""
+    marts = marts_path(warehouse)
+    if read_only and not marts.exists():
+        return
+    options = ("read_only, " if read_only else "") + f"storage_version {sql_string(MARTS_STORAGE_VERSION)}"
+    try:
+        con.execute(f"attach if not exists {sql_string(marts)} as {MARTS_CATALOG} ({options})")
+    except duckdb.InvalidInputException as error:
+        if "storage version" not in str(error):
+            raise
+        # A marts file created outside the pipeline in a newer format (DuckDB refuses to lower it in place).
+        if read_only:
+            con.execute(f"attach {sql_string(marts)} as {MARTS_CATALOG} (read_only)")
+        else:
+            _rewrite_in_marts_format(con, marts)
+            con.execute(f"attach {sql_string(marts)} as {MARTS_CATALOG} ({options})")
+    if not read_only:
+        con.execute(f"create schema if not exists {MARTS_CATALOG}.marts")
+    database = con.execute("select current_database()").fetchall()[0][0]
+    con.execute(f"set search_path = {sql_string(f'{_ident(database)}.main,{MARTS_CATALOG}.marts')}")
+
+
+def _rewrite_in_marts_format(con: duckdb.DuckDBPyConnection, marts: Path) -> None:
+    """Copy every table of `marts` into a new file in MARTS_STORAGE_VERSION and swap it in by a rename."""
+    scratch = marts.with_name(f".{marts.name}.converting")
+    scratch.unlink(missing_ok=True)
+    con.execute(f"attach {sql_string(marts)} as marts_to_convert (read_only)")
+    con.execute(
+        f"attach {sql_string(scratch)} as marts_converted (storage_version {sql_string(MARTS_STORAGE_VERSION)})"
+    )
+    try:
+        con.execute("copy from database marts_to_convert to marts_converted")
+    finally:
+        con.execute("detach marts_to_convert")
+        con.execute("detach marts_converted")
+    os.replace(scratch, marts)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# The warehouse's schemas are in its own file and (marts) in the marts file; other attached files are not ours.
+_OWN_CATALOGS = f"table_catalog in (current_database(), '{MARTS_CATALOG}')"
+
+
 def table_names(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     """The tables and views of one schema of the open database (older warehouses lack some)."""
     rows = con.execute(
-        "select table_name from information_schema.tables where table_catalog = current_database() "
-        "and table_schema = ?",
+        f"select table_name from information_schema.tables where {_OWN_CATALOGS} and table_schema = ?",
         [schema],
     ).fetchall()
     return {name for (name,) in rows}
@@ -99,7 +180,7 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """{column: data type} of `schema.table`, in table order; empty when there is no such table."""
     schema, name = table.split(".")
     rows = con.execute(
-        "select column_name, data_type from information_schema.columns where table_catalog = current_database() "
+        f"select column_name, data_type from information_schema.columns where {_OWN_CATALOGS} "
         "and table_schema = ? and table_name = ? order by ordinal_position",
         [schema, name],
     ).fetchall()
@@ -109,6 +190,32 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     _migrate_raw_orders(con)
+    _move_marts_to_their_file(con)
+
+
+def _move_marts_to_their_file(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses from before the marts had a file of their own: their `marts` schema is moved there, table by
+    table (a crash in between repeats the move; the old schema goes only when every table is across)."""
+    database = con.execute("select current_database()").fetchall()[0][0]
+    tables = [
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts' "
+            "and not temporary",
+            [database],
+        ).fetchall()
+        if not name.endswith(DBT_SCRATCH_SUFFIXES)
+    ]
+    if not con.execute(
+        "select count(*) from duckdb_schemas() where database_name = ? and schema_name = 'marts'", [database]
+    ).fetchall()[0][0]:
+        return
+    for name in tables:
+        con.execute(
+            f"create or replace table {MARTS_CATALOG}.marts.{_ident(name)} as "
+            f"select * from {_ident(database)}.marts.{_ident(name)}"
+        )
+    con.execute(f"drop schema {_ident(database)}.marts cascade")
 
 
 def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import warehouse as wh
 from pipelines.privacy import HashKey
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,13 @@ class PipelineRun:
         return self.data_dir / "warehouse.duckdb"
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.warehouse), read_only=True)
+        return open_warehouse(self.warehouse)
+
+
+def open_warehouse(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection as the pipeline's (the same settings, which DuckDB requires of every connection to one file in
+    a process): the marts' own file attached, `marts.<table>` resolving there."""
+    return wh.open_warehouse(path, read_only=read_only)
 
 
 def pipeline_env(data_dir: Path, **extra: str) -> dict[str, str]:

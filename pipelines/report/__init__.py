@@ -15,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
+from pipelines import warehouse as wh
 from pipelines.report import charts as ch
 from pipelines.report.html import render_page
 from pipelines.report.key_figures import assumption_warnings, key_figure_tiles, load_key_figures
@@ -61,13 +60,10 @@ class ReportResult:
 
 def load_report_data(warehouse: Path) -> tuple[dict, dict[str, dict], dict]:
     """(key figures, {chart id: data}, payback table data), read in one short-lived read-only connection."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
+    with wh.connect(warehouse, read_only=True) as con:
         key_figures = load_key_figures(con)
         data = {spec.id: spec.load(con) for spec in ch.CHARTS}
         table = ch.load_payback_table(con)
-    finally:
-        con.close()
     pooled = ch.pooled_payback_months(data["payback-curves"])
     for row in table["rows"]:
         row["pooled_payback_month"] = pooled.get(row["acquisition_channel"])

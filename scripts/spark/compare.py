@@ -105,9 +105,11 @@ def compare_relation(con: duckdb.DuckDBPyConnection, duck_sql: str, spark_sql: s
 
 def compare_dbt_tables(warehouse: Path, spark_dir: Path, tables: list[str]) -> list[Comparison]:
     """Every `schema.table` of the warehouse against Spark's export of it."""
-    con = duckdb.connect()
+    from pipelines.warehouse import attach_marts
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    attach_marts(con, warehouse, read_only=True)
     try:
-        con.execute(f"attach '{str(warehouse).replace(chr(39), chr(39) * 2)}' as w (read_only)")
         results = []
         for table in tables:
             files = spark_dir / table
@@ -116,7 +118,7 @@ def compare_dbt_tables(warehouse: Path, spark_dir: Path, tables: list[str]) -> l
                 continue
             pattern = str(files / "*.parquet").replace("'", "''")
             results.append(
-                compare_relation(con, f"select * from w.{table}", f"select * from read_parquet('{pattern}')", table)
+                compare_relation(con, f"select * from {table}", f"select * from read_parquet('{pattern}')", table)
             )
         return results
     finally:
@@ -256,10 +258,11 @@ def compare_polars(
     """customer_clv, clv_model_fit (the fitted parameters) and segment_clv from the Spark summary against the
     DuckDB run's. The fit is an optimisation: inputs that differ in the last bits move the estimates by ~1e-8,
     so values are compared to 1e-6 (relative)."""
-    from pipelines.warehouse import read_frame
+    from pipelines.warehouse import attach_marts, read_frame
 
     scored, fits, segments = clv_from_spark_summary(spark_dir, annual_discount_rate, default_margin_rate)
     con = duckdb.connect(str(warehouse), read_only=True)
+    attach_marts(con, warehouse, read_only=True)
     try:
         as_of = scored["as_of_date"][0]
         duck_scored = read_frame(con, "select * from marts.customer_clv")

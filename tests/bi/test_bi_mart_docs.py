@@ -18,6 +18,7 @@ from pipeline_runner import PROJECT_ROOT, PipelineRun
 from pipelines import contract
 from pipelines.contract import MARTS as MART_TABLES
 from pipelines.publish import DBT_MANIFEST, POLARS_MARTS_SOURCE
+from pipelines.warehouse import marts_path
 
 POLARS_MARTS = set(contract.POLARS_MARTS)
 DBT_DIR = PROJECT_ROOT / "dbt_project"
@@ -62,7 +63,7 @@ def test_every_mart_is_declared_in_dbt_with_a_description_for_every_column(small
     marts = manifest_marts(manifest)
     assert set(marts) == set(MART_TABLES)
     assert {m for m, node in marts.items() if node["resource_type"] == "source"} == POLARS_MARTS
-    _, columns = database_docs(small_shop.warehouse)
+    _, columns = database_docs(marts_path(small_shop.warehouse))
     missing = []
     for mart, node in marts.items():
         if not node["description"].strip():
@@ -88,7 +89,12 @@ def test_shared_descriptions_come_from_one_docs_block(manifest):
 
 @pytest.mark.parametrize("where", ["warehouse", "snapshot"])
 def test_every_table_and_column_carries_its_description_as_a_comment(small_shop: PipelineRun, manifest, where):
-    path = small_shop.warehouse if where == "warehouse" else small_shop.data_dir / "published" / "warehouse.duckdb"
+    # the live marts (their own file beside the warehouse) and the published copy of them
+    path = (
+        marts_path(small_shop.warehouse)
+        if where == "warehouse"
+        else small_shop.data_dir / "published" / "warehouse.duckdb"
+    )
     tables, columns = database_docs(path)
     assert set(MART_TABLES) <= set(tables)
     marts = manifest_marts(manifest)
@@ -126,7 +132,9 @@ def test_the_polars_mart_tests_are_off_in_the_pipeline_build_and_pass_on_a_wareh
         and any(f"source.clv_warehouse.{POLARS_MARTS_SOURCE}." in d for d in n["depends_on"]["nodes"])
     ]
     warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(small_shop.warehouse, warehouse)  # dbt opens its warehouse for writing; other tests read this one
+    # dbt opens its warehouse for writing; other tests read this one
+    shutil.copy(small_shop.warehouse, warehouse)
+    shutil.copy(marts_path(small_shop.warehouse), marts_path(warehouse))
     env = {**os.environ, "CLV_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     done = subprocess.run(
         [

@@ -7,7 +7,6 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import duckdb
 import pytest
 from pipeline_runner import run_clv
 
@@ -61,7 +60,7 @@ def test_a_shop_whose_order_values_never_vary_still_publishes(tmp_path):
         str(raw),
         CLV_START_DATE=start.isoformat(),
     )
-    con = duckdb.connect(str(run.warehouse), read_only=True)
+    con = run.connect()
     try:
         notes = dict(con.execute("select model, any_value(note) from marts.clv_model_fit group by model").fetchall())
         converged = dict(

@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 from pipeline_runner import SMALL_SHOP_AS_OF as AS_OF  # noqa: F401  (re-exported: the small_shop's as-of date)
 
+from pipelines.warehouse import open_warehouse
+
 NUMERIC = (
     "TINYINT",
     "SMALLINT",
@@ -80,7 +82,7 @@ def snapshot_con(con: duckdb.DuckDBPyConnection, schema: str = "marts", catalog:
 
 
 def snapshot(warehouse: Path, schema: str = "marts") -> dict:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = open_warehouse(warehouse, read_only=True)
     try:
         return snapshot_con(con, schema)
     finally:

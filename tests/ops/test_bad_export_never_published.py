@@ -12,7 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from _ops_support import snapshot
-from pipeline_runner import run_clv
+from pipeline_runner import open_warehouse, run_clv
+
+from pipelines.warehouse import marts_path
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +102,7 @@ def _bi_state(root: Path, data: Path) -> tuple:
 
 def test_files_in_any_case_are_loaded_and_the_others_named(shop):
     root, _, data, _, _, good = shop
-    con = duckdb.connect(str(_warehouse(root)), read_only=True)
+    con = open_warehouse(_warehouse(root))
     try:
         assert con.execute("select count(*), sum(net_revenue) from marts.fct_orders").fetchone() == (
             50,
@@ -122,18 +124,21 @@ def test_files_in_any_case_are_loaded_and_the_others_named(shop):
 def test_no_address_in_clear_anywhere(shop):
     root, _, data, _, _, _ = shop
     leaks = []
-    for path in [_warehouse(root), *data.rglob("*")]:
+    for path in dict.fromkeys([_warehouse(root), marts_path(_warehouse(root)), *data.rglob("*")]):
         if not path.is_file():
             continue
         if path.suffix in (".duckdb", ".parquet"):
-            con = duckdb.connect(str(path), read_only=True) if path.suffix == ".duckdb" else duckdb.connect()
+            if path == _warehouse(root):  # its views over the marts need the marts file attached
+                con = open_warehouse(path)
+            else:
+                con = duckdb.connect(str(path), read_only=True) if path.suffix == ".duckdb" else duckdb.connect()
             try:
                 relations = (
                     [
-                        (f'"{s}"."{t}"', c)
-                        for s, t, c in con.execute(
-                            "select table_schema, table_name, column_name from information_schema.columns "
-                            "where data_type = 'VARCHAR'"
+                        (f'"{d}"."{s}"."{t}"', c)
+                        for d, s, t, c in con.execute(
+                            "select table_catalog, table_schema, table_name, column_name "
+                            "from information_schema.columns where data_type = 'VARCHAR'"
                         ).fetchall()
                     ]
                     if path.suffix == ".duckdb"
@@ -191,6 +196,7 @@ def test_a_deliberate_override_loads_and_the_models_survive_an_empty_shop(shop, 
     copy = tmp_path / "copy"
     shutil.copytree(data, copy / "data")
     shutil.copy(_warehouse(root), copy / "o'brien shop.duckdb")
+    shutil.copy(marts_path(_warehouse(root)), marts_path(copy / "o'brien shop.duckdb"))
     bad_raw = tmp_path / "bad"
     bad_raw.mkdir()
     _write(bad_raw / "orders.csv", _excel_dates(_rows(0, 50), keep_first=False))

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pipeline_runner
 import pytest
 from _ops_support import differences, row_counts, snapshot, snapshot_con
+from pipeline_runner import open_warehouse
 
 from pipelines.publish import DBT_SCRATCH_SUFFIXES
 
@@ -31,8 +31,8 @@ NEW_AS_OF = "2026-01-31"
 RAW_DATA = ("orders", "rejected_orders", "marketing_spend", "cart_events")
 KILL_POINTS = [
     ("ingest", "raw__orders - STEP_START", 0.2),  # raw.orders being replaced
-    ("dbt_fct_orders", "START sql incremental model marts.fct_orders", 0.2),  # incremental delete + insert
-    ("dbt_table_swap", "START sql table model marts.dim_customers", 0.2),  # build-and-rename of a table
+    ("dbt_fct_orders", "START sql incremental model marts_db.marts.fct_orders", 0.2),  # incremental delete + insert
+    ("dbt_table_swap", "START sql table model marts_db.marts.dim_customers", 0.2),  # build-and-rename of a table
     ("clv_models", "BG/NBD", 0.0),  # polars marts being written
     ("publish", "reporting__published_marts - STEP_START", 0.05),  # the snapshot being built
 ]
@@ -107,7 +107,7 @@ def _state(shop: dict) -> dict:
     scratch tables are set apart: a kill between a table swap's commit and the drop of the old table leaves
     `<model>__dbt_backup` behind (seen on a busy machine), which the model's next build drops and the
     publish never copies."""
-    con = duckdb.connect(str(shop["warehouse"]), read_only=True)
+    con = open_warehouse(shop["warehouse"])
     try:
         marts = {t: s for t, s in snapshot_con(con).items() if not t.endswith(DBT_SCRATCH_SUFFIXES)}
         for table in shop["marts"]:

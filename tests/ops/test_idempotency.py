@@ -12,11 +12,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pipeline_runner
 import pytest
 from _ops_support import AS_OF, differences, snapshot
-from pipeline_runner import TEST_HASH_KEY
+from pipeline_runner import TEST_HASH_KEY, open_warehouse
 
 from pipelines import warehouse as wh
 from pipelines.raw_layer import RAW_TABLES, load_into
@@ -27,7 +26,7 @@ BACKFILL = ("backfill", "--start", (D - timedelta(days=3)).isoformat(), "--end",
 
 
 def raw_state(warehouse: Path) -> dict:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = open_warehouse(warehouse)
     try:
         return {
             "orders": con.execute(
@@ -130,7 +129,8 @@ def test_snapshot_comparison_detects_a_change(states, tmp_path):
     """The comparison itself can fail: change one value in a copy and it must be reported."""
     copy = tmp_path / "w.duckdb"
     copy.write_bytes((states["dir"] / "warehouse.duckdb").read_bytes())
-    con = duckdb.connect(str(copy))
+    wh.marts_path(copy).write_bytes(wh.marts_path(states["dir"] / "warehouse.duckdb").read_bytes())
+    con = open_warehouse(copy, read_only=False)
     con.execute(
         "update marts.fct_orders set net_revenue = net_revenue + 0.01 "
         "where order_id = (select min(order_id) from marts.fct_orders)"

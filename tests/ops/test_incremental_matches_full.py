@@ -19,7 +19,9 @@ import duckdb
 import pipeline_runner
 import pytest
 from _ops_support import AS_OF, copy_data_dir
+from pipeline_runner import open_warehouse
 
+from pipelines import warehouse as wh
 from pipelines.contract import DBT_MARTS
 
 D = date.fromisoformat(AS_OF)
@@ -41,12 +43,17 @@ def runs(shop_copy_factory, small_shop, tmp_path_factory) -> dict[str, Path]:
     return {"daily": daily, "full": full, "rollback": rollback, "shop": small_shop.data_dir}
 
 
+def _catalog(side: str, schema: str) -> str:
+    """The attached file of one side (l or r) holding `schema`: the marts have a file of their own."""
+    return f"{side}m" if schema == "marts" else side
+
+
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[list[str], list[str]]:
-    """(key columns: everything but doubles, double columns) of l.schema.table."""
+    """(key columns: everything but doubles, double columns) of the left side's schema.table."""
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
-        "where table_catalog = 'l' and table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
+        "where table_catalog = ? and table_schema = ? and table_name = ? order by ordinal_position",
+        [_catalog("l", schema), schema, table],
     ).fetchall()
     assert columns, f"{schema}.{table} does not exist"
     return [f'"{c}"' for c, t in columns if t != "DOUBLE"], [f'"{c}"' for c, t in columns if t == "DOUBLE"]
@@ -58,8 +65,10 @@ def row_differences(left: Path, right: Path) -> dict[str, tuple[int, int, int]]:
     summing in another order moves the last bits."""
     con = duckdb.connect()
     try:
-        con.execute(f"attach '{left / 'warehouse.duckdb'}' as l (read_only)")
-        con.execute(f"attach '{right / 'warehouse.duckdb'}' as r (read_only)")
+        for side, data_dir in (("l", left), ("r", right)):
+            con.execute(f"attach {wh.sql_string(data_dir / 'warehouse.duckdb')} as {side} (read_only)")
+            marts = wh.marts_path(data_dir / "warehouse.duckdb")
+            con.execute(f"attach {wh.sql_string(marts)} as {_catalog(side, 'marts')} (read_only)")
         found = {}
         for schema, table in TABLES:
             keys, doubles = _columns(con, schema, table)
@@ -71,11 +80,12 @@ def row_differences(left: Path, right: Path) -> dict[str, tuple[int, int, int]]:
                     for d in doubles
                 ]
             )
-            rows = con.execute(f"select count(*) from l.{schema}.{table}").fetchall()[0][0]
+            rows = con.execute(f"select count(*) from {_catalog('l', schema)}.{schema}.{table}").fetchall()[0][0]
             # the condition is symmetric in l and r: the same text matches either way round
             only = [
                 con.execute(
-                    f"select count(*) from {a}.{schema}.{table} as {a} anti join {b}.{schema}.{table} as {b} on {close}"
+                    f"select count(*) from {_catalog(a, schema)}.{schema}.{table} as {a} "
+                    f"anti join {_catalog(b, schema)}.{schema}.{table} as {b} on {close}"
                 ).fetchall()[0][0]
                 for a, b in (("l", "r"), ("r", "l"))
             ]
@@ -93,7 +103,7 @@ def test_daily_run_leaves_the_same_rows_as_a_full_rebuild(runs):
 
 @pytest.mark.slow
 def test_the_daily_run_was_incremental_and_added_the_new_day(runs):
-    con = duckdb.connect(str(runs["daily"] / "warehouse.duckdb"), read_only=True)
+    con = open_warehouse(runs["daily"] / "warehouse.duckdb")
     try:
         window_start, as_of = con.execute("select window_start, as_of from raw.run_context").fetchall()[0]
         new_day_orders = con.execute("select count(*) from marts.fct_orders where order_date = ?", [NEXT]).fetchall()[
@@ -113,7 +123,7 @@ def test_moving_the_as_of_date_back_matches_the_full_run_of_that_day(runs):
 @pytest.mark.slow
 def test_the_comparison_sees_a_changed_row(runs, tmp_path):
     changed = copy_data_dir(runs["full"], tmp_path / "changed")
-    con = duckdb.connect(str(changed / "warehouse.duckdb"))
+    con = open_warehouse(changed / "warehouse.duckdb", read_only=False)
     try:
         con.execute(
             "update intermediate.int_customer_totals set net_revenue = net_revenue + 1 "
@@ -125,7 +135,7 @@ def test_the_comparison_sees_a_changed_row(runs, tmp_path):
 
 
 def _customers(data_dir: Path) -> int:
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    con = open_warehouse(data_dir / "warehouse.duckdb")
     try:
         return con.execute("select count(*) from intermediate.int_customer_totals").fetchall()[0][0]
     finally:
@@ -159,7 +169,7 @@ def test_window_uniqueness_test_catches_an_old_order_rebuilt_in_the_window(runs,
             env={**pipeline_runner.pipeline_env(changed), "CLV_WAREHOUSE": str(warehouse)},
         )
 
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     try:
         con.execute("update raw.run_context set window_start = as_of - 6")
         con.execute(
@@ -170,7 +180,7 @@ def test_window_uniqueness_test_catches_an_old_order_rebuilt_in_the_window(runs,
         con.close()
     failed = window_test()
     assert failed.returncode != 0 and "FAIL 1" in failed.stdout, failed.stdout[-2000:]
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     try:
         con.execute(
             "delete from marts.fct_orders where order_date = (select as_of from raw.run_context) and order_id in "

@@ -12,11 +12,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from _ops_support import copy_data_dir
-from pipeline_runner import run_clv
+from pipeline_runner import open_warehouse, run_clv
 from test_incremental_matches_full import row_differences
 
 from pipelines.sources.synthetic import SyntheticShopConfig, generate_shop
@@ -101,7 +100,7 @@ def shop(tmp_path_factory):
 
 
 def _query(data_dir: Path, sql: str, params: list | None = None):
-    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    con = open_warehouse(data_dir / "warehouse.duckdb")
     try:
         return con.execute(sql, params).fetchall()
     finally:

@@ -5,13 +5,14 @@ from datetime import date
 import duckdb
 import polars as pl
 import pytest
+from pipeline_runner import open_warehouse
 
 from pipelines import warehouse as wh
 from pipelines.publish import publish
 
 
 def _warehouse(path, window_start):
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path, read_only=False)
     wh.ensure_raw_schema(con)
     con.execute(
         "create or replace table marts.fct_orders (order_id varchar, order_date date, revenue double, "
@@ -47,7 +48,7 @@ def test_months_before_the_window_keep_their_file_later_months_and_vanished_mont
 
     # A daily run whose window starts in March: January is not touched by the incremental mart. Here it is
     # changed behind the pipeline's back to prove the file is not rewritten; March's new row is exported.
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     con.execute("update marts.fct_orders set revenue = 99 where order_id = 'A'")
     con.execute("insert into marts.fct_orders (order_id, order_date, revenue) values ('F', '2025-03-31', 60)")
     wh.set_run_context(con, date(2025, 3, 31), date(2025, 3, 24), 0.4)
@@ -60,7 +61,7 @@ def test_months_before_the_window_keep_their_file_later_months_and_vanished_mont
     assert _exported(exports / "fct_orders")["2025-03.parquet"] == ["D", "E", "F"]
 
     # A backfill to an earlier as-of removes the later orders: the month without rows loses its file.
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     con.execute("delete from marts.fct_orders where order_date >= '2025-03-01'")
     wh.set_run_context(con, date(2025, 2, 28), date(2025, 2, 21), 0.4)
     con.close()
@@ -72,7 +73,7 @@ def test_a_changed_mart_schema_rewrites_every_month(tmp_path):
     warehouse, published, exports = tmp_path / "w.duckdb", tmp_path / "published", tmp_path / "exports"
     _warehouse(warehouse, None).close()
     publish(warehouse, published, exports)
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     con.execute("alter table marts.fct_orders add column channel varchar default 'email'")
     wh.set_run_context(con, date(2025, 3, 31), date(2025, 3, 24), 0.4)
     con.close()
@@ -92,7 +93,7 @@ def test_a_publish_that_fails_changes_nothing_and_its_scratch_is_removed_next_ti
     _warehouse(warehouse, None).close()
     publish(warehouse, published, exports)
     before = _files(published), _files(exports)
-    con = duckdb.connect(str(warehouse))
+    con = open_warehouse(warehouse, read_only=False)
     con.execute("update marts.fct_orders set revenue = revenue + 1")
     con.execute("update marts.dim_customers set orders_count = 3")
     con.close()

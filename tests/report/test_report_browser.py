@@ -8,7 +8,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -16,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipelines.contract import MARTS as MART_TABLES  # noqa: E402
 from pipelines.report import build_report  # noqa: E402
 from pipelines.report.pdf import BROWSER_ARGS  # noqa: E402
+from pipelines.warehouse import connect, marts_path  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = BROWSER_ARGS
@@ -146,8 +146,8 @@ def test_tick_labels_stay_apart_for_a_big_shop(small_shop, tmp_path, chromium):
     _, browser = chromium
     warehouse = tmp_path / "big.duckdb"
     shutil.copy(small_shop.warehouse, warehouse)
-    con = duckdb.connect(str(warehouse))
-    try:
+    shutil.copy(marts_path(small_shop.warehouse), marts_path(warehouse))
+    with connect(warehouse) as con:
         for table, columns in {
             "segment_clv": ["historical_revenue", "historical_margin", "predicted_clv_365d"],
             "ltv_drivers": ["value_90d_per_customer", "value_365d_per_customer"],
@@ -156,8 +156,6 @@ def test_tick_labels_stay_apart_for_a_big_shop(small_shop, tmp_path, chromium):
             "cac_payback_curve": ["cumulative_margin_per_customer", "cac"],
         }.items():
             con.execute(f"update marts.{table} set " + ", ".join(f"{c} = {c} * 1000" for c in columns))
-    finally:
-        con.close()
     result = build_report(warehouse, tmp_path / "report", pdf=False)
     console: list[str] = []
     page = _open(browser, result.path.as_uri(), [], console)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
-import duckdb
 import pytest
 from _ui_support import JOB, LOCATION, RUN_QUERY, RUN_TIMEOUT_S, launch_job_partition, open_page
+from pipeline_runner import open_warehouse
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def test_materialise_one_partition_from_the_ui(dagster_ui, page, tmp_path):
     assert tags.get("dagster/from_ui") == "true"
 
     # And in the warehouse: the partition plus its look-back were loaded, and the whole job ran downstream.
-    with duckdb.connect(str(dagster_ui.data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with open_warehouse(dagster_ui.data_dir / "warehouse.duckdb") as con:
         first, last, rows = con.execute(
             "select window_start, window_end, rows_loaded from raw.load_log where run_id = ? and asset = 'orders'",
             [run_id],

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import pytest
 from _ui_support import TERMINAL, launch_job_partition, open_page, select_partitions, show_all_partitions
+from pipeline_runner import open_warehouse
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,7 +39,7 @@ def _state(ui) -> dict:
     """What BI sees and what the marts say: newest order and as-of of the marts, the snapshot, the report."""
     state = {}
     if ui.warehouse.exists():
-        with duckdb.connect(str(ui.warehouse), read_only=True) as con:
+        with open_warehouse(ui.warehouse) as con:
             state["fct_orders"] = con.execute("select max(order_date), count(*) from marts.fct_orders").fetchone()
             state["customer_clv"] = con.execute(
                 "select max(as_of_date), count(*), sum(predicted_clv_365d) from marts.customer_clv"
@@ -137,7 +138,7 @@ def test_backfill_of_raw_orders_from_its_asset_page_refreshes_everything_downstr
 def test_dbt_assets_show_row_counts_previews_and_the_grain_check(dagster_ui, page, tmp_path):
     from playwright.sync_api import expect
 
-    with duckdb.connect(str(dagster_ui.warehouse), read_only=True) as con:
+    with open_warehouse(dagster_ui.warehouse) as con:
         rows = con.execute("select count(*) from marts.fct_orders").fetchone()[0]
     open_page(page, dagster_ui, "/assets/marts/fct_orders")
     expect(page.get_by_text("Row count", exact=True)).to_be_visible()
