@@ -191,8 +191,8 @@ def main() -> None:
         "snapshot": {
             "marts file, byte copy (today)": lambda: snapshot_today(warehouse, _fresh(scratch / "snapshot.duckdb")),
             "marts rewritten in v1.1 (session 8)": lambda: marts_rewritten(warehouse, _fresh(scratch / "mv11.duckdb")),
-            "whole file, byte copy (before issue 12)": lambda: byte_copy(warehouse, _fresh(scratch / "copy.duckdb")),
-            "whole warehouse, v1.1": lambda: whole_in_v11(warehouse, _fresh(scratch / "whole.duckdb")),
+            "both files, byte copy (before issue 12)": lambda: byte_copy(warehouse, _fresh(scratch / "copy.duckdb")),
+            "everything in v1.1": lambda: whole_in_v11(warehouse, _fresh(scratch / "whole.duckdb")),
         },
     }
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
