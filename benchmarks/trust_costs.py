@@ -159,7 +159,7 @@ def whole_in_v11(warehouse: Path, target: Path) -> None:
         source = con.execute("select current_database()").fetchall()[0][0]
         con.execute(f"attach {sql_string(target)} as whole (storage_version 'v1.1.0')")
         try:
-            con.execute(f"copy from database {publish._ident(source)} to whole")
+            con.execute(f"copy from database {wh.sql_identifier(source)} to whole")
             con.execute(f"copy from database {wh.MARTS_CATALOG} to whole")
         finally:
             con.execute("detach whole")

@@ -33,6 +33,7 @@ from pipelines.warehouse import (
     connect,
     ensure_raw_schema,
     marts_path,
+    sql_identifier,
     sql_string,
 )
 
@@ -53,10 +54,6 @@ def mart_tables(con: duckdb.DuckDBPyConnection, catalog: str = MARTS_CATALOG) ->
         [catalog],
     ).fetchall()
     return [r[0] for r in rows if not r[0].endswith(DBT_SCRATCH_SUFFIXES)]
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # {table: (table description, {column: description})}
@@ -92,11 +89,11 @@ def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str 
     for table, (description, columns) in docs.items():
         if table not in present:
             continue
-        qualified = f"{_ident(catalog)}.marts.{_ident(table)}"
+        qualified = f"{sql_identifier(catalog)}.marts.{sql_identifier(table)}"
         if description.strip():
             statements.append(f"comment on table {qualified} is {sql_string(description.strip())}")
         statements += [
-            f"comment on column {qualified}.{_ident(column)} is {sql_string(text.strip())}"
+            f"comment on column {qualified}.{sql_identifier(column)} is {sql_string(text.strip())}"
             for column, text in columns.items()
             if column in present[table] and text.strip()
         ]
@@ -218,7 +215,7 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, warehouse: Path, target: Pat
         if name.endswith(DBT_SCRATCH_SUFFIXES)
     ]
     for name in leftovers:
-        con.execute(f"drop table {MARTS_CATALOG}.marts.{_ident(name)}")
+        con.execute(f"drop table {MARTS_CATALOG}.marts.{sql_identifier(name)}")
     con.execute(f"checkpoint {MARTS_CATALOG}")
     con.execute(f"detach {MARTS_CATALOG}")
     source = marts_path(warehouse)
@@ -267,13 +264,12 @@ def _publish(
     comment_marts(con, polars_mart_docs(), MARTS_CATALOG)
     tables = mart_tables(con)
     for table in tables:
-        counts[table] = con.execute(f"select count(*) from marts.{_ident(table)}").fetchall()[0][0]
+        counts[table] = con.execute(f"select count(*) from marts.{sql_identifier(table)}").fetchall()[0][0]
         if table in MONTHLY_EXPORTS:
             _export_by_month(con, table, MONTHLY_EXPORTS[table], exports_dir / table, window_start, staged)
         else:
-            _copy_to_parquet(
-                con, f"select * from marts.{_ident(table)}", staged.scratch_for(exports_dir / f"{table}.parquet")
-            )
+            target = staged.scratch_for(exports_dir / f"{table}.parquet")
+            _copy_to_parquet(con, f"select * from marts.{sql_identifier(table)}", target)
     # Single files of marts that are gone or now exported by month (fct_orders.parquet of earlier versions).
     wanted = {f"{t}.parquet" for t in tables if t not in MONTHLY_EXPORTS}
     staged.deletions.extend(p for p in exports_dir.glob("*.parquet") if p.name not in wanted)

@@ -140,7 +140,7 @@ def attach_marts(con: duckdb.DuckDBPyConnection, warehouse: Path, *, read_only: 
     if not read_only:
         con.execute(f"create schema if not exists {MARTS_CATALOG}.marts")
     database = con.execute("select current_database()").fetchall()[0][0]
-    con.execute(f"set search_path = {sql_string(f'{_ident(database)}.main,{MARTS_CATALOG}.marts')}")
+    con.execute(f"set search_path = {sql_string(f'{sql_identifier(database)}.main,{MARTS_CATALOG}.marts')}")
 
 
 def _rewrite_in_marts_format(con: duckdb.DuckDBPyConnection, marts: Path) -> None:
@@ -159,7 +159,8 @@ def _rewrite_in_marts_format(con: duckdb.DuckDBPyConnection, marts: Path) -> Non
     os.replace(scratch, marts)
 
 
-def _ident(name: str) -> str:
+def sql_identifier(name: str) -> str:
+    """A double-quoted SQL identifier (catalog, schema, table or column names that may hold any character)."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -212,10 +213,10 @@ def _move_marts_to_their_file(con: duckdb.DuckDBPyConnection) -> None:
         return
     for name in tables:
         con.execute(
-            f"create or replace table {MARTS_CATALOG}.marts.{_ident(name)} as "
-            f"select * from {_ident(database)}.marts.{_ident(name)}"
+            f"create or replace table {MARTS_CATALOG}.marts.{sql_identifier(name)} as "
+            f"select * from {sql_identifier(database)}.marts.{sql_identifier(name)}"
         )
-    con.execute(f"drop schema {_ident(database)}.marts cascade")
+    con.execute(f"drop schema {sql_identifier(database)}.marts cascade")
 
 
 def _migrate_raw_orders(con: duckdb.DuckDBPyConnection) -> None:
