@@ -196,21 +196,22 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _move_marts_to_their_file(con: duckdb.DuckDBPyConnection) -> None:
     """Warehouses from before the marts had a file of their own: their `marts` schema is moved there, table by
-    table (a crash in between repeats the move; the old schema goes only when every table is across)."""
+    table (a crash in between repeats the move; the old schema goes only when every table is across). The views
+    that read the old tables are dbt's, rebuilt by the run's dbt build."""
     database = con.execute("select current_database()").fetchall()[0][0]
+    old_schema = con.execute(
+        "select count(*) from duckdb_schemas() where database_name = ? and schema_name = 'marts'", [database]
+    ).fetchall()[0][0]
+    attached = con.execute("select count(*) from duckdb_databases() where database_name = ?", [MARTS_CATALOG])
+    if not old_schema or not attached.fetchall()[0][0]:
+        return
     tables = [
         name
         for (name,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts' "
-            "and not temporary",
-            [database],
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts'", [database]
         ).fetchall()
         if not name.endswith(DBT_SCRATCH_SUFFIXES)
     ]
-    if not con.execute(
-        "select count(*) from duckdb_schemas() where database_name = ? and schema_name = 'marts'", [database]
-    ).fetchall()[0][0]:
-        return
     for name in tables:
         con.execute(
             f"create or replace table {MARTS_CATALOG}.marts.{sql_identifier(name)} as "

@@ -161,3 +161,15 @@ def test_dbt_attaches_the_marts_file_the_pipeline_attaches():
             .render(env_var=lambda name, default=None, w=warehouse: w if name == "CLV_WAREHOUSE" else default)
         )
         assert rendered == str(wh.marts_path(Path(warehouse)))
+
+
+def test_a_connection_without_the_marts_file_leaves_an_old_marts_schema_alone(tmp_path):
+    """The move needs the marts file attached; a bare connection (a hand-made old warehouse) keeps its marts."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    try:
+        con.execute("create schema marts; create table marts.fct_orders as select 1 as order_id")
+        wh.ensure_raw_schema(con)
+        assert con.execute("select order_id from marts.fct_orders").fetchall() == [(1,)]
+    finally:
+        con.close()
+    assert not wh.marts_path(tmp_path / "old.duckdb").exists()
