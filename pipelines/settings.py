@@ -98,9 +98,18 @@ def _positive(name: str, default: str) -> float:
 def _share(name: str, default: str) -> float:
     """A share, 0..1: a threshold of rows (a negative one, or one above 1, would block every load or none), a margin
     or a yearly discount rate (`40` for 40 % would make every CLV forty times too large, or too small)."""
-    value = _number(name, default, float)
+    return _checked_share(f"{name}={_env(name, default)!r}", _number(name, default, float), default)
+
+
+def _checked_share(said: str, value: float, example: str) -> float:
     if not 0 <= value <= 1:
-        raise ValueError(f"{name}={_env(name, default)!r} must be a share between 0 and 1 (e.g. {default})")
+        raise ValueError(f"{said} must be a share between 0 and 1 (e.g. {example})")
+    return value
+
+
+def _checked_days(said: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{said} must be a number of days, 0 or more")
     return value
 
 
@@ -203,7 +212,9 @@ class Settings:
                 _parse_date("CLV_START_DATE", explicit_start) if explicit_start else recorded or DEFAULT_START_DATE
             ),
             start_date_explicit=bool(explicit_start),
-            lookback_days=_number("CLV_LOOKBACK_DAYS", "7"),
+            lookback_days=_checked_days(
+                f"CLV_LOOKBACK_DAYS={_env('CLV_LOOKBACK_DAYS', '7')!r}", _number("CLV_LOOKBACK_DAYS", "7")
+            ),
             synthetic_customers=_number("CLV_SYNTHETIC_CUSTOMERS", "10000"),
             synthetic_seed=_number("CLV_SYNTHETIC_SEED", "42"),
             synthetic_end_date=_parse_date("CLV_SYNTHETIC_END", _env("CLV_SYNTHETIC_END", "2026-12-31")),
@@ -238,6 +249,13 @@ class Settings:
             given["purchase_model"] = _purchase_model(given["purchase_model"])
         if "clv_refit_days" in given:
             given["clv_refit_days"] = _refit_days(given["clv_refit_days"])
+        for name, example in (("default_margin_rate", "0.40"), ("annual_discount_rate", "0.10")):
+            if name in given:
+                given[name] = _checked_share(f"{name}={given[name]!r} (the run's configuration)", given[name], example)
+        if "lookback_days" in given:
+            given["lookback_days"] = _checked_days(
+                f"lookback_days={given['lookback_days']!r} (the run's configuration)", given["lookback_days"]
+            )
         return replace(self, **given) if given else self
 
     @property

@@ -139,6 +139,14 @@ def test_thresholds_are_shares(monkeypatch, name, value):
         Settings.from_env()
 
 
+def test_lookback_days_are_not_negative(monkeypatch):
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("CLV_LOOKBACK_DAYS", "-2")
+    with pytest.raises(ValueError, match="CLV_LOOKBACK_DAYS='-2' must be a number of days, 0 or more"):
+        Settings.from_env()
+
+
 def test_clv_warehouse_must_not_be_a_directory(monkeypatch, tmp_path):
     from pipelines.settings import Settings
 

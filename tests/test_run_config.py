@@ -30,7 +30,14 @@ def test_resource_config_overrides_the_environment(monkeypatch):
 
 @pytest.mark.parametrize(
     "config, message",
-    [({"as_of": "2025-13-45"}, "not an ISO date"), ({"purchase_model": "bgnbd"}, "expected bg_nbd")],
+    [
+        ({"as_of": "2025-13-45"}, "not an ISO date"),
+        ({"purchase_model": "bgnbd"}, "expected bg_nbd"),
+        # 40 meant as 40 %: the variables refuse it, and so does the launchpad (CLVs forty times off otherwise)
+        ({"default_margin_rate": 40.0}, r"default_margin_rate=40.0 .*share between 0 and 1"),
+        ({"annual_discount_rate": -0.1}, r"annual_discount_rate=-0.1 .*share between 0 and 1"),
+        ({"lookback_days": -3}, r"lookback_days=-3 .*0 or more"),
+    ],
 )
 def test_bad_resource_config_is_one_clear_error(config, message):
     with pytest.raises(ValueError, match=message):
