@@ -11,7 +11,9 @@ from pipeline_runner import PROJECT_ROOT, pipeline_env
 
 from pipelines.cli import UsageError
 
-TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+# A day still in the future when the suite crosses midnight UTC between collecting and running this module (tomorrow
+# failed a run that started at 23:53).
+FUTURE_DAY = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
 
 
 def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -35,8 +37,8 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
             {},
             "--start 2025-02-01 is after --end 2025-01-05",
         ),
-        (["run", "--as-of", TOMORROW], {}, f"--as-of {TOMORROW} is in the future"),
-        (["backfill", "--start", "2025-01-01", "--end", TOMORROW], {}, f"--end {TOMORROW} is in the future"),
+        (["run", "--as-of", FUTURE_DAY], {}, f"--as-of {FUTURE_DAY} is in the future"),
+        (["backfill", "--start", "2025-01-01", "--end", FUTURE_DAY], {}, f"--end {FUTURE_DAY} is in the future"),
         (["run", "--as-of", "2023-12-31"], {}, "before the first partition 2024-01-01"),
         (["run", "--source", "files", "--raw-dir", "RAW_FILE"], {}, "a file, not a directory"),
         (["run", "--source", "files", "--raw-dir", "MISSING"], {}, "missing, not a directory"),
@@ -45,12 +47,12 @@ def _clv(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         (["run"], {"CLV_START_DATE": "01.01.2024"}, "CLV_START_DATE='01.01.2024' is not an ISO date"),
         (["run"], {"CLV_HASH_KEY": "not-hex"}, "CLV_HASH_KEY must be at least 32 hex digits"),
         # CLV_AS_OF is --as-of: the same checks, in the variable's words
-        (["run"], {"CLV_AS_OF": TOMORROW}, f"CLV_AS_OF={TOMORROW} is in the future"),
+        (["run"], {"CLV_AS_OF": FUTURE_DAY}, f"CLV_AS_OF={FUTURE_DAY} is in the future"),
         (["run"], {"CLV_AS_OF": "2023-12-31"}, "CLV_AS_OF=2023-12-31 is before the first partition 2024-01-01"),
         (
             ["backfill", "--start", "2025-01-01", "--end", "2025-01-05"],
-            {"CLV_AS_OF": TOMORROW},
-            f"CLV_AS_OF={TOMORROW} is in the future",
+            {"CLV_AS_OF": FUTURE_DAY},
+            f"CLV_AS_OF={FUTURE_DAY} is in the future",
         ),
         (
             ["backfill", "--start", "2025-01-01", "--end", "2025-01-05", "--as-of", "2024-12-01"],
@@ -112,8 +114,8 @@ def test_clv_run_honours_clv_as_of(monkeypatch):
         date(2025, 9, 30),
         None,
     )
-    monkeypatch.setenv("CLV_AS_OF", TOMORROW)
-    with pytest.raises(UsageError, match=f"CLV_AS_OF={TOMORROW} is in the future"):
+    monkeypatch.setenv("CLV_AS_OF", FUTURE_DAY)
+    with pytest.raises(UsageError, match=f"CLV_AS_OF={FUTURE_DAY} is in the future"):
         _plan(_parser().parse_args(["backfill", "--start", "2025-01-01", "--end", "2025-01-02"]), Settings.from_env())
 
 
