@@ -91,9 +91,8 @@ def _to_the_old_layout(warehouse: Path) -> None:
     marts_file.unlink()
 
 
-def test_a_warehouse_from_before_has_its_marts_moved_by_the_next_run(shop_copy_factory):
+def test_a_warehouse_from_before_has_its_marts_moved_by_the_next_run(small_shop, shop_copy_factory):
     upgraded_dir = shop_copy_factory("marts_upgraded")
-    current_dir = shop_copy_factory("marts_current")
     upgraded = upgraded_dir / "warehouse.duckdb"
     _to_the_old_layout(upgraded)
     # Readers before the next run (the report, the UI) still find the marts where they are.
@@ -101,9 +100,9 @@ def test_a_warehouse_from_before_has_its_marts_moved_by_the_next_run(shop_copy_f
         assert con.execute("select count(*) from marts.fct_orders").fetchall()[0][0] > 0
 
     pipeline_runner.run_clv(upgraded_dir, "run", "--as-of", AS_OF)
-    pipeline_runner.run_clv(current_dir, "run", "--as-of", AS_OF)
 
-    assert differences(snapshot(current_dir / "warehouse.duckdb"), snapshot(upgraded)) == []
+    # A re-run of the as-of date gives the marts it gave (tests/ops/test_idempotency.py): those of small_shop.
+    assert differences(snapshot(small_shop.warehouse), snapshot(upgraded)) == []
     con = duckdb.connect(str(upgraded), read_only=True)
     try:
         assert not con.execute("select count(*) from duckdb_schemas() where schema_name = 'marts'").fetchall()[0][0]
