@@ -33,6 +33,7 @@ from pipelines.warehouse import (
     connect,
     ensure_raw_schema,
     marts_path,
+    marts_schema_tables,
     sql_identifier,
     sql_string,
 )
@@ -47,13 +48,8 @@ DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 POLARS_MARTS_SOURCE = "marts_polars"
 
 
-def mart_tables(con: duckdb.DuckDBPyConnection, catalog: str = MARTS_CATALOG) -> list[str]:
-    rows = con.execute(
-        "select table_name from information_schema.tables where table_catalog = ? "
-        "and table_schema = 'marts' and table_type = 'BASE TABLE' order by table_name",
-        [catalog],
-    ).fetchall()
-    return [r[0] for r in rows if not r[0].endswith(DBT_SCRATCH_SUFFIXES)]
+def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [t for t in marts_schema_tables(con, MARTS_CATALOG) if not t.endswith(DBT_SCRATCH_SUFFIXES)]
 
 
 # {table: (table description, {column: description})}
@@ -75,10 +71,9 @@ def polars_mart_docs(manifest: Path = DBT_MANIFEST) -> TableDocs:
     }
 
 
-def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str | None = None) -> int:
-    """COMMENT ON the marts of `catalog` (default: the connection's database) that exist, and on their columns
-    that exist, from `docs`; empty descriptions are skipped. One transaction. Returns the comments written."""
-    catalog = catalog or con.execute("select current_database()").fetchall()[0][0]
+def comment_marts(con: duckdb.DuckDBPyConnection, docs: TableDocs, catalog: str) -> int:
+    """COMMENT ON the marts of `catalog` that exist, and on their columns that exist, from `docs`; empty
+    descriptions are skipped. One transaction. Returns the comments written."""
     present: dict[str, set[str]] = {}
     for table, column in con.execute(
         "select table_name, column_name from duckdb_columns() where database_name = ? and schema_name = 'marts'",
@@ -207,13 +202,7 @@ def _read_manifest(exports_dir: Path) -> dict | None:
 def _write_snapshot(con: duckdb.DuckDBPyConnection, warehouse: Path, target: Path) -> None:
     """The marts file's bytes, once nothing else is in it and everything is in it: dbt's scratch relations of a
     killed run dropped, the write-ahead log checkpointed into the file and the file detached (closed)."""
-    leftovers = [
-        name
-        for (name,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts'", [MARTS_CATALOG]
-        ).fetchall()
-        if name.endswith(DBT_SCRATCH_SUFFIXES)
-    ]
+    leftovers = [name for name in marts_schema_tables(con, MARTS_CATALOG) if name.endswith(DBT_SCRATCH_SUFFIXES)]
     for name in leftovers:
         con.execute(f"drop table {MARTS_CATALOG}.marts.{sql_identifier(name)}")
     con.execute(f"checkpoint {MARTS_CATALOG}")

@@ -188,6 +188,15 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return dict(rows)
 
 
+def marts_schema_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    """The base tables of `catalog`.marts by name, dbt's scratch relations (DBT_SCRATCH_SUFFIXES) included."""
+    rows = con.execute(
+        "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts' order by table_name",
+        [catalog],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     _migrate_raw_orders(con)
@@ -205,13 +214,7 @@ def _move_marts_to_their_file(con: duckdb.DuckDBPyConnection) -> None:
     attached = con.execute("select count(*) from duckdb_databases() where database_name = ?", [MARTS_CATALOG])
     if not old_schema or not attached.fetchall()[0][0]:
         return
-    tables = [
-        name
-        for (name,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'marts'", [database]
-        ).fetchall()
-        if not name.endswith(DBT_SCRATCH_SUFFIXES)
-    ]
+    tables = [name for name in marts_schema_tables(con, database) if not name.endswith(DBT_SCRATCH_SUFFIXES)]
     for name in tables:
         con.execute(
             f"create or replace table {MARTS_CATALOG}.marts.{sql_identifier(name)} as "
