@@ -2,10 +2,14 @@ import dagster as dg
 
 # Every asset in one job (partitioned by raw/orders' daily partitions), run in-process: DuckDB has one writer, dbt
 # is started once per run, and the warehouse lock (WarehouseResource) is held for the whole run.
+# Every run of the job carries this tag, however it was launched (schedule, `clv run`, the job's page, a job
+# backfill): what such a run updated never triggers the refresh below, it refreshed everything itself.
+WHOLE_PIPELINE_TAGS = {"clv/scope": "whole-pipeline"}
 clv_pipeline_job = dg.define_asset_job(
     name="clv_pipeline",
     selection=dg.AssetSelection.all(),
     executor_def=dg.in_process_executor,
+    tags=WHOLE_PIPELINE_TAGS,
     description="Ingest the day's orders (plus look-back), rebuild the dbt marts, fit CLV, payback, publish, report.",
 )
 
@@ -16,13 +20,30 @@ clv_pipeline_job = dg.define_asset_job(
 # gap: every asset below the raw tables carries this condition, and the automation sensor (on by default) requests,
 # once the load has finished, ONE run of everything downstream (the unpartitioned assets share a run): two runs in
 # all, the fewest the single-run policy allows for a UI backfill of one asset. A run that already refreshed an
-# asset (the daily schedule, `clv run`, a job backfill: the whole job in one run) does not trigger it
-# (`any_deps_updated` ignores updates made by a run that also targeted the asset). Not `eager()`: that waits
-# while any partition of raw/orders is missing, which a fresh instance (or the night before 02:00) always has.
+# asset (the daily schedule, `clv run`, a job backfill: the whole job in one run) does not trigger it. Not
+# `eager()`: that waits while any partition of raw/orders is missing, which a fresh instance (or the night before
+# 02:00) always has.
 # The refresh run loads nothing: it reads the window to rebuild from the warehouse (pipelines/defs/assets/dbt.py) and
 # is as of the newest loaded day, so reloading an old range never rolls the marts back in time.
+# The trigger: a dep updated by a run that neither targeted this asset nor was a whole-pipeline run, or a dep
+# requested in this very tick; reset only by this asset's own request. Not Dagster's `since_last_handled()`: it also
+# resets on the asset's own update, and when one tick saw a whole run finish and then a raw load, that reset won over
+# the trigger (a trigger through `&` or a requested dep carries no timestamp), so the refresh stopped below the dbt
+# models and left CLV, the snapshot and the report stale (tests/ops/test_refresh_condition.py; seen in CI). Whole
+# runs are recognised by their tag, not by `executed_with_root_target()`: a run of the whole job (`clv run`, the
+# schedule) has no asset selection, which that condition needs.
+_DEP_UPDATED_ELSEWHERE = dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.newly_updated()
+    & ~dg.AutomationCondition.executed_with_root_target()
+    & ~dg.AutomationCondition.executed_with_tags(tag_values=WHOLE_PIPELINE_TAGS)
+).with_label("a dep updated by a run that did not include this asset")
+_DEP_REQUESTED_NOW = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
+    "a dep requested in this tick"
+)
 REFRESH_AFTER_RAW_LOAD = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    (_DEP_UPDATED_ELSEWHERE | _DEP_REQUESTED_NOW).since(
+        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()
+    )
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("refresh after a raw load that did not include it")

@@ -255,6 +255,7 @@ def test_dbt_assets_have_row_counts_and_previews_and_the_grain_test_is_a_check(r
 def test_a_raw_load_alone_is_followed_by_one_refresh_of_everything_downstream(pipeline_env):
     run, home = pipeline_env
     from pipelines.defs.definitions import defs
+    from pipelines.defs.jobs import WHOLE_PIPELINE_TAGS
     from pipelines.run_window import RANGE_END_TAG, RANGE_START_TAG
 
     graph = defs.resolve_asset_graph()
@@ -264,7 +265,10 @@ def test_a_raw_load_alone_is_followed_by_one_refresh_of_everything_downstream(pi
         downstream |= children
         todo.extend(children)
     with _instance(home) as instance:
-        # the whole-job run (`clv run`) refreshed everything itself: nothing to request
+        # the whole-job run (`clv run`) refreshed everything itself: nothing to request, ever (its tag says so:
+        # tests/ops/test_refresh_condition.py)
+        whole = instance.get_runs(filters=dg.RunsFilter(job_name="clv_pipeline"))
+        assert whole and all(WHOLE_PIPELINE_TAGS.items() <= run.tags.items() for run in whole)
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0
         # Assets → raw/orders → Materialize → a range: raw/orders alone, one run

@@ -1,0 +1,128 @@
+"""The refresh after a raw load (pipelines/defs/jobs.py), on a small graph of the pipeline's shape: a daily
+partitioned raw table, a model below it, a CLV mart below that and a report at the end, with the pipeline's own
+condition. Runs are recorded as Dagster records them: whole-pipeline runs carry the job's tag, runs launched from an
+asset page or by the sensor carry their asset selection. The sensor ticks every 30 s, so one tick can see a whole run
+finish and a raw load after it; the refresh must still reach every asset below the raw table."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.defs.jobs import RAW_GROUP, WHOLE_PIPELINE_TAGS, with_refresh_after_raw_load
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
+RAW = dg.AssetKey(["raw", "orders"])
+STG = dg.AssetKey(["staging", "stg_orders"])
+CLV = dg.AssetKey(["marts", "customer_clv"])
+REPORT = dg.AssetKey(["reporting", "report"])
+DOWNSTREAM = {STG, CLV, REPORT}
+
+
+@dg.asset(key=RAW, group_name=RAW_GROUP, partitions_def=DAYS)
+def raw_orders() -> None: ...
+
+
+@dg.asset(key=STG, deps=[RAW], group_name="staging")
+def stg_orders() -> None: ...
+
+
+@dg.asset(key=CLV, deps=[STG], group_name="clv")
+def customer_clv() -> None: ...
+
+
+@dg.asset(key=REPORT, deps=[CLV], group_name="reporting")
+def report() -> None: ...
+
+
+class Shop:
+    """An instance, the pipeline's graph and its automation ticks."""
+
+    def __init__(self, instance: dg.DagsterInstance, assets: list | None = None):
+        self.instance = instance
+        self.defs = dg.Definitions(
+            assets=with_refresh_after_raw_load(assets or [raw_orders, stg_orders, customer_clv, report])
+        )
+        self.cursor = None
+
+    def tick(self) -> set[dg.AssetKey]:
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        return {r.key for r in result.results if r.true_subset.size}
+
+    def run(self, keys, partition: str | None = None, tags: dict | None = None) -> bool:
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(
+            instance=self.instance,
+            asset_selection=sorted(keys),
+            partition_key=partition,
+            tags=tags,
+            raise_on_error=False,
+        ).success
+
+    def whole_pipeline(self, partition: str, keys=(RAW, *DOWNSTREAM)) -> bool:
+        return self.run(keys, partition, WHOLE_PIPELINE_TAGS)
+
+    def raw_load(self, partition: str) -> bool:  # Assets → raw/orders → Materialize
+        return self.run([RAW], partition)
+
+
+def test_a_raw_load_alone_requests_everything_below_it_once():
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance)
+        assert shop.whole_pipeline("2025-01-05")
+        assert shop.tick() == set()
+        assert shop.raw_load("2025-01-03")
+        assert shop.tick() == DOWNSTREAM
+        assert shop.tick() == set()  # requested: not again while its run is queued or running
+        assert shop.run(DOWNSTREAM, tags={"clv/trigger": "automation"})
+        assert shop.tick() == set()  # the refresh's own updates trigger nothing: no loop
+
+
+def test_a_tick_that_sees_a_whole_run_and_then_a_raw_load_refreshes_everything_below():
+    """Seen in CI: the tick before the reload fell inside `clv run`, after the dbt models but before the CLV models
+    and the report; the next tick saw those finish AND the raw load. The refresh rebuilt the dbt models and left
+    customer_clv, the snapshot and the report stale."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance)
+        assert shop.tick() == set()
+        assert shop.whole_pipeline("2025-01-05")  # finished after the previous tick ...
+        assert shop.raw_load("2025-01-03")  # ... and so did the reload of an older day
+        assert shop.tick() == DOWNSTREAM
+
+
+def test_a_whole_run_requests_nothing_even_when_a_tick_falls_inside_it():
+    """The daily run takes minutes: the sensor ticks while it has loaded raw/orders and built the models, not yet
+    the CLV mart and the report; nothing is requested then or after."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance)
+        assert shop.tick() == set()
+        assert shop.whole_pipeline("2025-01-05", keys=[RAW, STG])
+        assert shop.tick() == set()
+        assert shop.whole_pipeline("2025-01-05", keys=[CLV, REPORT])
+        assert shop.tick() == set()
+        assert shop.whole_pipeline("2025-01-06")
+        assert shop.tick() == set()
+
+
+def test_a_model_rebuilt_by_hand_refreshes_only_what_is_below_it():
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance)
+        assert shop.whole_pipeline("2025-01-05")
+        assert shop.tick() == set()
+        assert shop.run([STG])  # Materialize on its asset page
+        assert shop.tick() == {CLV, REPORT}
+
+
+def test_a_whole_run_stopped_after_the_load_does_not_refresh_the_rest():
+    """A blocking data check stops the run after raw/orders (issue 12): the sensor must not rebuild the marts from
+    the export the check refused."""
+
+    @dg.asset(key=STG, deps=[RAW], group_name="staging")
+    def refused() -> None:
+        raise RuntimeError("blocking data check failed")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance, [raw_orders, refused, customer_clv, report])
+        assert shop.tick() == set()
+        assert not shop.whole_pipeline("2025-01-05")
+        assert shop.tick() == set()
