@@ -30,12 +30,14 @@ clv_pipeline_job = dg.define_asset_job(
 # resets on the asset's own update, and when one tick saw a whole run finish and then a raw load, that reset won over
 # the trigger (a trigger through `&` or a requested dep carries no timestamp), so the refresh stopped below the dbt
 # models and left CLV, the snapshot and the report stale (tests/ops/test_refresh_condition.py; seen in CI). Whole
-# runs are recognised by their tag, not by `executed_with_root_target()`: a run of the whole job (`clv run`, the
-# schedule) has no asset selection, which that condition needs.
+# runs are recognised by their tag on every update since the last tick, not by `executed_with_root_target()` (nor
+# `executed_with_tags()`): those look at the run of the asset's latest materialization only, so of a range of
+# raw/orders partitions all but the last looked updated elsewhere. (Dagster counts updates from the previous tick's
+# last event; on a brand-new instance, which has none, the first whole run may be followed by one needless refresh.)
 _DEP_UPDATED_ELSEWHERE = dg.AutomationCondition.any_deps_match(
     dg.AutomationCondition.newly_updated()
     & ~dg.AutomationCondition.executed_with_root_target()
-    & ~dg.AutomationCondition.executed_with_tags(tag_values=WHOLE_PIPELINE_TAGS)
+    & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_values=WHOLE_PIPELINE_TAGS)
 ).with_label("a dep updated by a run that did not include this asset")
 _DEP_REQUESTED_NOW = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
     "a dep requested in this tick"

@@ -7,6 +7,7 @@ finish and a raw load after it; the refresh must still reach every asset below t
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.defs.jobs import RAW_GROUP, WHOLE_PIPELINE_TAGS, with_refresh_after_raw_load
 
@@ -43,35 +44,38 @@ class Shop:
             assets=with_refresh_after_raw_load(assets or [raw_orders, stg_orders, customer_clv, report])
         )
         self.cursor = None
+        # An instance in use: Dagster compares each tick's updates with the previous tick's last event id, and a
+        # brand-new instance has none until its first event (pipelines/defs/jobs.py).
+        instance.report_runless_asset_event(dg.AssetObservation(asset_key="instance_in_use"))
 
     def tick(self) -> set[dg.AssetKey]:
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
         self.cursor = result.cursor
         return {r.key for r in result.results if r.true_subset.size}
 
-    def run(self, keys, partition: str | None = None, tags: dict | None = None) -> bool:
+    def run(self, keys, days: tuple[str, str] | None = None, tags: dict | None = None) -> bool:
+        """One run of `keys`; `days`: the first and last partition of raw/orders it loads (one run for a range,
+        as `clv run` and the single-run backfill policy do)."""
         job = self.defs.resolve_implicit_global_asset_job_def()
+        if days:
+            tags = {**(tags or {}), ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[1]}
         return job.execute_in_process(
-            instance=self.instance,
-            asset_selection=sorted(keys),
-            partition_key=partition,
-            tags=tags,
-            raise_on_error=False,
+            instance=self.instance, asset_selection=sorted(keys), tags=tags, raise_on_error=False
         ).success
 
-    def whole_pipeline(self, partition: str, keys=(RAW, *DOWNSTREAM)) -> bool:
-        return self.run(keys, partition, WHOLE_PIPELINE_TAGS)
+    def whole_pipeline(self, first: str, last: str, keys=(RAW, *DOWNSTREAM)) -> bool:
+        return self.run(keys, (first, last), WHOLE_PIPELINE_TAGS)
 
-    def raw_load(self, partition: str) -> bool:  # Assets → raw/orders → Materialize
-        return self.run([RAW], partition)
+    def raw_load(self, first: str, last: str) -> bool:  # Assets → raw/orders → Materialize → a range
+        return self.run([RAW], (first, last))
 
 
 def test_a_raw_load_alone_requests_everything_below_it_once():
     with dg.DagsterInstance.ephemeral() as instance:
         shop = Shop(instance)
-        assert shop.whole_pipeline("2025-01-05")
+        assert shop.whole_pipeline("2025-01-01", "2025-01-05")
         assert shop.tick() == set()
-        assert shop.raw_load("2025-01-03")
+        assert shop.raw_load("2025-01-02", "2025-01-03")
         assert shop.tick() == DOWNSTREAM
         assert shop.tick() == set()  # requested: not again while its run is queued or running
         assert shop.run(DOWNSTREAM, tags={"clv/trigger": "automation"})
@@ -85,8 +89,8 @@ def test_a_tick_that_sees_a_whole_run_and_then_a_raw_load_refreshes_everything_b
     with dg.DagsterInstance.ephemeral() as instance:
         shop = Shop(instance)
         assert shop.tick() == set()
-        assert shop.whole_pipeline("2025-01-05")  # finished after the previous tick ...
-        assert shop.raw_load("2025-01-03")  # ... and so did the reload of an older day
+        assert shop.whole_pipeline("2025-01-01", "2025-01-05")  # finished after the previous tick ...
+        assert shop.raw_load("2025-01-02", "2025-01-03")  # ... and so did the reload of an older day
         assert shop.tick() == DOWNSTREAM
 
 
@@ -96,18 +100,18 @@ def test_a_whole_run_requests_nothing_even_when_a_tick_falls_inside_it():
     with dg.DagsterInstance.ephemeral() as instance:
         shop = Shop(instance)
         assert shop.tick() == set()
-        assert shop.whole_pipeline("2025-01-05", keys=[RAW, STG])
+        assert shop.whole_pipeline("2025-01-01", "2025-01-05", keys=[RAW, STG])
         assert shop.tick() == set()
-        assert shop.whole_pipeline("2025-01-05", keys=[CLV, REPORT])
+        assert shop.run([CLV, REPORT], tags=WHOLE_PIPELINE_TAGS)
         assert shop.tick() == set()
-        assert shop.whole_pipeline("2025-01-06")
+        assert shop.whole_pipeline("2025-01-06", "2025-01-06")
         assert shop.tick() == set()
 
 
 def test_a_model_rebuilt_by_hand_refreshes_only_what_is_below_it():
     with dg.DagsterInstance.ephemeral() as instance:
         shop = Shop(instance)
-        assert shop.whole_pipeline("2025-01-05")
+        assert shop.whole_pipeline("2025-01-01", "2025-01-05")
         assert shop.tick() == set()
         assert shop.run([STG])  # Materialize on its asset page
         assert shop.tick() == {CLV, REPORT}
@@ -124,5 +128,5 @@ def test_a_whole_run_stopped_after_the_load_does_not_refresh_the_rest():
     with dg.DagsterInstance.ephemeral() as instance:
         shop = Shop(instance, [raw_orders, refused, customer_clv, report])
         assert shop.tick() == set()
-        assert not shop.whole_pipeline("2025-01-05")
+        assert not shop.whole_pipeline("2025-01-01", "2025-01-05")
         assert shop.tick() == set()
