@@ -25,13 +25,16 @@ install: $(BIN)/clv dbt_project/target/manifest.json
 run: install
 	$(BIN)/clv run
 
-# Lint and format first: a style slip fails in seconds, before the 12-minute suite.
+# Lint and format first: a style slip fails in seconds, before the 10-minute suite.
 lint: $(BIN)/clv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One worker per core (pytest-xdist), a test module per worker: module fixtures (a shop run once, then its tests)
+# stay on one worker. About 1.5x faster on 2 cores (BENCHMARKS.md, "Test suite"). The browser tests share one
+# Dagster instance, in order: they stay serial.
 test: install lint
-	$(BIN)/python -m pytest -m "not browser" -q
+	$(BIN)/python -m pytest -m "not browser" -q -n auto --dist loadfile
 
 test-browser: install
 	$(BIN)/python -m pytest -m browser -q
