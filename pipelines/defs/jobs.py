@@ -26,14 +26,15 @@ clv_pipeline_job = dg.define_asset_job(
 # The refresh run loads nothing: it reads the window to rebuild from the warehouse (pipelines/defs/assets/dbt.py) and
 # is as of the newest loaded day, so reloading an old range never rolls the marts back in time.
 # The trigger: a dep updated by a run that neither targeted this asset nor was a whole-pipeline run, or a dep
-# requested in this very tick; reset only by this asset's own request. Not Dagster's `since_last_handled()`: it also
-# resets on the asset's own update, and when one tick saw a whole run finish and then a raw load, that reset won over
-# the trigger (a trigger through `&` or a requested dep carries no timestamp), so the refresh stopped below the dbt
-# models and left CLV, the snapshot and the report stale (tests/ops/test_refresh_condition.py; seen in CI). Whole
-# runs are recognised by their tag on every update since the last tick, not by `executed_with_root_target()` (nor
-# `executed_with_tags()`): those look at the run of the asset's latest materialization only, so of a range of
-# raw/orders partitions all but the last looked updated elsewhere. (Dagster counts updates from the previous tick's
-# last event; on a brand-new instance, which has none, the first whole run may be followed by one needless refresh.)
+# requested in this very tick. Handled (reset) by the asset's own request or update, as Dagster's
+# `since_last_handled()`, except on a tick where the trigger holds too: there the trigger wins. Dagster's own rule
+# lets the update win when the trigger carries no timestamp (one through `&`, or a requested dep), so a tick that saw
+# a whole run finish and then a raw load rebuilt the dbt models and left CLV, the snapshot and the report stale
+# (tests/ops/test_refresh_condition.py; seen in CI). Whole runs are recognised by their tag on every update since
+# the last tick, not by `executed_with_root_target()` (nor `executed_with_tags()`): those look at the run of the
+# asset's latest materialization only, so of a range of raw/orders partitions all but the last looked updated
+# elsewhere. (Dagster counts updates from the previous tick's last event; on a brand-new instance, which has none
+# yet, the first whole run may be followed by one needless refresh.)
 _DEP_UPDATED_ELSEWHERE = dg.AutomationCondition.any_deps_match(
     dg.AutomationCondition.newly_updated()
     & ~dg.AutomationCondition.executed_with_root_target()
@@ -42,10 +43,14 @@ _DEP_UPDATED_ELSEWHERE = dg.AutomationCondition.any_deps_match(
 _DEP_REQUESTED_NOW = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
     "a dep requested in this tick"
 )
+_TRIGGER = (_DEP_UPDATED_ELSEWHERE | _DEP_REQUESTED_NOW).with_label("a dep changed without this asset")
+_HANDLED = (
+    dg.AutomationCondition.newly_requested()
+    | dg.AutomationCondition.newly_updated()
+    | dg.AutomationCondition.initial_evaluation()
+).with_label("handled")
 REFRESH_AFTER_RAW_LOAD = (
-    (_DEP_UPDATED_ELSEWHERE | _DEP_REQUESTED_NOW).since(
-        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()
-    )
+    _TRIGGER.since(_HANDLED & ~_TRIGGER)
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("refresh after a raw load that did not include it")

@@ -94,6 +94,26 @@ def test_a_tick_that_sees_a_whole_run_and_then_a_raw_load_refreshes_everything_b
         assert shop.tick() == DOWNSTREAM
 
 
+def test_a_backfill_that_rebuilds_what_is_below_in_a_second_run_needs_no_refresh_after_it():
+    """Materialize all over a range from the asset graph: an asset backfill, whose first run loads raw/orders and
+    whose second run (queued meanwhile) rebuilds everything below. The sensor waits for it, and then has nothing to
+    do."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        shop = Shop(instance)
+        assert shop.whole_pipeline("2025-01-01", "2025-01-05")
+        assert shop.tick() == set()
+        assert shop.raw_load("2025-01-02", "2025-01-03")
+        queued = instance.create_run_for_job(  # the backfill's second run, started: what it targets is in progress
+            shop.defs.resolve_implicit_global_asset_job_def(),
+            asset_selection=frozenset(DOWNSTREAM),
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        assert shop.tick() == set()  # waits for it
+        instance.report_run_canceled(queued)  # stands aside for the run below, which does its work
+        assert shop.run(DOWNSTREAM)
+        assert shop.tick() == set()
+
+
 def test_a_whole_run_requests_nothing_even_when_a_tick_falls_inside_it():
     """The daily run takes minutes: the sensor ticks while it has loaded raw/orders and built the models, not yet
     the CLV mart and the report; nothing is requested then or after."""
