@@ -30,11 +30,11 @@ lint: $(BIN)/clv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# One worker per core (pytest-xdist), a test module per worker: module fixtures (a shop run once, then its tests)
-# stay on one worker. About 1.5x faster on 2 cores (BENCHMARKS.md, "Test suite"). The browser tests share one
-# Dagster instance, in order: they stay serial.
+# One worker per core (pytest-xdist), at most 4 (each builds its own small shop, about 0.5 GB), a test module per
+# worker: module fixtures (a shop run once, then its tests) stay on one worker. About 1.5x faster on 2 cores
+# (BENCHMARKS.md, "Test suite"). The browser tests share one Dagster instance, in order: they stay serial.
 test: install lint
-	$(BIN)/python -m pytest -m "not browser" -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -m "not browser" -q -n auto --maxprocesses 4 --dist loadfile
 
 test-browser: install
 	$(BIN)/python -m pytest -m browser -q
