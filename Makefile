@@ -30,7 +30,7 @@ lint: $(BIN)/clv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# One worker per core (pytest-xdist), at most 4 (each builds its own small shop, about 0.5 GB), a test module per
+# One worker per core (pytest-xdist), at most 4 (each builds its own small shop; `clv` peaks at 0.53 GB), a module per
 # worker: module fixtures (a shop run once, then its tests) stay on one worker. About 1.5x faster on 2 cores
 # (BENCHMARKS.md, "Test suite"). The browser tests share one Dagster instance, in order: they stay serial.
 test: install lint
