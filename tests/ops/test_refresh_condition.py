@@ -7,9 +7,9 @@ finish and a raw load after it; the refresh must still reach every asset below t
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipelines.defs.jobs import RAW_GROUP, WHOLE_PIPELINE_TAGS, with_refresh_after_raw_load
+from pipelines.run_window import RANGE_END_TAG, RANGE_START_TAG
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-11")
 RAW = dg.AssetKey(["raw", "orders"])
@@ -58,7 +58,7 @@ class Shop:
         as `clv run` and the single-run backfill policy do)."""
         job = self.defs.resolve_implicit_global_asset_job_def()
         if days:
-            tags = {**(tags or {}), ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[1]}
+            tags = {**(tags or {}), RANGE_START_TAG: days[0], RANGE_END_TAG: days[1]}
         return job.execute_in_process(
             instance=self.instance, asset_selection=sorted(keys), tags=tags, raise_on_error=False
         ).success

@@ -268,7 +268,7 @@ def test_a_raw_load_alone_is_followed_by_one_refresh_of_everything_downstream(pi
         # the whole-job run (`clv run`) refreshed everything itself: nothing to request, ever (its tag says so:
         # tests/ops/test_refresh_condition.py)
         whole = instance.get_runs(filters=dg.RunsFilter(job_name="clv_pipeline"))
-        assert whole and all(WHOLE_PIPELINE_TAGS.items() <= run.tags.items() for run in whole)
+        assert whole and all(WHOLE_PIPELINE_TAGS.items() <= whole_run.tags.items() for whole_run in whole)
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0
         # Assets → raw/orders → Materialize → a range: raw/orders alone, one run
